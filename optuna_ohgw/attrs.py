@@ -1,0 +1,41 @@
+"""Names of the user attrs optuna-ohgw writes on trials (read by the dashboard and the evidence).
+
+All values are plain JSON numbers or strings so RDB storages accept them and the dashboard can
+sort by them.
+"""
+
+from __future__ import annotations
+
+PREFIX = "ohgw"
+STATUS = f"{PREFIX}.status"
+"""``ok``, ``off``, ``skipped: ...``, ``error: ...`` or ``nonfinite: ...``."""
+PROBE_SECONDS = f"{PREFIX}.probe_seconds"
+PROBE_LOSS = f"{PREFIX}.probe_loss"
+N_PROBES = f"{PREFIX}.n_probes"
+STEP_RULE = f"{PREFIX}.step_rule"
+EPOCHS = f"{PREFIX}.epochs"
+"""Resource used: epochs trained by this trial."""
+EPOCH_SECONDS = f"{PREFIX}.epoch_seconds"
+"""List of per-epoch compute seconds."""
+TRAIN_SECONDS = f"{PREFIX}.train_seconds"
+SETUP_SECONDS = f"{PREFIX}.setup_seconds"
+
+
+def raw(name: str) -> str:
+    """The base sampler's value of ``name`` before the warm-start step."""
+    return f"{PREFIX}.raw.{name}"
+
+
+def nudged(name: str) -> str:
+    """The value the trial actually uses."""
+    return f"{PREFIX}.nudged.{name}"
+
+
+def grad(name: str) -> str:
+    """dL/dpsi at the raw value, in internal coordinates (d/dlog x for log-scaled floats)."""
+    return f"{PREFIX}.grad.{name}"
+
+
+def step(name: str) -> str:
+    """Applied change in internal coordinates, after clipping and snapping."""
+    return f"{PREFIX}.step.{name}"

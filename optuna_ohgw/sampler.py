@@ -1,0 +1,321 @@
+"""OHGWSampler: wrap any Optuna sampler and warm-start each new trial by one hypergradient step."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution, FloatDistribution
+from optuna.samplers import BaseSampler, TPESampler
+from optuna.search_space import IntersectionSearchSpace
+from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
+
+from optuna_ohgw import attrs
+from optuna_ohgw.probes import BaseProbe
+from optuna_ohgw.steps import BaseStepRule, make_step_rule
+
+_logger = logging.getLogger("optuna_ohgw")
+
+
+@dataclasses.dataclass
+class _WarmStart:
+    """Per-trial cache: the distributions probed and the values to serve for them."""
+
+    done: bool = False
+    dists: dict[str, FloatDistribution] = dataclasses.field(default_factory=dict)
+    values: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+def _to_internal(value: float, dist: FloatDistribution) -> float:
+    return math.log(value) if dist.log else value
+
+
+def _to_external(coord: float, dist: FloatDistribution) -> float:
+    """Map an internal coordinate back to a value inside ``dist`` (clipped, on its grid)."""
+    low, high = dist.low, dist.high
+    value = math.exp(coord) if dist.log else coord
+    value = min(max(value, low), high)
+    if dist.step is not None:
+        value = low + round((value - low) / dist.step) * dist.step
+        value = min(max(value, low), high)
+    return float(value)
+
+
+class OHGWSampler(BaseSampler):
+    """One-Shot Hyper-Gradient Warm-Start around any Optuna sampler.
+
+    At the first suggest of a float the probe knows (through the relative or the independent
+    path), the sampler draws the base sampler's values for the whole probed float space, runs the
+    probe once, applies the step rule in each distribution's internal coordinates (log space for
+    log-scaled floats), clips to the bounds, snaps to the ``step`` grid, and serves the nudged
+    values for the rest of the trial. Integers, categoricals, enqueued/fixed and retried
+    parameters are never changed; they are passed to the probe as constants where it needs them.
+    Every other hook is forwarded, so with ``probe=None`` the base sampler behaves exactly as it
+    would unwrapped.
+
+    Args:
+        base_sampler: The sampler to wrap; ``TPESampler(seed=seed)`` by default.
+        probe: The hypergradient probe; ``None`` turns the warm start off.
+        step: A :class:`~optuna_ohgw.steps.BaseStepRule` or a rule name for
+            :func:`~optuna_ohgw.steps.make_step_rule`.
+        n_steps: Probe-and-step this many times (re-probing after each step); 1 is the method.
+        search_space: The float distributions of the probed parameters. Without it the space is
+            inferred from earlier trials, so the very first trial is not warm-started.
+        seed: Seeds the probe's batches and the random-sign control per trial number, so reruns
+            and parallel workers give the same warm start for the same trial.
+    """
+
+    def __init__(
+        self,
+        base_sampler: BaseSampler | None = None,
+        probe: BaseProbe | None = None,
+        *,
+        step: BaseStepRule | str = "normalized",
+        n_steps: int = 1,
+        search_space: Mapping[str, BaseDistribution] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if n_steps < 1:
+            raise ValueError(f"n_steps must be at least 1, got {n_steps}.")
+        declared: dict[str, FloatDistribution] = {}
+        for name, dist in (search_space or {}).items():
+            if not isinstance(dist, FloatDistribution):
+                raise ValueError(
+                    f"search_space[{name!r}] is {type(dist).__name__}; OHGW only nudges "
+                    "FloatDistribution parameters, leave the others out."
+                )
+            declared[name] = dist
+        self._base = base_sampler if base_sampler is not None else TPESampler(seed=seed)
+        self._probe = probe
+        self._rule = make_step_rule(step) if isinstance(step, str) else step
+        self._n_steps = n_steps
+        self._declared = declared
+        self._seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        self._inferred = IntersectionSearchSpace(include_pruned=True)
+        self._states: dict[int, _WarmStart] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def base_sampler(self) -> BaseSampler:
+        return self._base
+
+    @property
+    def probe(self) -> BaseProbe | None:
+        return self._probe
+
+    @property
+    def step_rule(self) -> BaseStepRule:
+        return self._rule
+
+    # ----- forwarded hooks ------------------------------------------------------------------
+
+    def reseed_rng(self) -> None:
+        self._base.reseed_rng()
+        self._seed = int(np.random.SeedSequence().entropy % 2**31)
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._base.infer_relative_search_space(study, trial)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._base.before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        with self._lock:
+            self._states.pop(trial._trial_id, None)
+        self._base.after_trial(study, trial, state, values)
+
+    def sample_relative(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        search_space: dict[str, BaseDistribution],
+    ) -> dict[str, Any]:
+        relative = self._base.sample_relative(study, trial, search_space)
+        if self._probe is None:
+            return relative
+        wanted = set(self._probe.param_names)
+        probed = {
+            name: dist
+            for name, dist in search_space.items()
+            if name in relative and name in wanted and isinstance(dist, FloatDistribution)
+        }
+        state = self._state(trial)
+        if probed and not state.done:
+            self._warm_start(study, trial, state, probed, relative)
+        relative = dict(relative)
+        for name in probed:
+            if name in state.values and state.dists.get(name) == probed[name]:
+                relative[name] = state.values[name]
+        return relative
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        if (
+            self._probe is not None
+            and isinstance(param_distribution, FloatDistribution)
+            and param_name in self._probe.param_names
+        ):
+            state = self._state(trial)
+            if not state.done:
+                self._warm_start(study, trial, state, {param_name: param_distribution}, {})
+            if param_name in state.values:
+                if state.dists[param_name] == param_distribution:
+                    return state.values[param_name]
+                _logger.warning(
+                    f"Trial {trial.number}: suggest_float({param_name!r}) uses {param_distribution}"
+                    f" but OHGW probed {state.dists[param_name]}; the sampler's own value is used."
+                    " Keep the distribution fixed (or update search_space=) to warm-start it."
+                )
+        return self._base.sample_independent(study, trial, param_name, param_distribution)
+
+    # ----- the warm start -------------------------------------------------------------------
+
+    def _state(self, trial: FrozenTrial) -> _WarmStart:
+        with self._lock:
+            return self._states.setdefault(trial._trial_id, _WarmStart())
+
+    def _float_space(
+        self, study: Study, current: Mapping[str, FloatDistribution]
+    ) -> dict[str, FloatDistribution]:
+        assert self._probe is not None
+        known: dict[str, BaseDistribution] = dict(self._declared)
+        if not known:
+            known = dict(self._inferred.calculate(study))
+        known.update(current)
+        return {
+            name: known[name]  # type: ignore[misc]
+            for name in self._probe.param_names
+            if isinstance(known.get(name), FloatDistribution)
+        }
+
+    def _warm_start(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: _WarmStart,
+        current: Mapping[str, FloatDistribution],
+        relative: Mapping[str, Any],
+    ) -> None:
+        assert self._probe is not None
+        state.done = True
+        names = list(self._probe.param_names)
+        space = self._float_space(study, current)
+        fixed_params = trial.system_attrs.get("fixed_params", {}) or {}
+        pinned = {n: float(trial.params[n]) for n in names if n in trial.params}
+        pinned.update({n: float(fixed_params[n]) for n in names if n in fixed_params})
+        missing = [n for n in names if n not in space and n not in pinned]
+        if missing:
+            self._record(
+                study,
+                trial,
+                {
+                    attrs.STATUS: f"skipped: no float distribution known yet for {missing}; "
+                    "pass search_space= to OHGWSampler to warm-start from the first trial"
+                },
+            )
+            return
+        raw: dict[str, float] = {}
+        for name, dist in space.items():
+            if name in pinned:
+                continue
+            if name in relative:
+                raw[name] = float(relative[name])
+            else:
+                raw[name] = float(self._base.sample_independent(study, trial, name, dist))
+        state.dists = {name: space[name] for name in raw}
+        state.values = dict(raw)
+        if not raw:
+            self._record(study, trial, {attrs.STATUS: "skipped: every probed parameter is fixed"})
+            return
+        self._run_probe(study, trial, state, raw, pinned)
+
+    def _run_probe(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: _WarmStart,
+        raw: Mapping[str, float],
+        pinned: Mapping[str, float],
+    ) -> None:
+        assert self._probe is not None
+        dists = state.dists
+        seq = np.random.SeedSequence([self._seed, trial.number])
+        probe_seed = int(seq.generate_state(1)[0])
+        rng = np.random.default_rng(seq)
+        spans = {
+            n: _to_internal(d.high, d) - _to_internal(d.low, d) for n, d in dists.items()
+        }
+        values = dict(raw)
+        seconds = 0.0
+        first: tuple[float, dict[str, float]] | None = None
+        status = "ok"
+        for _ in range(self._n_steps):
+            try:
+                result = self._probe({**pinned, **values}, seed=probe_seed)
+            except Exception as err:  # noqa: BLE001 - a probe must never crash the study
+                status = f"error: {type(err).__name__}: {err}"
+                break
+            seconds += result.seconds
+            grads = {
+                n: float(result.grads[n]) * (values[n] if dists[n].log else 1.0) for n in values
+            }
+            bad = [n for n, g in grads.items() if not math.isfinite(g)]
+            if bad or not math.isfinite(result.value):
+                status = f"nonfinite: probe loss {result.value}, gradient of {bad or 'none'}"
+                break
+            if first is None:
+                first = (float(result.value), grads)
+            delta = self._rule(grads, spans, rng)
+            values = {
+                n: _to_external(_to_internal(v, dists[n]) + float(delta[n]), dists[n])
+                for n, v in values.items()
+            }
+        record: dict[str, Any] = {
+            attrs.STATUS: status,
+            attrs.PROBE_SECONDS: seconds,
+            attrs.STEP_RULE: self._rule.name,
+            attrs.N_PROBES: self._n_steps,
+        }
+        if status != "ok":
+            values = dict(raw)
+            _logger.warning(
+                f"Trial {trial.number}: the OHGW probe failed ({status}); the trial goes on with "
+                "the sampler's raw values. Check the probe's model and data, or narrow the "
+                "search space."
+            )
+        if first is not None:
+            record[attrs.PROBE_LOSS] = first[0]
+        for name, value in raw.items():
+            record[attrs.raw(name)] = value
+            record[attrs.nudged(name)] = values[name]
+            record[attrs.step(name)] = _to_internal(values[name], dists[name]) - _to_internal(
+                value, dists[name]
+            )
+            if first is not None:
+                record[attrs.grad(name)] = first[1][name]
+        state.values = values
+        self._record(study, trial, record)
+
+    @staticmethod
+    def _record(study: Study, trial: FrozenTrial, record: Mapping[str, Any]) -> None:
+        for key, value in record.items():
+            study._storage.set_trial_user_attr(trial._trial_id, key, value)
