@@ -1,0 +1,218 @@
+"""Entry point of the ``ohgw-optuna`` command: parses, validates, calls the library."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import click
+import optuna
+
+import optuna_ohgw
+from optuna_ohgw.storage import StorageError, default_url, open_storage, redact
+from optuna_ohgw.studyfile import StudyConfig, StudyFileError, apply_overrides, find_study_file
+from optuna_ohgw.studyfile import load_study_file as _load
+
+STUDY_DIRS = (pathlib.Path("studies"), pathlib.Path(__file__).resolve().parents[1] / "studies")
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn the library's user-facing errors into one line on stderr and exit code 2."""
+    from optuna_ohgw.tasks import DatasetMissingError
+
+    try:
+        yield
+    except (StudyFileError, StorageError, DatasetMissingError) as err:
+        _fail(str(err))
+
+
+def _config(
+    study: str, seed: int | None, no_ohgw: bool, budget: tuple[str, ...]
+) -> tuple[StudyConfig, dict[str, Any]]:
+    config = _load(find_study_file(study, STUDY_DIRS))
+    overrides: dict[str, Any] = {}
+    if seed is not None:
+        overrides["seed"] = seed
+    if no_ohgw:
+        overrides["no_ohgw"] = True
+    if budget:
+        pairs = {}
+        for item in budget:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise StudyFileError(f"--budget {item}: write KEY=VALUE, e.g. n_trials=40")
+            pairs[key.strip()] = value.strip()
+        overrides["budget"] = pairs
+    return apply_overrides(config, overrides), overrides
+
+
+@click.group()
+@click.version_option(optuna_ohgw.__version__, prog_name="ohgw-optuna")
+def app() -> None:
+    """One-Shot Hyper-Gradient Warm-Starts for Optuna."""
+
+
+@app.command()
+@click.option("--study", "study", required=True, help="Study name in studies/ or a .toml path.")
+@click.option("--n-workers", default=1, show_default=True, help="Worker processes (one per GPU).")
+@click.option("--storage", default=None, help="Storage URL (default: runs/STUDY.journal).")
+@click.option("--seed", type=int, default=None, help="Override the study file's seed.")
+@click.option(
+    "--budget",
+    multiple=True,
+    help="Override the budget: n_trials=N, total_epochs=N, wall_seconds=S.",
+)
+@click.option("--no-ohgw", is_flag=True, help="Run the vanilla twin (study name + '-vanilla').")
+@click.option(
+    "--data-dir", default=None, help="Dataset folder (CIFAR-10: holds cifar-10-batches-py)."
+)
+@click.option(
+    "--download", is_flag=True, help="Let torchvision download CIFAR-10 into --data-dir."
+)
+def run(
+    study: str,
+    n_workers: int,
+    storage: str | None,
+    seed: int | None,
+    budget: tuple[str, ...],
+    no_ohgw: bool,
+    data_dir: str | None,
+    download: bool,
+) -> None:
+    """Run a named study with N worker processes on one storage (rerun to resume)."""
+    from tqdm import tqdm
+
+    from optuna_ohgw.runner import RunSummary, run_study
+    from optuna_ohgw.tasks import get_task
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with _user_errors():
+        config, overrides = _config(study, seed, no_ohgw, budget)
+        if n_workers < 1:
+            raise StudyFileError(f"--n-workers must be at least 1, got {n_workers}")
+        url = storage or default_url(config.study_name)
+        get_task(config.task)(data_dir=data_dir, download=download).check_data()
+        total = config.budget.n_trials or None
+        click.echo(f"study {config.study_name} on {redact(url)} with {n_workers} worker(s)")
+        bar = tqdm(total=total, unit="trial", desc=config.study_name, dynamic_ncols=True)
+
+        def progress(summary: RunSummary) -> None:
+            c = summary.counts
+            bar.n = c["complete"] + c["pruned"]
+            if bar.total is not None and bar.n > bar.total:
+                bar.total = bar.n  # workers finish the trials in flight when the budget is hit
+            best = "-" if summary.best_value is None else f"{summary.best_value:.4f}"
+            bar.set_postfix_str(
+                f"complete={c['complete']} pruned={c['pruned']} running={c['running']} "
+                f"failed={c['fail']} best={best}"
+            )
+
+        try:
+            summary = run_study(
+                config,
+                url,
+                n_workers,
+                data_dir=data_dir,
+                download=download,
+                overrides=overrides,
+                on_progress=progress,
+            )
+        except KeyboardInterrupt:
+            bar.close()
+            _fail("interrupted: workers stopped; rerun the same command to resume the study")
+        except RuntimeError as err:
+            bar.close()
+            _fail(str(err))
+        progress(summary)
+        bar.close()
+        click.echo(summary.format())
+
+
+@app.command()
+def studies() -> None:
+    """List the study files with their task, scheduler and budget."""
+    rows = []
+    seen: set[str] = set()
+    for folder in STUDY_DIRS:
+        for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+            if path.stem in seen:
+                continue
+            seen.add(path.stem)
+            try:
+                c = _load(path)
+            except StudyFileError as err:
+                rows.append((path.stem, "invalid", str(err), "", ""))
+                continue
+            b = c.budget
+            budget = ", ".join(
+                f"{k}={v}"
+                for k, v in (
+                    ("n_trials", b.n_trials),
+                    ("total_epochs", b.total_epochs),
+                    ("wall_seconds", b.wall_seconds),
+                )
+                if v
+            )
+            rows.append((c.name, c.task, c.scheduler.name, f"max_epochs={c.max_epochs}", budget))
+    header = ("study", "task", "scheduler", "epochs", "budget")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+@app.command()
+@click.option("--study", "study", required=True, help="Study name in studies/ or a .toml path.")
+@click.option("--storage", default=None, help="Storage URL (default: runs/STUDY.journal).")
+@click.option("--no-ohgw", is_flag=True, help="Show the vanilla twin.")
+def status(study: str, storage: str | None, no_ohgw: bool) -> None:
+    """Print trial counts and the best trial without starting anything."""
+    from optuna_ohgw.runner import summarize
+
+    with _user_errors():
+        config, _ = _config(study, None, no_ohgw, ())
+        url = storage or default_url(config.study_name)
+        click.echo(summarize(_load_existing(config, url)).format())
+
+
+def _load_existing(config: StudyConfig, url: str) -> optuna.Study:
+    storage = open_storage(url, heartbeat=False)
+    try:
+        return optuna.load_study(study_name=config.study_name, storage=storage)
+    except KeyError:
+        raise StorageError(
+            f"no study {config.study_name!r} in {redact(url)}; run "
+            f"`ohgw-optuna run --study {config.name}` first"
+        ) from None
+
+
+@app.command()
+@click.option("--study", "study", required=True, help="Study name in studies/ or a .toml path.")
+@click.option("--storage", default=None, help="Storage URL (default: runs/STUDY.journal).")
+@click.option("--no-ohgw", is_flag=True, help="Open the vanilla twin's storage.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8080, show_default=True, help="Port to serve on.")
+def dashboard(study: str, storage: str | None, no_ohgw: bool, host: str, port: int) -> None:
+    """Serve optuna-dashboard on the study's storage."""
+    with _user_errors():
+        config, _ = _config(study, None, no_ohgw, ())
+        url = storage or default_url(config.study_name)
+        _load_existing(config, url)
+        try:
+            from optuna_dashboard import run_server
+        except ImportError:
+            _fail("optuna-dashboard is not installed: pip install optuna-dashboard")
+        click.echo(f"optuna-dashboard for {config.study_name} at http://{host}:{port}/")
+        run_server(open_storage(url, heartbeat=False), host=host, port=port)
+
+
+def main() -> None:
+    app()

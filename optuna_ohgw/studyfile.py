@@ -1,0 +1,355 @@
+"""Study files: one TOML file per named study, parsed into a validated :class:`StudyConfig`.
+
+Every problem is reported as one :class:`StudyFileError` line that names the file, the key and
+what to write instead; unknown keys are errors (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import pathlib
+import tomllib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import optuna
+from optuna.distributions import FloatDistribution
+
+from optuna_ohgw.probes import ROLES
+
+SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
+    "tpe": optuna.samplers.TPESampler,
+    "random": optuna.samplers.RandomSampler,
+    "cmaes": optuna.samplers.CmaEsSampler,
+    "gp": optuna.samplers.GPSampler,
+    "qmc": optuna.samplers.QMCSampler,
+}
+SCHEDULERS = ("asha", "hyperband")
+STEP_RULES = ("raw", "normalized", "none", "random-sign", "flipped")
+TASK_NAMES = ("digits", "mnist1d", "cifar10")
+
+
+class StudyFileError(ValueError):
+    """A study file that cannot be used; the message says where and what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OHGWConfig:
+    enabled: bool = True
+    step: str = "normalized"
+    base: str = "normalized"
+    eta: float = 1e-3
+    fraction: float = 0.05
+    direction: str = "sign"
+    k: int = 0
+    n_pairs: int = 1
+    n_steps: int = 1
+    batch_size: int = 128
+
+    def step_options(self) -> dict[str, Any]:
+        """Keyword options for :func:`optuna_ohgw.steps.make_step_rule`."""
+        rule = self.base if self.step in ("random-sign", "flipped") else self.step
+        if rule == "raw":
+            return {"eta": self.eta}
+        if rule == "normalized":
+            return {"fraction": self.fraction, "direction": self.direction}
+        return {}
+
+
+@dataclasses.dataclass(frozen=True)
+class SchedulerConfig:
+    name: str = "asha"
+    min_resource: int = 1
+    reduction_factor: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class BudgetConfig:
+    n_trials: int = 0
+    total_epochs: int = 0
+    wall_seconds: float = 0.0
+
+    def is_unbounded(self) -> bool:
+        return not (self.n_trials or self.total_epochs or self.wall_seconds)
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """Everything a named study needs; built by :func:`load_study_file`."""
+
+    name: str
+    task: str
+    path: pathlib.Path
+    direction: str = "maximize"
+    metric: str = "val_accuracy"
+    target: float | None = None
+    seed: int = 0
+    max_epochs: int = 9
+    batch_size: int = 0
+    sampler: str = "tpe"
+    sampler_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    scheduler: SchedulerConfig = SchedulerConfig()
+    ohgw: OHGWConfig = OHGWConfig()
+    budget: BudgetConfig = BudgetConfig()
+    space: Mapping[str, FloatDistribution] = dataclasses.field(default_factory=dict)
+    fixed: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> StudyConfig:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def study_name(self) -> str:
+        """The name in the storage: ``-vanilla`` is appended when OHGW is off."""
+        return self.name if self.ohgw.enabled else f"{self.name}-vanilla"
+
+
+class _Table:
+    """Reads typed keys from one TOML table and rejects the keys nobody asked for."""
+
+    def __init__(self, data: Mapping[str, Any], where: str, path: pathlib.Path) -> None:
+        if not isinstance(data, Mapping):
+            raise StudyFileError(f"{path}: [{where}] must be a table, got {data!r}")
+        self.data = dict(data)
+        self.where = where
+        self.path = path
+
+    def error(self, key: str, problem: str) -> StudyFileError:
+        loc = f"{self.where}.{key}" if self.where else key
+        return StudyFileError(f"{self.path}: {loc}: {problem}")
+
+    def take(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        if key not in self.data:
+            if default is ...:
+                raise self.error(key, "is required")
+            return default
+        value = self.data.pop(key)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) and bool not in kinds:
+            raise self.error(key, f"expected {_names(kinds)}, got a boolean")
+        if not isinstance(value, kinds):
+            raise self.error(
+                key, f"expected {_names(kinds)}, got {type(value).__name__} {value!r}"
+            )
+        return value
+
+    def table(self, key: str) -> _Table:
+        where = f"{self.where}.{key}" if self.where else key
+        return _Table(self.data.pop(key, {}), where, self.path)
+
+    def done(self) -> None:
+        if self.data:
+            keys = ", ".join(sorted(self.data))
+            loc = f"[{self.where}]" if self.where else "the top level"
+            raise StudyFileError(f"{self.path}: unknown key(s) {keys} in {loc}")
+
+
+def _names(kinds: tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def _choice(table: _Table, key: str, choices: tuple[str, ...], default: Any = ...) -> str:
+    value = table.take(key, str, default)
+    if value not in choices:
+        raise table.error(key, f"unknown value {value!r}; choose from {', '.join(choices)}")
+    return value
+
+
+def _positive(table: _Table, key: str, value: float, *, allow_zero: bool = False) -> None:
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise table.error(key, f"must be {bound}, got {value}")
+
+
+def _space(table: _Table) -> dict[str, FloatDistribution]:
+    space: dict[str, FloatDistribution] = {}
+    for name in list(table.data):
+        if name not in ROLES:
+            raise table.error(name, f"unknown hyperparameter; choose from {', '.join(ROLES)}")
+        spec = table.table(name)
+        low = spec.take("low", float)
+        high = spec.take("high", float)
+        log = spec.take("log", bool, False)
+        step = spec.take("step", float, None)
+        spec.done()
+        if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+            raise spec.error("low", f"bounds make no sense: low={low} must be < high={high}")
+        if log and low <= 0:
+            raise spec.error("low", f"log-scaled bounds must be > 0, got low={low}")
+        if step is not None and (log or step <= 0):
+            raise spec.error("step", "step must be > 0 and cannot be combined with log = true")
+        space[name] = FloatDistribution(low, high, log=log, step=step)
+    if not space:
+        raise table.error(
+            "", "the search space is empty; add e.g. lr = {low=1e-3, high=1, log=true}"
+        )
+    return space
+
+
+def find_study_file(name: str, dirs: Sequence[pathlib.Path]) -> pathlib.Path:
+    """A study file by path, or by name (``NAME.toml``) in the first of ``dirs`` that has it."""
+    path = pathlib.Path(name)
+    if path.suffix == ".toml" or path.exists():
+        if not path.exists():
+            raise StudyFileError(f"{path}: no such study file")
+        return path
+    for folder in dirs:
+        candidate = folder / f"{name}.toml"
+        if candidate.exists():
+            return candidate
+    known = sorted({p.stem for folder in dirs if folder.is_dir() for p in folder.glob("*.toml")})
+    raise StudyFileError(
+        f"unknown study {name!r}; known studies: {', '.join(known) or 'none'} "
+        "(or pass a path to a .toml file)"
+    )
+
+
+def load_study_file(path: str | pathlib.Path) -> StudyConfig:
+    """Parse and validate a study file."""
+    path = pathlib.Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise StudyFileError(f"{path}: no such study file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise StudyFileError(f"{path}: not valid TOML ({err})") from None
+    top = _Table(raw, "", path)
+    name = top.take("name", str)
+    task = _choice(top, "task", TASK_NAMES)
+    direction = _choice(top, "direction", ("maximize", "minimize"), "maximize")
+    metric = top.take("metric", str, "val_accuracy")
+    target = top.take("target", float, None)
+    seed = top.take("seed", int, 0)
+    max_epochs = top.take("max_epochs", int)
+    batch_size = top.take("batch_size", int, 0)
+    if max_epochs < 1:
+        raise top.error("max_epochs", f"must be >= 1, got {max_epochs}")
+    if batch_size < 0:
+        raise top.error(
+            "batch_size", f"must be >= 1 (or 0 for the task's default), got {batch_size}"
+        )
+
+    sampler_t = top.table("sampler")
+    sampler = _choice(sampler_t, "name", tuple(SAMPLERS), "tpe")
+    options = dict(sampler_t.data)
+    sampler_t.data.clear()
+    accepted = inspect.signature(SAMPLERS[sampler]).parameters
+    for key in options:
+        if key not in accepted or key in ("seed", "search_space"):
+            raise sampler_t.error(key, f"not an option of {SAMPLERS[sampler].__name__}")
+
+    sched_t = top.table("scheduler")
+    scheduler = SchedulerConfig(
+        name=_choice(sched_t, "name", SCHEDULERS, "asha"),
+        min_resource=sched_t.take("min_resource", int, 1),
+        reduction_factor=sched_t.take("reduction_factor", int, 3),
+    )
+    sched_t.done()
+    if not 1 <= scheduler.min_resource <= max_epochs:
+        raise sched_t.error("min_resource", f"must be in [1, max_epochs={max_epochs}]")
+    if scheduler.reduction_factor < 2:
+        raise sched_t.error("reduction_factor", "must be >= 2")
+
+    ohgw_t = top.table("ohgw")
+    ohgw = OHGWConfig(
+        enabled=ohgw_t.take("enabled", bool, True),
+        step=_choice(ohgw_t, "step", STEP_RULES, "normalized"),
+        base=_choice(ohgw_t, "base", ("raw", "normalized"), "normalized"),
+        eta=ohgw_t.take("eta", float, 1e-3),
+        fraction=ohgw_t.take("fraction", float, 0.05),
+        direction=_choice(ohgw_t, "direction", ("sign", "unit"), "sign"),
+        k=ohgw_t.take("k", int, 0),
+        n_pairs=ohgw_t.take("n_pairs", int, 1),
+        n_steps=ohgw_t.take("n_steps", int, 1),
+        batch_size=ohgw_t.take("batch_size", int, 128),
+    )
+    ohgw_t.done()
+    _positive(ohgw_t, "eta", ohgw.eta)
+    if not 0 < ohgw.fraction <= 1:
+        raise ohgw_t.error("fraction", f"must be in (0, 1], got {ohgw.fraction}")
+    for key in ("n_pairs", "n_steps", "batch_size"):
+        if getattr(ohgw, key) < 1:
+            raise ohgw_t.error(key, f"must be >= 1, got {getattr(ohgw, key)}")
+    if ohgw.k < 0:
+        raise ohgw_t.error("k", f"must be >= 1 (or 0 for automatic), got {ohgw.k}")
+
+    budget_t = top.table("budget")
+    budget = BudgetConfig(
+        n_trials=budget_t.take("n_trials", int, 0),
+        total_epochs=budget_t.take("total_epochs", int, 0),
+        wall_seconds=budget_t.take("wall_seconds", float, 0.0),
+    )
+    budget_t.done()
+    for key in ("n_trials", "total_epochs", "wall_seconds"):
+        _positive(budget_t, key, getattr(budget, key), allow_zero=True)
+    if budget.is_unbounded():
+        raise budget_t.error(
+            "n_trials", "set at least one of n_trials, total_epochs, wall_seconds"
+        )
+
+    space = _space(top.table("space"))
+    fixed_t = top.table("fixed")
+    fixed: dict[str, float] = {}
+    for role in list(fixed_t.data):
+        if role not in ROLES:
+            raise fixed_t.error(role, f"unknown hyperparameter; choose from {', '.join(ROLES)}")
+        if role in space:
+            raise fixed_t.error(role, "is both in [space] and [fixed]; keep one")
+        fixed[role] = fixed_t.take(role, float)
+    if "lr" not in space and "lr" not in fixed:
+        raise top.error("space", "needs lr (in [space] or [fixed])")
+    top.done()
+    return StudyConfig(
+        name=name,
+        task=task,
+        path=path,
+        direction=direction,
+        metric=metric,
+        target=target,
+        seed=seed,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        sampler=sampler,
+        sampler_options=options,
+        scheduler=scheduler,
+        ohgw=ohgw,
+        budget=budget,
+        space=space,
+        fixed=fixed,
+    )
+
+
+def apply_overrides(config: StudyConfig, overrides: Mapping[str, Any]) -> StudyConfig:
+    """Command-line overrides: ``seed``, ``no_ohgw`` and ``budget`` (``{key: value}`` with the
+    keys of the ``[budget]`` table). Values are validated like the file's own."""
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key == "seed":
+            changes["seed"] = int(value)
+        elif key == "no_ohgw":
+            if value:
+                changes["ohgw"] = dataclasses.replace(config.ohgw, enabled=False)
+        elif key == "budget":
+            budget = dataclasses.asdict(config.budget)
+            for name, amount in dict(value).items():
+                if name not in budget:
+                    raise StudyFileError(
+                        f"--budget {name}: unknown budget; use n_trials, total_epochs or "
+                        "wall_seconds"
+                    )
+                amount = float(amount) if name == "wall_seconds" else int(amount)
+                if amount < 0:
+                    raise StudyFileError(f"--budget {name}: must be >= 0, got {amount}")
+                budget[name] = amount
+            changes["budget"] = BudgetConfig(**budget)
+            if changes["budget"].is_unbounded():
+                raise StudyFileError(
+                    "--budget: set at least one of n_trials, total_epochs, wall_seconds"
+                )
+        else:
+            raise StudyFileError(f"unknown override {key!r}")
+    return config.replace(**changes)
