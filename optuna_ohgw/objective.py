@@ -82,7 +82,6 @@ class EpochObjective(Generic[S]):
                 epoch_seconds.append(time.perf_counter() - tick)
                 epoch += 1
                 trial.report(value, epoch)
-                self._record(trial, epoch, epoch_seconds)
                 if not math.isfinite(value):
                     return value  # Optuna fails the trial with a warning; the study goes on
                 if trial.should_prune():
@@ -94,6 +93,9 @@ class EpochObjective(Generic[S]):
                     trial.set_user_attr(key, float(extra))
             return value
         finally:
+            # Written once at the end (not per epoch) to keep storage writes, and so lock
+            # contention between parallel workers, low.
+            self._record(trial, len(epoch_seconds), epoch_seconds)
             if self.teardown is not None:
                 self.teardown(state)
 

@@ -15,11 +15,13 @@ import warnings
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 30
 MAX_RETRY = 3
+JOURNAL_LOCK_GRACE = 10
+"""Seconds after which a journal lock left by a killed worker is broken (appends take ms)."""
 
 
 class StorageError(RuntimeError):
@@ -55,10 +57,13 @@ def journal_path(url: str) -> pathlib.Path:
 def open_storage(url: str, *, heartbeat: bool = True) -> BaseStorage:
     """Open ``url`` for a worker or the parent; raise :class:`StorageError` in one line."""
     if is_journal(url):
-        path = journal_path(url)
+        # An absolute path: the lock is a symlink to the journal, and a relative target would
+        # resolve against runs/ itself, so a lock left by a killed worker would never expire.
+        path = journal_path(url).resolve()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(str(path)))
+            lock = JournalFileSymlinkLock(str(path), grace_period=JOURNAL_LOCK_GRACE)
+            return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
         except OSError as err:
             raise StorageError(f"cannot open journal file {path}: {err.strerror}") from None
     if url.startswith("sqlite:///"):

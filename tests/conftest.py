@@ -1,0 +1,67 @@
+"""Shared fixtures: a small, fast study file and the real ``ohgw-optuna`` command."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CLI = pathlib.Path(sys.executable).parent / "ohgw-optuna"
+
+SMALL_STUDY = """\
+name = "{name}"
+task = "digits"
+target = 0.9
+seed = 0
+max_epochs = {max_epochs}
+
+[scheduler]
+name = "{scheduler}"
+min_resource = 1
+reduction_factor = 3
+
+[budget]
+n_trials = {n_trials}
+
+[space]
+lr = {{ low = 1e-2, high = 0.5, log = true }}
+weight_decay = {{ low = 1e-6, high = 1e-3, log = true }}
+momentum = {{ low = 0.0, high = 0.9 }}
+augment = {{ low = 0.0, high = 1.0 }}
+label_smoothing = {{ low = 0.0, high = 0.2 }}
+"""
+
+
+@pytest.fixture
+def small_study(tmp_path: pathlib.Path):  # type: ignore[no-untyped-def]
+    """Write a digits study file with a tiny budget; returns a factory taking overrides."""
+
+    def make(
+        name: str = "digits-small",
+        *,
+        max_epochs: int = 3,
+        n_trials: int = 6,
+        scheduler: str = "asha",
+    ) -> pathlib.Path:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(
+            SMALL_STUDY.format(
+                name=name, max_epochs=max_epochs, n_trials=n_trials, scheduler=scheduler
+            )
+        )
+        return path
+
+    return make
+
+
+def run_cli(*args: str, cwd: pathlib.Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``ohgw-optuna`` console script for real."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return subprocess.run(
+        [str(CLI), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
