@@ -1,0 +1,54 @@
+"""``ohgw-optuna dashboard`` serves the study's storage through the real optuna-dashboard."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import time
+import urllib.request
+
+from tests.conftest import CLI, run_cli
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_dashboard_shows_the_warm_start_attrs(small_study, tmp_path: pathlib.Path) -> None:
+    path = small_study(n_trials=2, max_epochs=2)
+    assert run_cli("run", "--study", str(path), cwd=tmp_path).returncode == 0
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(CLI), "dashboard", "--study", str(path), "--port", str(port)],
+        cwd=tmp_path,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        studies = None
+        for _ in range(100):
+            try:
+                studies = _get(f"http://127.0.0.1:{port}/api/studies")
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert studies is not None, proc.stderr.read1().decode() if proc.stderr else ""
+        (summary,) = [s for s in studies["study_summaries"] if s["study_name"] == "digits-small"]
+        detail = _get(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}?after=0")
+        trial = detail["trials"][0]
+        keys = {a["key"] for a in trial["user_attrs"]}
+        assert {"ohgw.raw.lr", "ohgw.nudged.lr", "ohgw.grad.lr", "ohgw.status"} <= keys
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
