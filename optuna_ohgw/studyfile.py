@@ -116,7 +116,7 @@ class _Table:
         self.path = path
 
     def error(self, key: str, problem: str) -> StudyFileError:
-        loc = f"{self.where}.{key}" if self.where else key
+        loc = ".".join(part for part in (self.where, key) if part)
         return StudyFileError(f"{self.path}: {loc}: {problem}")
 
     def take(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
@@ -329,7 +329,7 @@ def apply_overrides(config: StudyConfig, overrides: Mapping[str, Any]) -> StudyC
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
         if key == "seed":
-            changes["seed"] = int(value)
+            changes["seed"] = _override_number("--seed", value, int)
         elif key == "no_ohgw":
             if value:
                 changes["ohgw"] = dataclasses.replace(config.ohgw, enabled=False)
@@ -341,8 +341,9 @@ def apply_overrides(config: StudyConfig, overrides: Mapping[str, Any]) -> StudyC
                         f"--budget {name}: unknown budget; use n_trials, total_epochs or "
                         "wall_seconds"
                     )
-                amount = float(amount) if name == "wall_seconds" else int(amount)
-                if amount < 0:
+                kind = float if name == "wall_seconds" else int
+                amount = _override_number(f"--budget {name}", amount, kind)
+                if not math.isfinite(amount) or amount < 0:
                     raise StudyFileError(f"--budget {name}: must be >= 0, got {amount}")
                 budget[name] = amount
             changes["budget"] = BudgetConfig(**budget)
@@ -353,3 +354,15 @@ def apply_overrides(config: StudyConfig, overrides: Mapping[str, Any]) -> StudyC
         else:
             raise StudyFileError(f"unknown override {key!r}")
     return config.replace(**changes)
+
+
+def _override_number(where: str, value: Any, kind: type[int] | type[float]) -> Any:
+    """``value`` (a number or the command line's string) as ``kind``, or a one-line error."""
+    try:
+        number = kind(value)
+        if kind is int and isinstance(value, float) and number != value:
+            raise ValueError  # int(2.5) would silently give 2
+    except (TypeError, ValueError, OverflowError):
+        name = "an integer" if kind is int else "a number"
+        raise StudyFileError(f"{where}: expected {name}, got {value!r}") from None
+    return number

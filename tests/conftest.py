@@ -58,7 +58,9 @@ def small_study(tmp_path: pathlib.Path):  # type: ignore[no-untyped-def]
     return make
 
 
-def run_cli(*args: str, cwd: pathlib.Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: pathlib.Path, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
     """Run the installed ``ohgw-optuna`` console script for real."""
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
