@@ -101,6 +101,7 @@ def run(
             raise StudyFileError(f"--n-workers must be at least 1, got {n_workers}")
         url = storage or default_url(config.study_name)
         get_task(config.task)(data_dir=data_dir, download=download).check_data()
+        open_storage(url)  # an unreachable storage is one line, before any progress output
         total = config.budget.n_trials or None
         click.echo(f"study {config.study_name} on {redact(url)} with {n_workers} worker(s)")
         bar = tqdm(total=total, unit="trial", desc=config.study_name, dynamic_ncols=True)
