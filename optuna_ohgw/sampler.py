@@ -144,6 +144,15 @@ class OHGWSampler(BaseSampler):
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._base.before_trial(study, trial)
+        if self._probe is None:
+            return
+        fixed = trial.system_attrs.get("fixed_params") or {}
+        if fixed and all(name in fixed for name in self._probe.param_names):
+            # An enqueued or retried trial never reaches the sampler for these: say so.
+            state = self._state(trial)
+            state.done = True
+            status = "skipped: every probed parameter is fixed (enqueued or retried trial)"
+            self._record(study, trial, {attrs.STATUS: status})
 
     def after_trial(
         self,

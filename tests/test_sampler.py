@@ -1159,3 +1159,16 @@ def test_epoch_objective_with_ohgw_and_pruner() -> None:
         check_warm_started(trial)
         # The trained state uses the nudged values.
         assert torn[trial.number] == pytest.approx(quad(trial.params)[0])
+
+
+def test_fully_enqueued_trial_is_marked_skipped() -> None:
+    probe = FunctionProbe(lambda p: (0.0, {"x": 1.0}), ["x"])
+    space = {"x": FloatDistribution(0.0, 1.0)}
+    sampler = OHGWSampler(optuna.samplers.RandomSampler(seed=0), probe, search_space=space, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.enqueue_trial({"x": 0.25})
+    study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=2)
+    first, second = study.trials
+    assert first.params["x"] == 0.25
+    assert first.user_attrs[attrs.STATUS].startswith("skipped: every probed parameter is fixed")
+    assert second.user_attrs[attrs.STATUS] == "ok"
