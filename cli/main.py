@@ -78,6 +78,12 @@ def app() -> None:
 @click.option(
     "--download", is_flag=True, help="Let torchvision download CIFAR-10 into --data-dir."
 )
+@click.option(
+    "--checkpoint-dir",
+    default="runs/checkpoints",
+    show_default=True,
+    help="Where paused trials keep checkpoints (all workers must see it).",
+)
 def run(
     study: str,
     n_workers: int,
@@ -87,11 +93,12 @@ def run(
     no_ohgw: bool,
     data_dir: str | None,
     download: bool,
+    checkpoint_dir: str,
 ) -> None:
     """Run a named study with N worker processes on one storage (rerun to resume)."""
     from tqdm import tqdm
 
-    from optuna_ohgw.runner import RunSummary, run_study
+    from optuna_ohgw.runner import RunSummary, is_promotion, run_study
     from optuna_ohgw.tasks import get_task
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -103,12 +110,14 @@ def run(
         get_task(config.task)(data_dir=data_dir, download=download).check_data()
         open_storage(url)  # an unreachable storage is one line, before any progress output
         total = config.budget.n_trials or None
+        promotion = is_promotion(config)
         click.echo(f"study {config.study_name} on {redact(url)} with {n_workers} worker(s)")
         bar = tqdm(total=total, unit="trial", desc=config.study_name, dynamic_ncols=True)
 
         def progress(summary: RunSummary) -> None:
             c = summary.counts
-            bar.n = c["complete"] + c["pruned"]
+            # Promotion schedulers count configurations (a paused trial is one of its segments).
+            bar.n = summary.configurations if promotion else c["complete"] + c["pruned"]
             if bar.total is not None and bar.n > bar.total:
                 bar.total = bar.n  # workers finish the trials in flight when the budget is hit
             best = "-" if summary.best_value is None else f"{summary.best_value:.4f}"
@@ -125,6 +134,7 @@ def run(
                 data_dir=data_dir,
                 download=download,
                 overrides=overrides,
+                checkpoint_dir=checkpoint_dir,
                 on_progress=progress,
             )
         except KeyboardInterrupt:

@@ -21,25 +21,32 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_ohgw import attrs
-from optuna_ohgw.studyfile import SAMPLERS, StudyConfig
+if TYPE_CHECKING:
+    from optuna_ohgw.schedulers import BasePromotionScheduler
+
+from optuna_ohgw import attrs, lineage
+from optuna_ohgw.checkpoint import CheckpointStore
+from optuna_ohgw.studyfile import PROMOTION_SCHEDULERS, SAMPLERS, StudyConfig
 
 WORKER_ATTR = "ohgw:worker"
 """Trial system attr: ``{"host", "pid", "worker"}`` of the process that runs the trial."""
+DEFAULT_CHECKPOINT_DIR = pathlib.Path("runs") / "checkpoints"
 MAX_CONSECUTIVE_FAILURES = 5
 MAX_RESPAWNS = 10
 
 
 def build_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     """ASHA (stopping type) or Hyperband with explicit resources (never ``"auto"``, which each
-    worker would compute on its own)."""
+    worker would compute on its own); promotion-type schedulers prune nothing."""
     sched = config.scheduler
+    if sched.name in PROMOTION_SCHEDULERS:
+        return optuna.pruners.NopPruner()
     if sched.name == "asha":
         return optuna.pruners.SuccessiveHalvingPruner(
             min_resource=sched.min_resource,
@@ -103,9 +110,40 @@ def epochs_used(trials: Sequence[FrozenTrial]) -> int:
     return sum(int(t.user_attrs.get(attrs.EPOCHS, 0)) for t in trials)
 
 
+def build_scheduler(config: StudyConfig) -> BasePromotionScheduler:
+    """The promotion-type scheduler of a study file (``asha-promotion`` or ``pasha``)."""
+    from optuna_ohgw.schedulers import PASHA, PromotionASHA
+
+    sched = config.scheduler
+    cls = PASHA if sched.name == "pasha" else PromotionASHA
+    return cls(sched.min_resource, sched.reduction_factor, config.max_epochs)
+
+
+def is_promotion(config: StudyConfig) -> bool:
+    return config.scheduler.name in PROMOTION_SCHEDULERS
+
+
+def new_configs_allowed(config: StudyConfig, trials: Sequence[FrozenTrial]) -> bool:
+    """Promotion mode: ``n_trials`` counts configurations, not segments."""
+    budget = config.budget
+    if budget.total_epochs and epochs_used(trials) >= budget.total_epochs:
+        return False
+    return not budget.n_trials or len(lineage.configurations(trials)) < budget.n_trials
+
+
 def budget_spent(config: StudyConfig, trials: Sequence[FrozenTrial]) -> bool:
     """True when the study's trial or epoch budget is used up (failed trials do not count)."""
     budget = config.budget
+    if is_promotion(config):
+        if budget.total_epochs and epochs_used(trials) >= budget.total_epochs:
+            return True
+        # Paused continuations that nobody promotes do not keep the study open.
+        pending = any(
+            t.state == TrialState.RUNNING
+            or (t.state == TrialState.WAITING and not lineage.is_continuation(t))
+            for t in trials
+        )
+        return not new_configs_allowed(config, trials) and not pending
     done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     if budget.n_trials and done >= budget.n_trials:
         return True
@@ -137,6 +175,7 @@ def run_worker(
     data_dir: str | None = None,
     download: bool = False,
     device: str | None = None,
+    checkpoint_dir: str | pathlib.Path = DEFAULT_CHECKPOINT_DIR,
 ) -> None:
     """One worker: train trials of ``config`` on ``storage`` until the budget is spent."""
     import torch
@@ -186,12 +225,33 @@ def run_worker(
         trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, me)
         return objective(trial)
 
+    if is_promotion(config):
+        from optuna_ohgw.schedulers import PauseResumeHooks, run_promotion_worker
+
+        scheduler = build_scheduler(config)
+        objective.hooks = PauseResumeHooks(scheduler, checkpoint_store(config, checkpoint_dir))
+        wall = config.budget.wall_seconds
+        run_promotion_worker(
+            study,
+            tracked,
+            scheduler,
+            lambda trials: new_configs_allowed(config, trials),
+            budget_spent=lambda trials: bool(
+                config.budget.total_epochs and epochs_used(trials) >= config.budget.total_epochs
+            ),
+            deadline=time.time() + wall if wall else None,
+        )
+        return
     study.optimize(
         tracked,
         callbacks=[BudgetCallback(config)],
         timeout=config.budget.wall_seconds or None,
         catch=(Exception,),
     )
+
+
+def checkpoint_store(config: StudyConfig, root: str | pathlib.Path) -> CheckpointStore:
+    return CheckpointStore(root, config.study_name)
 
 
 def fail_and_retry(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -239,6 +299,8 @@ class RunSummary:
 
     study_name: str
     counts: dict[str, int]
+    configurations: int
+    not_promoted: int
     epochs: int
     best_value: float | None
     best_number: int | None
@@ -261,6 +323,8 @@ class RunSummary:
                 f"{c['complete']} complete, {c['pruned']} pruned, {c['fail']} failed, "
                 f"{c['running']} running, {c['waiting']} waiting",
             ),
+            ("configurations", str(self.configurations)),
+            ("paused, never resumed", str(self.not_promoted)),
             ("epochs trained", str(self.epochs)),
             ("best value", best),
             ("best test accuracy", test),
@@ -285,6 +349,8 @@ def summarize(study: optuna.Study, wall_seconds: float = 0.0) -> RunSummary:
     return RunSummary(
         study_name=study.study_name,
         counts=finished_counts(trials),
+        configurations=len(lineage.configurations(trials)),
+        not_promoted=sum(bool(t.user_attrs.get(lineage.NOT_PROMOTED)) for t in trials),
         epochs=epochs_used(trials),
         best_value=None if best is None else float(best.value),  # type: ignore[arg-type]
         best_number=None if best is None else best.number,
@@ -315,6 +381,7 @@ def worker_specs(
     n_gpus: int,
     overrides: dict[str, Any],
     log_dir: pathlib.Path,
+    checkpoint_dir: str | pathlib.Path = DEFAULT_CHECKPOINT_DIR,
 ) -> list[WorkerSpec]:
     """Pin worker ``i`` to GPU ``i mod n_gpus`` or to its share of the CPU cores.
 
@@ -340,6 +407,7 @@ def worker_specs(
             "threads": threads,
             "data_dir": data_dir,
             "download": download,
+            "checkpoint_dir": str(checkpoint_dir),
         }
         args = [sys.executable, "-m", "optuna_ohgw.worker", json.dumps(payload)]
         log_path = log_dir / f"{config.study_name}.worker{i}.log"
@@ -359,6 +427,7 @@ def run_study(
     download: bool = False,
     overrides: dict[str, Any] | None = None,
     log_dir: str | pathlib.Path = "runs",
+    checkpoint_dir: str | pathlib.Path = DEFAULT_CHECKPOINT_DIR,
     on_progress: ProgressFn | None = None,
     poll_seconds: float = 0.5,
 ) -> RunSummary:
@@ -385,6 +454,7 @@ def run_study(
         n_gpus=n_gpus,
         overrides=overrides or {},
         log_dir=log_dir,
+        checkpoint_dir=checkpoint_dir,
     )
     start = time.perf_counter()
     procs = {spec.index: _spawn(spec) for spec in specs}
@@ -426,6 +496,10 @@ def run_study(
         raise
     if errors:
         raise RuntimeError(errors[0])
+    if is_promotion(config) and budget_spent(config, study.get_trials(deepcopy=False)):
+        from optuna_ohgw.schedulers import close_paused
+
+        close_paused(study, checkpoint_store(config, checkpoint_dir))
     return summarize(study, time.perf_counter() - start)
 
 

@@ -151,7 +151,7 @@ class OHGWSampler(BaseSampler):
             # An enqueued or retried trial never reaches the sampler for these: say so.
             state = self._state(trial)
             state.done = True
-            status = "skipped: every probed parameter is fixed (enqueued or retried trial)"
+            status = "skipped: every probed parameter is fixed (enqueued, retried or resumed)"
             self._record(study, trial, {attrs.STATUS: status})
 
     def after_trial(

@@ -26,7 +26,9 @@ SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
     "gp": optuna.samplers.GPSampler,
     "qmc": optuna.samplers.QMCSampler,
 }
-SCHEDULERS = ("asha", "hyperband")
+SCHEDULERS = ("asha", "hyperband", "asha-promotion", "pasha")
+PROMOTION_SCHEDULERS = ("asha-promotion", "pasha")
+"""Schedulers that pause and resume trials (checkpoints, promotion loop) instead of pruning."""
 STEP_RULES = ("raw", "normalized", "none", "random-sign", "flipped")
 TASK_NAMES = ("digits", "mnist1d", "cifar10")
 

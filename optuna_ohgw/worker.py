@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             int(payload["worker"]),
             data_dir=payload.get("data_dir"),
             download=bool(payload.get("download")),
+            checkpoint_dir=payload.get("checkpoint_dir") or "runs/checkpoints",
         )
     except (StudyFileError, StorageError, DatasetMissingError) as err:
         print(f"error: {err}", file=sys.stderr)

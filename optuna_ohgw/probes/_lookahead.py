@@ -7,6 +7,14 @@ with label smoothing and augmentation, evaluates the loss on a held-out batch wi
 differentiates that loss with respect to each hyperparameter by reverse-mode autograd. The result
 is the exact gradient of this deterministic look-ahead loss (checked against finite differences
 in the tests), not a first-order approximation.
+
+Cost in forward (F) and backward (B) passes: at K=1 without a tuned augmentation, F+2B on the
+training batch (two first-order backward passes give the label-smoothing term exactly) plus F+B
+on the held-out batch, about 2.6 plain SGD steps on a CPU. Each later step, and step 0 when the
+augmentation is tuned, adds a double backward (a Hessian-vector product through the network),
+which dominates: K=2 with all five roles is about 8-9 SGD steps (``benchmarks/probe_cost.py``).
+Reverse-over-forward (a jvp, then backward) would not be cheaper on a CPU and, in PyTorch 2.14,
+gives wrong second derivatives through BatchNorm in training mode, so it is not used.
 """
 
 from __future__ import annotations
@@ -120,11 +128,22 @@ class LookaheadProbe(BaseProbe):
 
     def __call__(self, params: Mapping[str, float], *, seed: int = 0) -> ProbeResult:
         start = time.perf_counter()
-        model = self._model if isinstance(self._model, nn.Module) else self._model(seed)
-        device = self.device or next(model.parameters()).device
         missing = [name for name in self._roles if name not in params]
         if missing:
             raise KeyError(f"LookaheadProbe needs values for {missing}.")
+        # Differentiate even when called under no_grad or inference_mode (e.g. from a sampler).
+        with torch.inference_mode(False), torch.enable_grad():
+            value, grads = self._probe(params, int(seed))
+        return ProbeResult(value=value, grads=grads, seconds=time.perf_counter() - start)
+
+    def _probe(self, params: Mapping[str, float], seed: int) -> tuple[float, dict[str, float]]:
+        if isinstance(self._model, nn.Module):
+            model = self._model
+        else:
+            # Factories often call torch.manual_seed: keep the caller's CPU stream intact.
+            with torch.random.fork_rng(devices=[]):
+                model = self._model(seed)
+        device = self.device or next(model.parameters()).device
         values = dict(self._fixed)
         values.update({role: float(params[name]) for name, role in self._roles.items()})
         hypers = {
@@ -134,25 +153,24 @@ class LookaheadProbe(BaseProbe):
             for role, value in values.items()
         }
         tuned = [(name, hypers[role]) for name, role in self._roles.items()]
-        gen = torch.Generator().manual_seed(int(seed))
+        gen = torch.Generator().manual_seed(seed)
         total_loss = 0.0
         total_grads = [torch.zeros((), dtype=self.dtype, device=device) for _ in tuned]
-        with _train_mode(model), _fixed_rng(int(seed), device):
+        with _train_mode(model), _fixed_rng(seed, device):
             for _ in range(self.n_pairs):
                 train_batches = [self._draw(self._train, gen, device) for _ in range(self.k)]
                 val_batch = self._draw(self._val, gen, device)
                 aug_seeds = [int(torch.randint(2**62, (1,), generator=gen)) for _ in train_batches]
                 loss = self._lookahead(model, hypers, train_batches, val_batch, aug_seeds)
-                grads = torch.autograd.grad(loss, [h for _, h in tuned], allow_unused=True)
                 total_loss += float(loss.detach())
+                if not tuned:
+                    continue
+                grads = torch.autograd.grad(loss, [h for _, h in tuned], allow_unused=True)
                 for i, g in enumerate(grads):
                     if g is not None:
                         total_grads[i] = total_grads[i] + g.detach()
-        return ProbeResult(
-            value=total_loss / self.n_pairs,
-            grads={name: float(g) / self.n_pairs for (name, _), g in zip(tuned, total_grads)},
-            seconds=time.perf_counter() - start,
-        )
+        grads = {name: float(g) / self.n_pairs for (name, _), g in zip(tuned, total_grads)}
+        return total_loss / self.n_pairs, grads
 
     def _draw(self, source: BatchSource, gen: torch.Generator, device: torch.device) -> Batch:
         if callable(source):
@@ -171,13 +189,18 @@ class LookaheadProbe(BaseProbe):
         val_batch: Batch,
         aug_seeds: Sequence[int],
     ) -> torch.Tensor:
+        device = hypers["lr"].device
         names = [n for n, _ in model.named_parameters()]
+        # Frozen parameters (requires_grad=False) get no gradient, so torch.optim.SGD never moves
+        # them: the look-ahead keeps them fixed too.
         weights = [
-            p.detach().to(device=hypers["lr"].device, dtype=self.dtype).requires_grad_(True)
+            p.detach().to(device=device, dtype=self.dtype).requires_grad_(p.requires_grad)
             for p in model.parameters()
         ]
+        trainable = [i for i, w in enumerate(weights) if w.requires_grad]
+        # Clones: functional_call updates BatchNorm running statistics in place.
         buffers = {
-            n: (b.detach().to(dtype=self.dtype) if b.is_floating_point() else b.detach()).clone()
+            n: b.detach().to(device, self.dtype if b.is_floating_point() else b.dtype).clone()
             for n, b in model.named_buffers()
         }
         lr, wd, mu = hypers["lr"], hypers["weight_decay"], hypers["momentum"]
@@ -189,22 +212,24 @@ class LookaheadProbe(BaseProbe):
                 x = self.augmentation(x, mag, torch.Generator().manual_seed(aug_seed))
             logits = functional_call(model, {**dict(zip(names, weights)), **buffers}, (x,))
             nll, uniform = _nll_and_uniform(logits, y)
+            live = [weights[i] for i in trainable]
             at_start = step == 0 and "augment" not in differentiated
             if at_start and "label_smoothing" in differentiated:
                 # w0 and the batch do not depend on any hyperparameter: the gradient is linear in
                 # eps, so two first-order backward passes replace a double backward (exactly).
-                g_nll = _grad(nll, weights, create_graph=False, retain_graph=True)
-                g_uni = _grad(uniform, weights, create_graph=False)
+                g_nll = _grad(nll, live, create_graph=False, retain_graph=True)
+                g_uni = _grad(uniform, live, create_graph=False)
                 grads = [a + eps * (b - a) for a, b in zip(g_nll, g_uni)]
             else:
                 loss = (1.0 - eps) * nll + eps * uniform
-                grads = _grad(loss, weights, create_graph=not at_start)
-            grads = [g + wd * w for g, w in zip(grads, weights)]
+                grads = _grad(loss, live, create_graph=not at_start)
+            grads = [g + wd * w for g, w in zip(grads, live)]
             if momentum_buf is None:
                 momentum_buf = grads
             else:
                 momentum_buf = [mu * b + g for b, g in zip(momentum_buf, grads)]
-            weights = [w - lr * b for w, b in zip(weights, momentum_buf)]
+            for i, w, b in zip(trainable, live, momentum_buf):
+                weights[i] = w - lr * b
         x_val, y_val = val_batch
         logits = functional_call(model, {**dict(zip(names, weights)), **buffers}, (x_val,))
         return F.cross_entropy(logits, y_val)
@@ -236,8 +261,16 @@ def _train_mode(model: nn.Module) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _fixed_rng(seed: int, device: torch.device) -> Iterator[None]:
-    """Fix the global RNG (dropout masks) inside the probe without disturbing the caller's."""
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    """Fix the global RNG (dropout masks) inside the probe without disturbing the caller's.
+
+    Only the generators that ``fork_rng`` restores are seeded: ``torch.manual_seed`` would also
+    reseed (or queue a lazy reseed of) every CUDA device, which ``fork_rng`` does not undo, and
+    costs about a millisecond per call.
+    """
+    cuda = device.type == "cuda"
+    with torch.random.fork_rng(devices=[device] if cuda else []):
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
         yield

@@ -6,7 +6,7 @@ import abc
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import optuna
 import torch
@@ -62,6 +62,22 @@ class TrainState:
     hyperparameters: dict[str, float]
     seed: int
     data: Splits
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a pause must keep: weights and buffers, optimizer state (momentum), the seed
+        that derives every epoch's data order and augmentation draws."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "seed": self.seed,
+            "hyperparameters": dict(self.hyperparameters),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.seed = int(state["seed"])
+        self.hyperparameters = dict(state["hyperparameters"])
 
 
 class BaseTask(abc.ABC):
@@ -209,8 +225,9 @@ class BaseTask(abc.ABC):
         order = torch.randperm(len(x_train), generator=gen).to(x_train.device)
         for idx in order.split(batch_size):
             x = x_train[idx]
-            if hp["augment"] > 0:
-                x = self.augmentation(x, hp["augment"], gen)
+            # Always applied (magnitude 0 is the identity shift; flips stay): the probe
+            # differentiates exactly this augmentation.
+            x = self.augmentation(x, hp["augment"], gen)
             loss = F.cross_entropy(
                 state.model(x), y_train[idx], label_smoothing=hp["label_smoothing"]
             )

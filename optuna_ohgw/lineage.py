@@ -1,0 +1,64 @@
+"""Lineage of paused and resumed trials: which trial continues which configuration, from when.
+
+Optuna cannot pause a trial, so a configuration trained in several goes is a chain of trials
+("segments"). Each segment records the attrs below; a paused segment leaves a WAITING trial
+(same parameters, ``fixed_params``) that a worker claims atomically to resume it. The dashboard
+shows the attrs; the schedulers and the evidence code read them through this module.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from optuna.trial import FrozenTrial, TrialState
+
+from optuna_ohgw import attrs
+
+CONFIG = f"{attrs.PREFIX}.config"
+"""Number of the configuration's first trial (the configuration's id)."""
+SEGMENT = f"{attrs.PREFIX}.segment"
+PARENT = f"{attrs.PREFIX}.parent"
+"""Number of the segment this one continues."""
+START_EPOCH = f"{attrs.PREFIX}.start_epoch"
+PAUSED = f"{attrs.PREFIX}.paused"
+"""True on a segment that ended by pausing at a rung."""
+NOT_PROMOTED = f"{attrs.PREFIX}.not_promoted"
+"""True on a continuation closed (PRUNED) at the end of the study without being resumed."""
+RESUME = "ohgw:resume"
+"""System attr of a WAITING continuation: ``{"config", "parent", "epoch", "segment"}``."""
+
+
+def resume_info(trial: FrozenTrial) -> dict[str, Any] | None:
+    return trial.system_attrs.get(RESUME)
+
+
+def config_of(trial: FrozenTrial) -> int:
+    info = resume_info(trial)
+    if info is not None:
+        return int(info["config"])
+    return int(trial.user_attrs.get(CONFIG, trial.number))
+
+
+def is_continuation(trial: FrozenTrial) -> bool:
+    return resume_info(trial) is not None
+
+
+def learning_curves(trials: Iterable[FrozenTrial]) -> dict[int, dict[int, float]]:
+    """``config -> {epoch: value}``, merging the intermediate values of all its segments."""
+    curves: dict[int, dict[int, float]] = defaultdict(dict)
+    for t in trials:
+        if t.state == TrialState.WAITING:
+            continue
+        curves[config_of(t)].update({int(k): float(v) for k, v in t.intermediate_values.items()})
+    return dict(curves)
+
+
+def configurations(trials: Iterable[FrozenTrial]) -> set[int]:
+    """Configurations started so far (counted once, however often a segment was retried)."""
+    return {
+        config_of(t)
+        for t in trials
+        if t.state in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+    }

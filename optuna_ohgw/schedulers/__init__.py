@@ -1,0 +1,18 @@
+"""Schedulers beyond Optuna's own: promotion-type ASHA, PASHA."""
+
+from optuna_ohgw.schedulers._base import BasePromotionScheduler, PromotionASHA, rung_epochs
+from optuna_ohgw.schedulers._hooks import Checkpointable, PauseResumeHooks
+from optuna_ohgw.schedulers._loop import claim, close_paused, run_promotion_worker
+from optuna_ohgw.schedulers.pasha import PASHA
+
+__all__ = [
+    "PASHA",
+    "BasePromotionScheduler",
+    "Checkpointable",
+    "PauseResumeHooks",
+    "PromotionASHA",
+    "claim",
+    "close_paused",
+    "rung_epochs",
+    "run_promotion_worker",
+]

@@ -1,0 +1,112 @@
+"""The worker loop of promotion-type schedulers (Optuna's ``optimize`` cannot pause trials)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import FrozenTrial, TrialState
+
+from optuna_ohgw import lineage
+from optuna_ohgw.checkpoint import CheckpointStore
+from optuna_ohgw.schedulers._base import BasePromotionScheduler
+
+_logger = logging.getLogger("optuna_ohgw")
+
+NewAllowed = Callable[[Sequence[FrozenTrial]], bool]
+
+
+def claim(study: optuna.Study, trial: FrozenTrial) -> bool:
+    """Atomically move a WAITING trial to RUNNING; exactly one racing worker gets True.
+
+    This is Optuna's own enqueue pop (``SELECT ... FOR UPDATE`` on RDB storages, first log wins
+    on the journal), so two workers never resume the same paused configuration.
+    """
+    try:
+        return study._storage.set_trial_state_values(trial._trial_id, state=TrialState.RUNNING)
+    except UpdateFinishedTrialError:
+        return False
+
+
+def run_promotion_worker(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    scheduler: BasePromotionScheduler,
+    new_allowed: NewAllowed,
+    *,
+    budget_spent: NewAllowed = lambda trials: False,
+    deadline: float | None = None,
+    poll_seconds: float = 0.5,
+) -> int:
+    """Run segments until no configuration can start or be promoted; return segments run.
+
+    Order of work for a free worker: a retried trial (plain WAITING), else the scheduler's
+    promotion, else a new configuration while ``new_allowed``; with nothing to do but other
+    workers still running (their results may make a promotion possible), it polls.
+    """
+    done = 0
+    while deadline is None or time.time() < deadline:
+        trials = study.get_trials(deepcopy=False)
+        if budget_spent(trials):
+            break
+        trial_id = None
+        for t in trials:
+            if (
+                t.state == TrialState.WAITING
+                and not lineage.is_continuation(t)
+                and claim(study, t)
+            ):
+                trial_id = t._trial_id
+                break
+        if trial_id is None:
+            candidate = scheduler.choose(study, trials)
+            if candidate is not None:
+                if not claim(study, candidate):
+                    continue  # another worker took it: decide again
+                trial_id = candidate._trial_id
+        if trial_id is None:
+            if new_allowed(trials):
+                trial_id = study._storage.create_new_trial(study._study_id)
+            elif any(t.state == TrialState.RUNNING for t in trials):
+                time.sleep(poll_seconds)
+                continue
+            else:
+                break
+        _run_segment(study, objective, optuna.Trial(study, trial_id))
+        done += 1
+    return done
+
+
+def _run_segment(
+    study: optuna.Study, objective: Callable[[optuna.Trial], float], trial: optuna.Trial
+) -> None:
+    try:
+        value = objective(trial)
+    except optuna.TrialPruned:
+        study.tell(trial, state=TrialState.PRUNED)
+    except Exception as err:  # noqa: BLE001 - one failed segment must not stop the worker
+        _logger.warning(f"Trial {trial.number} failed: {type(err).__name__}: {err}")
+        study.tell(trial, state=TrialState.FAIL)
+    else:
+        if value is None or not math.isfinite(value):
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            study.tell(trial, value)
+
+
+def close_paused(study: optuna.Study, store: CheckpointStore | None = None) -> int:
+    """End the study's leftover paused configurations (never promoted): their WAITING
+    continuations become PRUNED and their checkpoints are deleted. Returns how many."""
+    closed = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        if lineage.is_continuation(t) and claim(study, t):
+            study._storage.set_trial_user_attr(t._trial_id, lineage.NOT_PROMOTED, True)
+            study.tell(t.number, state=TrialState.PRUNED)
+            if store is not None:
+                store.delete(lineage.config_of(t))
+            closed += 1
+    return closed

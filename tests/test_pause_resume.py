@@ -1,0 +1,191 @@
+"""Pause and resume on Optuna's storage: checkpoints, lineage, the one-resumer race."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pathlib
+
+import optuna
+import pytest
+import torch
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+from optuna_ohgw import lineage
+from optuna_ohgw.checkpoint import CheckpointError, CheckpointStore
+from optuna_ohgw.schedulers import (
+    PauseResumeHooks,
+    PromotionASHA,
+    claim,
+    close_paused,
+    run_promotion_worker,
+    rung_epochs,
+)
+from optuna_ohgw.storage import open_storage
+from optuna_ohgw.tasks import DigitsTask
+from tests.test_run import PG_URL, _pg_reachable
+
+SPACE = {"lr": FloatDistribution(0.01, 0.5, log=True), "momentum": FloatDistribution(0.0, 0.9)}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():  # type: ignore[no-untyped-def]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_rung_epochs() -> None:
+    assert rung_epochs(1, 3, 27) == [1, 3, 9, 27]
+    assert rung_epochs(1, 3, 20) == [1, 3, 9, 20]
+    assert rung_epochs(2, 2, 8) == [2, 4, 8]
+    with pytest.raises(ValueError):
+        rung_epochs(0, 3, 9)
+
+
+def test_resumed_training_equals_uninterrupted_training(tmp_path: pathlib.Path) -> None:
+    task = DigitsTask()
+    params = {"lr": 0.1, "momentum": 0.9}
+    straight = optuna.create_study(direction="maximize")
+    straight.enqueue_trial(params)
+    straight.optimize(task.make_objective(0, SPACE, 4), n_trials=1)
+
+    paused = optuna.create_study(direction="maximize")
+    paused.enqueue_trial(params)
+    objective = task.make_objective(0, SPACE, 4)
+    scheduler = PromotionASHA(1, 2, 4)  # rungs 1, 2, 4: two pauses
+    objective.hooks = PauseResumeHooks(scheduler, CheckpointStore(tmp_path, "s"))
+    run_promotion_worker(paused, objective, _AlwaysPromote(1, 2, 4), lambda trials: False)
+
+    expected = straight.trials[0].intermediate_values
+    segments = [t for t in paused.trials if t.state == TrialState.COMPLETE]
+    assert [
+        t.user_attrs[lineage.START_EPOCH] for t in segments if lineage.START_EPOCH in t.user_attrs
+    ] == [0, 1, 2]
+    assert lineage.learning_curves(paused.trials)[0] == expected  # bit for bit
+    last = segments[-1]
+    assert last.value == straight.trials[0].value
+    assert last.user_attrs["test_accuracy"] == straight.trials[0].user_attrs["test_accuracy"]
+    assert [t.user_attrs.get(lineage.PARENT) for t in segments] == [None, 0, 1]
+    assert all(t.user_attrs[lineage.CONFIG] == 0 for t in segments)
+    assert sum(t.user_attrs["ohgw.epochs"] for t in segments) == 4  # each epoch counted once
+    assert not CheckpointStore(tmp_path, "s").path(0).exists()  # finished: deleted
+
+
+class _AlwaysPromote(PromotionASHA):
+    """Promotes every paused configuration (for tests of the mechanics, not of ASHA)."""
+
+    def choose(self, study, trials):  # type: ignore[no-untyped-def]
+        for t in trials:
+            if t.state == TrialState.WAITING and lineage.is_continuation(t):
+                return t
+        return None
+
+
+def _paused_study(tmp_path: pathlib.Path, storage=None):  # type: ignore[no-untyped-def]
+    task = DigitsTask()
+    study = optuna.create_study(direction="maximize", storage=storage)
+    objective = task.make_objective(0, SPACE, 3)
+    store = CheckpointStore(tmp_path, study.study_name)
+    objective.hooks = PauseResumeHooks(PromotionASHA(1, 3, 3), store)
+    run_promotion_worker(study, objective, PromotionASHA(1, 3, 3), lambda t: len(t) < 1)
+    return study, store, task
+
+
+def test_a_missing_or_corrupt_checkpoint_fails_the_segment(tmp_path: pathlib.Path) -> None:
+    study, store, task = _paused_study(tmp_path)
+    (waiting,) = study.get_trials(states=(TrialState.WAITING,))
+    objective = task.make_objective(0, SPACE, 3)
+    objective.hooks = PauseResumeHooks(PromotionASHA(1, 3, 3), store)
+    store.path(0).write_bytes(b"not a checkpoint")
+    assert claim(study, waiting)
+    with pytest.raises(CheckpointError, match="corrupt"):
+        objective(optuna.Trial(study, waiting._trial_id))
+    store.delete(0)
+    with pytest.raises(CheckpointError, match="missing"):
+        store.load(0)
+
+
+def test_close_paused_prunes_leftovers_and_deletes_checkpoints(tmp_path: pathlib.Path) -> None:
+    study, store, _ = _paused_study(tmp_path)
+    assert store.path(0).exists()
+    assert close_paused(study, store) == 1
+    (left,) = [t for t in study.trials if lineage.is_continuation(t)]
+    assert left.state == TrialState.PRUNED and left.user_attrs[lineage.NOT_PROMOTED]
+    assert not store.path(0).exists()
+
+
+def test_promotion_asha_promotes_the_top_third() -> None:
+    study = optuna.create_study(direction="maximize")
+    dists = {"lr": SPACE["lr"]}
+    for i, value in enumerate([0.1, 0.5, 0.9, 0.3, 0.7, 0.2]):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"lr": 0.1},
+                distributions=dists,
+                value=value,
+                intermediate_values={1: value},
+                user_attrs={lineage.CONFIG: i},
+            )
+        )
+    for i in range(6):
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.WAITING,
+                params={"lr": 0.1},
+                distributions=dists,
+                system_attrs={
+                    lineage.RESUME: {"config": i, "parent": i, "epoch": 1, "segment": 1}
+                },
+            )
+        )
+    chosen = PromotionASHA(1, 3, 9).choose(study, study.get_trials())
+    assert lineage.config_of(chosen) == 2  # 6 configs at rung 1: the top 2 are 2 (0.9), 4 (0.7)
+
+
+def _race(url: str, name: str, trial_ids: list[int], queue) -> None:  # type: ignore[no-untyped-def]
+    study = optuna.load_study(study_name=name, storage=open_storage(url, heartbeat=False))
+    trials = {t._trial_id: t for t in study.get_trials()}
+    queue.put([claim(study, trials[i]) for i in trial_ids])
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "journal", "postgresql"])
+def test_only_one_worker_resumes_a_paused_trial(backend: str, tmp_path: pathlib.Path) -> None:
+    """Six processes race to claim each of four paused continuations: one winner each."""
+    if backend == "postgresql" and not _pg_reachable():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must provide PostgreSQL at {PG_URL}")
+        pytest.skip("no PostgreSQL server reachable; run scripts/postgres.sh")
+    url = {
+        "sqlite": f"sqlite:///{tmp_path / 'race.db'}",
+        "journal": f"journal:{tmp_path / 'race.journal'}",
+        "postgresql": PG_URL,
+    }[backend]
+    name = f"race-{tmp_path.name}"
+    storage = open_storage(url, heartbeat=False)
+    study = optuna.create_study(study_name=name, storage=storage)
+    for i in range(4):
+        resume = {"config": i, "parent": i, "epoch": 1, "segment": 1}
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.WAITING,
+                params={"lr": 0.1},
+                distributions={"lr": SPACE["lr"]},
+                system_attrs={lineage.RESUME: resume},
+            )
+        )
+    ids = [t._trial_id for t in study.trials]
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_race, args=(url, name, ids, queue)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=180) for _ in procs]
+    for p in procs:
+        p.join()
+    assert [sum(r[k] for r in results) for k in range(len(ids))] == [1, 1, 1, 1], results
+    assert all(t.state == TrialState.RUNNING for t in study.get_trials())
+    if backend == "postgresql":
+        optuna.delete_study(study_name=name, storage=storage)
