@@ -212,3 +212,42 @@ def test_workers_are_pinned_to_gpus_or_cpu_shares(monkeypatch) -> None:
     assert all(s.env["CUDA_VISIBLE_DEVICES"] == "" for s in specs)
     assert all("pw" not in " ".join(s.args) for s in specs)
     assert all(s.env["OHGW_STORAGE_URL"] == "postgresql://u:pw@h/db" for s in specs)
+
+
+def test_ctrl_c_stops_workers_and_a_rerun_resumes(small_study, tmp_path: pathlib.Path) -> None:
+    path = small_study(n_trials=8, max_epochs=9)
+    url = f"journal:{tmp_path / 'runs' / 'digits-small.journal'}"
+    proc = subprocess.Popen(
+        [str(CLI), "run", "--study", str(path), "--n-workers", "2"],
+        cwd=tmp_path,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.2)
+        try:
+            running = _study(url, "digits-small").get_trials(states=(TrialState.RUNNING,))
+        except (KeyError, FileNotFoundError):
+            continue
+        if any(t.intermediate_values for t in running):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err.strip().splitlines()[-1].startswith("error: interrupted")
+    study = _study(url, "digits-small")
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    finished = {t.number: t.value for t in _finished(study)}
+    interrupted = study.get_trials(states=(TrialState.FAIL,))
+    assert interrupted, "the running trials should have been interrupted"
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert {t.system_attrs["failed_trial"] for t in waiting} == {t.number for t in interrupted}
+    rerun = run_cli("run", "--study", str(path), "--n-workers", "2", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    study = _study(url, "digits-small")
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    assert all(study.trials[n].value == v for n, v in finished.items())
+    assert len(_finished(study)) >= 8
