@@ -145,9 +145,10 @@ def test_promotion_asha_promotes_the_top_third() -> None:
     assert lineage.config_of(chosen) == 2  # 6 configs at rung 1: the top 2 are 2 (0.9), 4 (0.7)
 
 
-def _race(url: str, name: str, trial_ids: list[int], queue) -> None:  # type: ignore[no-untyped-def]
+def _race(url: str, name: str, trial_ids: list[int], queue, barrier) -> None:  # type: ignore[no-untyped-def]
     study = optuna.load_study(study_name=name, storage=open_storage(url, heartbeat=False))
     trials = {t._trial_id: t for t in study.get_trials()}
+    barrier.wait(timeout=120)  # everyone has read the WAITING trials: now race
     queue.put([claim(study, trials[i]) for i in trial_ids])
 
 
@@ -178,8 +179,8 @@ def test_only_one_worker_resumes_a_paused_trial(backend: str, tmp_path: pathlib.
         )
     ids = [t._trial_id for t in study.trials]
     ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_race, args=(url, name, ids, queue)) for _ in range(6)]
+    queue, barrier = ctx.Queue(), ctx.Barrier(6)
+    procs = [ctx.Process(target=_race, args=(url, name, ids, queue, barrier)) for _ in range(6)]
     for p in procs:
         p.start()
     results = [queue.get(timeout=180) for _ in procs]

@@ -121,7 +121,7 @@ def test_every_shipped_study_loads(path: pathlib.Path) -> None:
     assert isinstance(config, StudyConfig)
     assert config.name == path.stem  # the file name is the study's name
     assert config.task == path.stem.split("-")[0]
-    assert config.scheduler.name == path.stem.split("-")[1]
+    assert config.scheduler.name == path.stem.split("-", 1)[1]
     assert config.path == path
     assert config.ohgw.enabled
     assert config.study_name == config.name

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
 
 import optuna
+import sqlalchemy
 from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import RDBStorage
+from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_ohgw import lineage
@@ -23,13 +27,33 @@ NewAllowed = Callable[[Sequence[FrozenTrial]], bool]
 def claim(study: optuna.Study, trial: FrozenTrial) -> bool:
     """Atomically move a WAITING trial to RUNNING; exactly one racing worker gets True.
 
-    This is Optuna's own enqueue pop (``SELECT ... FOR UPDATE`` on RDB storages, first log wins
-    on the journal), so two workers never resume the same paused configuration.
+    This is Optuna's own enqueue pop (``SELECT ... FOR UPDATE`` on PostgreSQL/MySQL, first log
+    wins on the journal), so two workers never resume the same paused configuration. SQLite has
+    no ``SELECT ... FOR UPDATE`` and pysqlite runs the read outside the write transaction, so
+    there Optuna's pop lets two racing processes both win (our race test caught it); on SQLite
+    the claim is one conditional ``UPDATE ... WHERE state = WAITING`` instead.
     """
+    storage = study._storage
+    backend = getattr(storage, "_backend", storage)  # _CachedStorage wraps an RDBStorage
+    if isinstance(backend, RDBStorage) and backend.engine.dialect.name == "sqlite":
+        return _claim_sqlite(backend, trial._trial_id)
     try:
-        return study._storage.set_trial_state_values(trial._trial_id, state=TrialState.RUNNING)
+        return storage.set_trial_state_values(trial._trial_id, state=TrialState.RUNNING)
     except UpdateFinishedTrialError:
         return False
+
+
+def _claim_sqlite(storage: RDBStorage, trial_id: int) -> bool:
+    # Unfinished trials are never served from _CachedStorage's cache, so this direct update is
+    # seen by every later read, as Optuna's own set_trial_state_values would be.
+    table = models.TrialModel
+    statement = (
+        sqlalchemy.update(table)
+        .where(table.trial_id == trial_id, table.state == TrialState.WAITING)
+        .values(state=TrialState.RUNNING, datetime_start=datetime.datetime.now())
+    )
+    with storage.engine.begin() as connection:
+        return connection.execute(statement).rowcount == 1
 
 
 def run_promotion_worker(
