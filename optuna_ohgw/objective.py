@@ -44,8 +44,9 @@ class EpochObjective(Generic[S]):
         setup: Suggests the hyperparameters and builds the training state (model, optimizer,
             data). Suggest floats here so :class:`~optuna_ohgw.OHGWSampler` can warm-start them.
         max_epochs: The maximum resource of a trial.
-        final: Optional ``state -> {name: value}`` run once a trial trains its last epoch (for
-            example test accuracy); the values are stored as user attrs.
+        final: Optional ``state -> {name: value}`` run when a trial ends without being pruned
+            (after its last epoch, or when the hooks pause it), for example test accuracy;
+            the values are stored as user attrs.
         teardown: Optional ``state -> None`` run however the trial ends (free GPU memory, files).
     """
 
@@ -87,7 +88,9 @@ class EpochObjective(Generic[S]):
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after epoch {epoch} (value {value:.6g})")
                 if self.hooks.after_epoch(trial, state, epoch, value):
-                    return value
+                    break
+            # Also when the hooks end the run early (a pause): a paused configuration that is
+            # never resumed (PASHA's top rung) may be the study's answer and needs its figure.
             if self.final is not None:
                 for key, extra in self.final(state).items():
                     trial.set_user_attr(key, float(extra))

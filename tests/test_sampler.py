@@ -1105,7 +1105,7 @@ def test_epoch_hooks_start_skips_epochs() -> None:
     assert ev.names()[-2:] == ["final", "teardown"]
 
 
-def test_epoch_hooks_after_epoch_stops_early_without_final() -> None:
+def test_epoch_hooks_after_epoch_stops_early_and_runs_final() -> None:
     ev = Events()
     obj = _objective(ev, 10)
     obj.hooks = SkipAndStop(first=0, stop_after=2)
@@ -1115,7 +1115,7 @@ def test_epoch_hooks_after_epoch_stops_early_without_final() -> None:
     assert trial.state == TrialState.COMPLETE
     assert trial.value == trial.params["x"] + 10.0
     assert list(trial.intermediate_values) == [1, 2]
-    assert ev.names() == ["setup", "epoch", "epoch", "teardown"]
+    assert ev.names() == ["setup", "epoch", "epoch", "final", "teardown"]
 
 
 def test_epoch_objective_decorator() -> None:

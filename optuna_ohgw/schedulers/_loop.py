@@ -12,6 +12,7 @@ import optuna
 import sqlalchemy
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
+from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
 
@@ -74,6 +75,8 @@ def run_promotion_worker(
     """
     done = 0
     while deadline is None or time.time() < deadline:
+        if is_heartbeat_enabled(study._storage):
+            optuna.storages.fail_stale_trials(study)
         trials = study.get_trials(deepcopy=False)
         if budget_spent(trials):
             break
@@ -109,7 +112,10 @@ def _run_segment(
     study: optuna.Study, objective: Callable[[optuna.Trial], float], trial: optuna.Trial
 ) -> None:
     try:
-        value = objective(trial)
+        # As in study.optimize: on RDB storages with heartbeats, keep this segment alive so a
+        # worker on another machine can fail and retry it if this process dies.
+        with get_heartbeat_thread(trial._trial_id, study._storage):
+            value = objective(trial)
     except optuna.TrialPruned:
         study.tell(trial, state=TrialState.PRUNED)
     except Exception as err:  # noqa: BLE001 - one failed segment must not stop the worker
