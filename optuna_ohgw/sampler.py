@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from optuna_ohgw import attrs
 from optuna_ohgw.probes import BaseProbe
+from optuna_ohgw.seeding import trial_seed
 from optuna_ohgw.steps import BaseStepRule, make_step_rule
 
 _logger = logging.getLogger("optuna_ohgw")
@@ -286,9 +287,10 @@ class OHGWSampler(BaseSampler):
     ) -> None:
         assert self._probe is not None
         dists = state.dists
-        seq = np.random.SeedSequence([self._seed, trial.number])
-        probe_seed = int(seq.generate_state(1)[0])
-        rng = np.random.default_rng(seq)
+        # The task seeds the trial's model with the same value: the look-ahead starts from the
+        # weights the trial will train.
+        probe_seed = trial_seed(self._seed, trial.number)
+        rng = np.random.default_rng(np.random.SeedSequence([self._seed, trial.number]))
         spans = {
             n: _to_internal(d.high, d) - _to_internal(d.low, d) for n, d in dists.items()
         }

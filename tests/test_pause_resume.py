@@ -190,3 +190,15 @@ def test_only_one_worker_resumes_a_paused_trial(backend: str, tmp_path: pathlib.
     assert all(t.state == TrialState.RUNNING for t in study.get_trials())
     if backend == "postgresql":
         optuna.delete_study(study_name=name, storage=storage)
+
+
+def test_a_worker_stops_when_segments_keep_failing(tmp_path: pathlib.Path) -> None:
+    study = optuna.create_study(direction="maximize")
+
+    def broken(trial: optuna.Trial) -> float:
+        trial.suggest_float("lr", 0.01, 0.5, log=True)
+        raise RuntimeError("out of memory")
+
+    done = run_promotion_worker(study, broken, PromotionASHA(1, 3, 9), lambda trials: True)
+    assert done == 5
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 5

@@ -66,6 +66,7 @@ def run_promotion_worker(
     budget_spent: NewAllowed = lambda trials: False,
     deadline: float | None = None,
     poll_seconds: float = 0.5,
+    max_consecutive_failures: int = 5,
 ) -> int:
     """Run segments until no configuration can start or be promoted; return segments run.
 
@@ -73,7 +74,7 @@ def run_promotion_worker(
     promotion, else a new configuration while ``new_allowed``; with nothing to do but other
     workers still running (their results may make a promotion possible), it polls.
     """
-    done = 0
+    done = failures = 0
     while deadline is None or time.time() < deadline:
         if is_heartbeat_enabled(study._storage):
             optuna.storages.fail_stale_trials(study)
@@ -103,29 +104,33 @@ def run_promotion_worker(
                 continue
             else:
                 break
-        _run_segment(study, objective, optuna.Trial(study, trial_id))
+        state = _run_segment(study, objective, optuna.Trial(study, trial_id))
         done += 1
+        failures = failures + 1 if state == TrialState.FAIL else 0
+        if failures >= max_consecutive_failures:
+            _logger.warning(
+                f"{failures} segments failed in a row; this worker stops (see the warnings above)."
+            )
+            break
     return done
 
 
 def _run_segment(
     study: optuna.Study, objective: Callable[[optuna.Trial], float], trial: optuna.Trial
-) -> None:
+) -> TrialState:
     try:
         # As in study.optimize: on RDB storages with heartbeats, keep this segment alive so a
         # worker on another machine can fail and retry it if this process dies.
         with get_heartbeat_thread(trial._trial_id, study._storage):
             value = objective(trial)
     except optuna.TrialPruned:
-        study.tell(trial, state=TrialState.PRUNED)
+        return study.tell(trial, state=TrialState.PRUNED).state
     except Exception as err:  # noqa: BLE001 - one failed segment must not stop the worker
         _logger.warning(f"Trial {trial.number} failed: {type(err).__name__}: {err}")
-        study.tell(trial, state=TrialState.FAIL)
-    else:
-        if value is None or not math.isfinite(value):
-            study.tell(trial, state=TrialState.FAIL)
-        else:
-            study.tell(trial, value)
+        return study.tell(trial, state=TrialState.FAIL).state
+    if value is None or not math.isfinite(value):
+        return study.tell(trial, state=TrialState.FAIL).state
+    return study.tell(trial, value).state
 
 
 def close_paused(study: optuna.Study, store: CheckpointStore | None = None) -> int:
