@@ -225,5 +225,16 @@ def dashboard(study: str, storage: str | None, no_ohgw: bool, host: str, port: i
         run_server(open_storage(url, heartbeat=False), host=host, port=port)
 
 
+def _register() -> None:
+    from cli.bench import bench
+    from cli.report import report
+
+    app.add_command(bench)
+    app.add_command(report)
+
+
+_register()
+
+
 def main() -> None:
     app()

@@ -1,0 +1,167 @@
+"""``ohgw-optuna bench``: the task x scheduler x variant x seed grid, one study per cell.
+
+Register it on the main group with ``app.add_command(bench)``. Heavy imports (torch, the
+runner) happen inside the command, as in ``cli/main.py``.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from optuna_ohgw.storage import StorageError, open_storage, redact
+from optuna_ohgw.studyfile import TASK_NAMES, StudyFileError
+
+STUDY_DIRS = (pathlib.Path("studies"), pathlib.Path(__file__).resolve().parents[1] / "studies")
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _split(value: str, what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise StudyFileError(f"--{what}: give a comma-separated list")
+    if len(set(items)) != len(items):
+        raise StudyFileError(f"--{what}: {value!r} names an entry twice")
+    return items
+
+
+def _budget(items: tuple[str, ...]) -> dict[str, Any]:
+    pairs: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise StudyFileError(f"--budget {item}: write KEY=VALUE, e.g. n_trials=40")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+@click.command()
+@click.option("--task", required=True, type=click.Choice(TASK_NAMES), help="The task.")
+@click.option(
+    "--schedulers",
+    default="asha,hyperband,pasha",
+    show_default=True,
+    help="Comma-separated: asha, hyperband, asha-promotion, pasha (studies/TASK-SCHED.toml).",
+)
+@click.option(
+    "--variants",
+    default="vanilla,ohgw-raw,ohgw-normalized,probe-only,random-sign",
+    show_default=True,
+    help="Comma-separated: vanilla, ohgw-raw, ohgw-normalized, probe-only, random-sign, flipped.",
+)
+@click.option("--seeds", default=3, show_default=True, help="Seeds 0..N-1 (paired across arms).")
+@click.option(
+    "--budget",
+    multiple=True,
+    help="Every cell's budget: n_trials=N, total_epochs=N, wall_seconds=S.",
+)
+@click.option("--n-workers", default=1, show_default=True, help="Worker processes per cell.")
+@click.option("--storage", default=None, help="Storage URL (default: runs/bench/TASK.journal).")
+@click.option(
+    "--grid-dir",
+    default=None,
+    help="Cells' study files, logs, checkpoints (default: runs/bench/TASK).",
+)
+@click.option(
+    "--studies-dir",
+    default=None,
+    help="Folder with TASK-SCHEDULER.toml (default: ./studies, then the package's).",
+)
+@click.option(
+    "--data-dir", default=None, help="Dataset folder (CIFAR-10: holds cifar-10-batches-py)."
+)
+@click.option(
+    "--download", is_flag=True, help="Let torchvision download CIFAR-10 into --data-dir."
+)
+def bench(
+    task: str,
+    schedulers: str,
+    variants: str,
+    seeds: int,
+    budget: tuple[str, ...],
+    n_workers: int,
+    storage: str | None,
+    grid_dir: str | None,
+    studies_dir: str | None,
+    data_dir: str | None,
+    download: bool,
+) -> None:
+    """Run the benchmark grid, one study per cell (rerun to resume; finished cells skip)."""
+    import optuna
+    from tqdm import tqdm
+
+    from optuna_ohgw.evidence.grid import cell_config, grid_cells, run_grid
+    from optuna_ohgw.tasks import DatasetMissingError, get_task
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        if seeds < 1:
+            raise StudyFileError(f"--seeds must be at least 1, got {seeds}")
+        if n_workers < 1:
+            raise StudyFileError(f"--n-workers must be at least 1, got {n_workers}")
+        cells = grid_cells(
+            task, _split(schedulers, "schedulers"), _split(variants, "variants"), range(seeds)
+        )
+        dirs = (pathlib.Path(studies_dir),) if studies_dir else STUDY_DIRS
+        overrides = _budget(budget)
+        for cell in cells:  # every study file and the budget checked before anything runs
+            cell_config(cell, overrides, dirs)
+        url = storage or f"journal:{pathlib.Path('runs') / 'bench' / f'{task}.journal'}"
+        folder = pathlib.Path(grid_dir) if grid_dir else pathlib.Path("runs") / "bench" / task
+        get_task(task)(data_dir=data_dir, download=download).check_data()
+        open_storage(url)
+    except (StudyFileError, StorageError, DatasetMissingError) as err:
+        _fail(str(err))
+
+    click.echo(
+        f"bench {task}: {len(cells)} cells ({seeds} seed(s)) on {redact(url)} "
+        f"with {n_workers} worker(s) per cell"
+    )
+    bar = tqdm(total=len(cells), unit="cell", desc=f"bench {task}", dynamic_ncols=True)
+    counts = {"skipped": 0, "done": 0, "incomplete": 0}
+
+    def on_cell(index: int, total: int, cell: Any, status: str) -> None:
+        if status == "running":
+            bar.set_postfix_str(cell.study_name)
+            return
+        counts[status] += 1
+        bar.update(1)
+        bar.set_postfix_str(f"{cell.study_name} {status}")
+
+    try:
+        results = run_grid(
+            cells,
+            url,
+            n_workers,
+            overrides,
+            grid_dir=folder,
+            study_dirs=dirs,
+            data_dir=data_dir,
+            download=download,
+            on_cell=on_cell,
+        )
+    except KeyboardInterrupt:
+        bar.close()
+        _fail("interrupted: workers stopped; rerun the same command to resume the grid")
+    except (RuntimeError, StudyFileError, StorageError) as err:
+        bar.close()
+        _fail(str(err))
+    bar.close()
+    click.echo(
+        f"{counts['done']} cell(s) run, {counts['skipped']} already finished, "
+        f"{counts['incomplete']} incomplete"
+    )
+    for r in results:
+        if r.status == "incomplete":
+            click.echo(f"incomplete: {r.cell.study_name} (see {folder / 'logs'})")
+
+
+if __name__ == "__main__":
+    bench()

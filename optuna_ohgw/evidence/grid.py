@@ -1,0 +1,309 @@
+"""The benchmark grid: task x scheduler x variant x seed, each cell a separate study.
+
+A *cell* is one study on the grid's storage. Its configuration is the study file
+``studies/{task}-{scheduler}.toml`` with the cell's seed, the grid's budget overrides and the
+cell's *variant* (how OHGW is set up) applied. Each cell's full configuration is written to its
+own TOML file (``GRID_DIR/cells/STUDY_NAME.toml``) and run with :func:`runner.run_study`, so the
+worker processes load exactly the cell's configuration (variant and name included) from a path.
+
+Pairing: every variant of a seed has the same ``seed`` in its configuration, so the base sampler
+(``seed * 1000 + worker``), the trial models' initial weights and the data order
+(``trial_seed(seed, trial.number)``) are the same across variants. With one worker per cell the
+first trial's raw (pre-nudge) values are therefore identical across variants; later trials
+diverge as soon as the variants' results (and so TPE's models) differ. With several workers the
+trial -> worker assignment is racy, so pairing holds per worker stream, not per trial number.
+
+Budget: every arm gets the same ``[budget]``. The probe runs inside the trial's setup, so it is
+charged to the arms that run it (``probe-only`` included) on the ``compute`` and ``wall`` clocks
+of :mod:`optuna_ohgw.evidence.metrics` and against a ``wall_seconds`` budget; a trial or epoch
+budget counts trials/epochs, which the probe does not change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from optuna_ohgw.studyfile import (
+    SCHEDULERS,
+    OHGWConfig,
+    StudyConfig,
+    StudyFileError,
+    apply_overrides,
+    find_study_file,
+    load_study_file,
+)
+
+DEFAULT_STUDY_DIRS = (
+    pathlib.Path("studies"),
+    pathlib.Path(__file__).resolve().parents[2] / "studies",
+)
+DONE_ATTR = "ohgw.bench.done"
+"""Study user attr set when a cell's run ended with its budget spent (or its wall time used)."""
+CELL_ATTR = "ohgw.bench.cell"
+"""Study user attr: ``{"task", "scheduler", "variant", "seed"}`` of the cell."""
+
+
+def _off(c: OHGWConfig) -> OHGWConfig:
+    return dataclasses.replace(c, enabled=False)
+
+
+VARIANTS: dict[str, Callable[[OHGWConfig], OHGWConfig]] = {
+    "vanilla": _off,
+    "ohgw-raw": lambda c: dataclasses.replace(c, enabled=True, step="raw"),
+    "ohgw-normalized": lambda c: dataclasses.replace(c, enabled=True, step="normalized"),
+    "probe-only": lambda c: dataclasses.replace(c, enabled=True, step="none"),
+    "random-sign": lambda c: dataclasses.replace(
+        c, enabled=True, step="random-sign", base="normalized"
+    ),
+    "flipped": lambda c: dataclasses.replace(c, enabled=True, step="flipped", base="normalized"),
+}
+"""Variant name -> how it changes the study file's ``[ohgw]`` table."""
+DEFAULT_VARIANTS = ("vanilla", "ohgw-raw", "ohgw-normalized", "probe-only", "random-sign")
+DEFAULT_SCHEDULERS = ("asha", "hyperband", "pasha")
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    task: str
+    scheduler: str
+    variant: str
+    seed: int
+
+    def __post_init__(self) -> None:
+        if self.scheduler not in SCHEDULERS:
+            raise StudyFileError(
+                f"unknown scheduler {self.scheduler!r}; choose from {', '.join(SCHEDULERS)}"
+            )
+        if self.variant not in VARIANTS:
+            raise StudyFileError(
+                f"unknown variant {self.variant!r}; choose from {', '.join(VARIANTS)}"
+            )
+
+    @property
+    def study_name(self) -> str:
+        """The study's name in the storage. The variant comes last so that the vanilla cell's
+        name is exactly what :attr:`StudyConfig.study_name` gives (it appends ``-vanilla``)."""
+        return f"bench-{self.task}-{self.scheduler}-s{self.seed}-{self.variant}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def grid_cells(
+    task: str, schedulers: Sequence[str], variants: Sequence[str], seeds: Iterable[int]
+) -> list[Cell]:
+    """All cells, seed-major (then scheduler, then variant): a grid stopped part-way still has
+    every variant of the seeds it finished, i.e. complete pairs."""
+    return [Cell(task, s, v, seed) for seed in seeds for s in schedulers for v in variants]
+
+
+def cell_config(
+    cell: Cell,
+    budget_overrides: Mapping[str, Any] | None = None,
+    study_dirs: Sequence[pathlib.Path] = DEFAULT_STUDY_DIRS,
+) -> StudyConfig:
+    """The cell's configuration: ``{task}-{scheduler}.toml`` + seed + budget + variant + name.
+
+    ``path`` is still the source study file; :func:`run_grid` writes the cell's own file.
+    """
+    path = find_study_file(f"{cell.task}-{cell.scheduler}", study_dirs)
+    config = load_study_file(path)
+    if config.task != cell.task or config.scheduler.name != cell.scheduler:
+        raise StudyFileError(
+            f"{path}: is task={config.task} scheduler={config.scheduler.name}, expected "
+            f"task={cell.task} scheduler={cell.scheduler}"
+        )
+    overrides: dict[str, Any] = {"seed": cell.seed}
+    if budget_overrides:
+        overrides["budget"] = dict(budget_overrides)
+    config = apply_overrides(config, overrides)
+    ohgw = VARIANTS[cell.variant](config.ohgw)
+    name = cell.study_name
+    if not ohgw.enabled:
+        name = name.removesuffix("-vanilla")  # study_name appends it again
+    config = config.replace(ohgw=ohgw, name=name)
+    assert config.study_name == cell.study_name
+    return config
+
+
+# ----- writing a StudyConfig back as a study file ------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        text = repr(value)
+        return text if any(ch in text for ch in ".en") else f"{text}.0"
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        items = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + items + " }" if items else "{}"
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} to a study file")
+
+
+def _toml_key(key: str) -> str:
+    if key and all(ch.isalnum() or ch in "_-" for ch in key):
+        return key
+    return json.dumps(key)
+
+
+def dump_study_file(config: StudyConfig) -> str:
+    """``config`` as study-file text: ``load_study_file`` of it gives ``config`` back (with the
+    path of the file it was written to)."""
+    lines = [f"name = {_toml_value(config.name)}", f"task = {_toml_value(config.task)}"]
+    lines += [
+        f"direction = {_toml_value(config.direction)}",
+        f"metric = {_toml_value(config.metric)}",
+    ]
+    if config.target is not None:
+        lines.append(f"target = {_toml_value(float(config.target))}")
+    lines += [
+        f"seed = {_toml_value(config.seed)}",
+        f"max_epochs = {_toml_value(config.max_epochs)}",
+        f"batch_size = {_toml_value(config.batch_size)}",
+        "",
+        "[sampler]",
+        f"name = {_toml_value(config.sampler)}",
+    ]
+    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in config.sampler_options.items()]
+    for table, section in (
+        ("scheduler", config.scheduler),
+        ("ohgw", config.ohgw),
+        ("budget", config.budget),
+    ):
+        lines += ["", f"[{table}]"]
+        for field in dataclasses.fields(section):
+            lines.append(f"{field.name} = {_toml_value(getattr(section, field.name))}")
+    lines += ["", "[space]"]
+    for name, dist in config.space.items():
+        spec: dict[str, Any] = {"low": float(dist.low), "high": float(dist.high), "log": dist.log}
+        if dist.step is not None:
+            spec["step"] = float(dist.step)
+        lines.append(f"{_toml_key(name)} = {_toml_value(spec)}")
+    if config.fixed:
+        lines += ["", "[fixed]"]
+        lines += [f"{_toml_key(k)} = {_toml_value(float(v))}" for k, v in config.fixed.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_cell_file(config: StudyConfig, folder: pathlib.Path) -> StudyConfig:
+    """Write ``config`` to ``folder/STUDY_NAME.toml`` and return it as loaded from there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{config.study_name}.toml"
+    text = dump_study_file(config)
+    if not path.exists() or path.read_text() != text:
+        tmp = path.with_suffix(".toml.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    loaded = load_study_file(path)
+    if loaded != config.replace(path=path):
+        raise RuntimeError(f"{path}: the written study file does not load back identically")
+    return loaded
+
+
+# ----- running the grid --------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class CellResult:
+    cell: Cell
+    status: str  # "skipped" (already finished), "done", "incomplete"
+    summary: Any = None  # runner.RunSummary when the cell ran
+
+
+CellFn = Callable[[int, int, Cell, str], None]
+"""``on_cell(index, total, cell, status)``: status is "running", "skipped", "done" or
+"incomplete"; called before and after each cell."""
+
+
+def cell_finished(config: StudyConfig, storage: Any) -> bool:
+    """True when the cell's study exists on ``storage`` and its budget is spent."""
+    import optuna
+
+    from optuna_ohgw.runner import budget_spent
+
+    try:
+        study = optuna.load_study(study_name=config.study_name, storage=storage)
+    except KeyError:
+        return False
+    if study.user_attrs.get(DONE_ATTR):
+        return True
+    return budget_spent(config, study.get_trials(deepcopy=False))
+
+
+def run_grid(
+    cells: Sequence[Cell],
+    storage_url: str,
+    n_workers: int = 1,
+    budget: Mapping[str, Any] | None = None,
+    *,
+    grid_dir: str | pathlib.Path = "runs/bench",
+    study_dirs: Sequence[pathlib.Path] = DEFAULT_STUDY_DIRS,
+    data_dir: str | None = None,
+    download: bool = False,
+    checkpoint_dir: str | pathlib.Path | None = None,
+    on_cell: CellFn | None = None,
+    on_progress: Callable[[Any], None] | None = None,
+) -> list[CellResult]:
+    """Run every cell not finished yet (resuming a cell that was interrupted), in the given
+    order; return each cell's status. Cells' files go to ``grid_dir/cells``, worker logs to
+    ``grid_dir/logs``, checkpoints (promotion schedulers) to ``grid_dir/checkpoints``."""
+    import optuna
+
+    from optuna_ohgw.runner import budget_spent, run_study
+    from optuna_ohgw.storage import open_storage
+
+    grid_dir = pathlib.Path(grid_dir)
+    checkpoint_dir = checkpoint_dir or grid_dir / "checkpoints"
+    # Every configuration first: a bad study file or budget fails before anything runs.
+    configs = [cell_config(cell, budget, study_dirs) for cell in cells]
+    storage = open_storage(storage_url)
+    results: list[CellResult] = []
+    total = len(cells)
+    for index, (cell, config) in enumerate(zip(cells, configs)):
+        if cell_finished(config, storage):
+            results.append(CellResult(cell, "skipped"))
+            if on_cell:
+                on_cell(index, total, cell, "skipped")
+            continue
+        if on_cell:
+            on_cell(index, total, cell, "running")
+        config = write_cell_file(config, grid_dir / "cells")
+        summary = run_study(
+            config,
+            storage_url,
+            n_workers,
+            data_dir=data_dir,
+            download=download,
+            overrides={},
+            log_dir=grid_dir / "logs",
+            checkpoint_dir=checkpoint_dir,
+            on_progress=on_progress,
+        )
+        study = optuna.load_study(study_name=config.study_name, storage=storage)
+        if study.user_attrs.get(CELL_ATTR) != cell.as_dict():
+            study.set_user_attr(CELL_ATTR, cell.as_dict())
+        spent = budget_spent(config, study.get_trials(deepcopy=False))
+        # A wall-clock budget is never "spent" by trial counts: the run ending is its end.
+        status = "done" if spent or config.budget.wall_seconds else "incomplete"
+        if status == "done":
+            study.set_user_attr(DONE_ATTR, True)
+        results.append(CellResult(cell, status, summary))
+        if on_cell:
+            on_cell(index, total, cell, status)
+    return results

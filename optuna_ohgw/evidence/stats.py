@@ -1,0 +1,285 @@
+"""Statistics of the bench grid: paired tests, bootstrap ratios, distribution shifts.
+
+Pure functions on plain numbers (``scipy.stats`` / ``numpy``); nothing here touches a storage.
+
+Censoring of time to target
+---------------------------
+:func:`optuna_ohgw.evidence.metrics.time_to_target` is ``None`` when a run never reached the
+target: a *right-censored* observation, known only to exceed the run's censoring time (the budget
+it used on that clock, ``StudyMetrics.budget``). Such runs are never dropped and never read as
+"reached at the end of the budget". The rules, used by every function here that takes
+``censored`` flags, are:
+
+* :func:`censor` turns ``(time or None, budget)`` pairs into :class:`Censored`: ``time`` holds the
+  observed time, or the censoring time (the budget) where ``censored`` is ``True``. The censoring
+  time is kept only as a *lower bound*; the count of censored runs is reported per arm.
+* Order (*worst rank*): a censored run is slower than any run that reached the target at or
+  before its censoring time. Two runs are *comparable* when both reached the target, or one did
+  at time ``t`` and the other is censored at ``c >= t``. Otherwise (both censored, or censored
+  before the other's observed time) their order is unknown.
+* Median of an arm (:func:`censored_median`): the censored runs are put at ``+inf`` and the
+  ordinary median is taken (with an even count, the mean of the two middle order statistics,
+  ``inf`` if either is censored).
+  ``inf`` therefore means "the median run did not reach the target". This is exact whenever every
+  censoring time is at least the median, which holds when the arms' budgets are equal.
+* Paired Wilcoxon (:func:`paired_wilcoxon`): per seed, the difference ``a - b``. Comparable pairs
+  with both observed give the plain difference. Comparable pairs with one censored side get the
+  known sign (the censored side is slower) and a magnitude larger than every finite ``|d|``
+  (``1 + max |d|``), so they take the largest ranks (tied among themselves). Pairs whose order is
+  unknown are left out and counted (``n_unordered``).
+* Ratio of medians (:func:`median_ratio_ci`): ``censored_median(a) / censored_median(b)``, with
+  ``x / inf = 0``, ``inf / x = inf``, and ``inf / inf`` undefined (``None``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats as _st
+
+
+def _array(x: Sequence[float | None]) -> np.ndarray:
+    return np.asarray([np.nan if v is None else float(v) for v in x], dtype=float)
+
+
+def _flags(flags: Sequence[bool] | None, n: int) -> np.ndarray:
+    if flags is None:
+        return np.zeros(n, dtype=bool)
+    out = np.asarray(list(flags), dtype=bool)
+    if out.shape != (n,):
+        raise ValueError(f"expected {n} censoring flags, got {out.shape[0]}.")
+    return out
+
+
+# ----- censoring --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Censored:
+    """Times to target of one arm: ``time[i]`` is observed, or the censoring time (a lower
+    bound) where ``censored[i]``."""
+
+    time: np.ndarray
+    censored: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.time.shape[0])
+
+    @property
+    def n_censored(self) -> int:
+        return int(self.censored.sum())
+
+    def as_inf(self) -> np.ndarray:
+        """The times with censored runs at ``+inf`` (worst rank)."""
+        return np.where(self.censored, np.inf, self.time)
+
+
+def censor(times: Sequence[float | None], budgets: Sequence[float]) -> Censored:
+    """``None`` times become censored at the matching budget (the censoring time)."""
+    if len(times) != len(budgets):
+        raise ValueError("times and budgets must have the same length.")
+    flags = np.asarray([t is None for t in times], dtype=bool)
+    values = np.asarray(
+        [float(b) if t is None else float(t) for t, b in zip(times, budgets)], dtype=float
+    )
+    return Censored(values, flags)
+
+
+def censored_median(times: Sequence[float], censored: Sequence[bool] | None = None) -> float:
+    """Median with censored runs at ``+inf`` (``inf``: the median run never reached the
+    target); ``nan`` for no runs."""
+    x = _array(times)
+    c = _flags(censored, x.shape[0])
+    if x.size == 0:
+        return math.nan
+    x = np.sort(np.where(c, np.inf, x))
+    n = x.size
+    if n % 2:
+        return float(x[n // 2])
+    lo, hi = x[n // 2 - 1], x[n // 2]
+    return float(np.inf) if np.isinf(hi) else float((lo + hi) / 2.0)
+
+
+def _ratio(num: float, den: float) -> float | None:
+    if math.isnan(num) or math.isnan(den):
+        return None
+    if math.isinf(num) and math.isinf(den):
+        return None
+    if math.isinf(den):
+        return 0.0
+    if math.isinf(num):
+        return math.inf
+    if den == 0.0:
+        return math.inf if num > 0 else None
+    return num / den
+
+
+# ----- paired Wilcoxon --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class WilcoxonResult:
+    """Two-sided Wilcoxon signed-rank test of paired ``a - b``.
+
+    ``p`` is ``None`` when the test is undefined (fewer than 2 pairs, or no non-zero
+    difference); ``note`` says why. ``median_difference`` is the median of the used differences
+    (censored-side ones at ``+-inf``)."""
+
+    n_pairs: int
+    n_used: int
+    n_unordered: int
+    n_zero: int
+    statistic: float | None
+    p: float | None
+    median_difference: float | None
+    note: str = ""
+
+
+def paired_wilcoxon(
+    a: Sequence[float | None],
+    b: Sequence[float | None],
+    a_censored: Sequence[bool] | None = None,
+    b_censored: Sequence[bool] | None = None,
+) -> WilcoxonResult:
+    """Two-sided paired Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, ``zero_method=
+    "wilcox"``: zero differences are dropped; exact p for small samples without ties, normal
+    approximation otherwise) of ``a[i] - b[i]``.
+
+    Pairs with a ``None``/NaN side that is not flagged censored are left out (``n_unordered``).
+    Censored sides follow the module's rules (worst rank; unknown orders left out).
+    """
+    x, y = _array(a), _array(b)
+    if x.shape != y.shape:
+        raise ValueError("a and b must be paired (same length).")
+    cx, cy = _flags(a_censored, x.size), _flags(b_censored, y.size)
+    finite: list[float] = []
+    signs: list[float] = []
+    unordered = 0
+    for xi, yi, cxi, cyi in zip(x, y, cx, cy):
+        if (np.isnan(xi) and not cxi) or (np.isnan(yi) and not cyi) or (cxi and cyi):
+            unordered += 1
+        elif cxi:  # a censored at xi: slower than b only if b reached by then
+            if yi <= xi:
+                signs.append(1.0)
+            else:
+                unordered += 1
+        elif cyi:
+            if xi <= yi:
+                signs.append(-1.0)
+            else:
+                unordered += 1
+        else:
+            finite.append(float(xi - yi))
+    big = 1.0 + max((abs(d) for d in finite), default=0.0)
+    diffs = np.asarray(finite + [s * big for s in signs], dtype=float)
+    shown = np.asarray(finite + [s * np.inf for s in signs], dtype=float)
+    n_zero = int(np.sum(diffs == 0.0))
+    nonzero = diffs[diffs != 0.0]
+    median = float(np.median(shown)) if shown.size else None
+    common = dict(
+        n_pairs=int(x.size),
+        n_used=int(diffs.size),
+        n_unordered=unordered,
+        n_zero=n_zero,
+        median_difference=median,
+    )
+    if diffs.size < 2:
+        return WilcoxonResult(statistic=None, p=None, note="fewer than 2 usable pairs", **common)
+    if nonzero.size == 0:
+        return WilcoxonResult(
+            statistic=None, p=None, note="all differences are zero (identical arms)", **common
+        )
+    res = _st.wilcoxon(nonzero, zero_method="wilcox", alternative="two-sided")
+    p = float(res.pvalue)
+    return WilcoxonResult(statistic=float(res.statistic), p=None if math.isnan(p) else p, **common)
+
+
+# ----- bootstrap ratio of medians ---------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RatioCI:
+    """``ratio = median(a) / median(b)`` with a paired percentile bootstrap CI.
+
+    ``None`` fields: undefined (no data, or both medians ``inf``). ``n_undefined`` counts the
+    bootstrap replicates whose ratio was undefined; the CI is taken over the others."""
+
+    ratio: float | None
+    low: float | None
+    high: float | None
+    n_boot: int
+    n_undefined: int
+    level: float
+
+
+def median_ratio_ci(
+    a: Sequence[float | None],
+    b: Sequence[float | None],
+    n_boot: int = 2000,
+    seed: int = 0,
+    *,
+    a_censored: Sequence[bool] | None = None,
+    b_censored: Sequence[bool] | None = None,
+    level: float = 0.95,
+) -> RatioCI:
+    """Ratio of medians ``censored_median(a) / censored_median(b)`` (the claim is about the
+    *median* time to target of each arm), with a percentile bootstrap CI that resamples the
+    seeds *in pairs* (the same indices for both arms, keeping the pairing), ``n_boot``
+    replicates from ``numpy.random.default_rng(seed)``. Percentiles use
+    ``method="inverted_cdf"`` (no interpolation, so ``inf`` replicates are kept as ``inf``).
+
+    Pairs with a ``None``/NaN side that is not flagged censored are dropped first.
+    """
+    x, y = _array(a), _array(b)
+    if x.shape != y.shape:
+        raise ValueError("a and b must be paired (same length).")
+    cx, cy = _flags(a_censored, x.size), _flags(b_censored, y.size)
+    keep = ~((np.isnan(x) & ~cx) | (np.isnan(y) & ~cy))
+    x = np.where(cx, np.inf, x)[keep]
+    y = np.where(cy, np.inf, y)[keep]
+    if x.size == 0:
+        return RatioCI(None, None, None, n_boot, 0, level)
+    ratio = _ratio(censored_median(x), censored_median(y))
+    rng = np.random.default_rng(seed)
+    reps: list[float] = []
+    undefined = 0
+    for _ in range(n_boot):
+        idx = rng.integers(0, x.size, size=x.size)
+        r = _ratio(censored_median(x[idx]), censored_median(y[idx]))
+        if r is None:
+            undefined += 1
+        else:
+            reps.append(r)
+    if not reps:
+        return RatioCI(ratio, None, None, n_boot, undefined, level)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(np.asarray(reps), [alpha, 1.0 - alpha], method="inverted_cdf")
+    return RatioCI(ratio, float(low), float(high), n_boot, undefined, level)
+
+
+# ----- distribution shift -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class KSResult:
+    """Two-sample two-sided Kolmogorov-Smirnov test; ``p`` ``None`` when a sample is empty."""
+
+    n_x: int
+    n_y: int
+    statistic: float | None
+    p: float | None
+
+
+def ks_shift(x: Sequence[float], y: Sequence[float]) -> KSResult:
+    """``scipy.stats.ks_2samp(x, y)`` (two-sided) on the finite values of each sample."""
+    xa = _array(x)
+    ya = _array(y)
+    xa, ya = xa[np.isfinite(xa)], ya[np.isfinite(ya)]
+    if xa.size == 0 or ya.size == 0:
+        return KSResult(int(xa.size), int(ya.size), None, None)
+    res = _st.ks_2samp(xa, ya, alternative="two-sided")
+    return KSResult(int(xa.size), int(ya.size), float(res.statistic), float(res.pvalue))
