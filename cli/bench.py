@@ -7,20 +7,13 @@ runner) happen inside the command, as in ``cli/main.py``.
 from __future__ import annotations
 
 import pathlib
-import sys
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
+from cli._common import STUDY_DIRS, bench_url, fail, parse_budget
 from optuna_ohgw.storage import StorageError, open_storage, redact
 from optuna_ohgw.studyfile import TASK_NAMES, StudyFileError
-
-STUDY_DIRS = (pathlib.Path("studies"), pathlib.Path(__file__).resolve().parents[1] / "studies")
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
 
 
 def _split(value: str, what: str) -> list[str]:
@@ -30,16 +23,6 @@ def _split(value: str, what: str) -> list[str]:
     if len(set(items)) != len(items):
         raise StudyFileError(f"--{what}: {value!r} names an entry twice")
     return items
-
-
-def _budget(items: tuple[str, ...]) -> dict[str, Any]:
-    pairs: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise StudyFileError(f"--budget {item}: write KEY=VALUE, e.g. n_trials=40")
-        pairs[key.strip()] = value.strip()
-    return pairs
 
 
 @click.command()
@@ -110,15 +93,15 @@ def bench(
             task, _split(schedulers, "schedulers"), _split(variants, "variants"), range(seeds)
         )
         dirs = (pathlib.Path(studies_dir),) if studies_dir else STUDY_DIRS
-        overrides = _budget(budget)
+        overrides = parse_budget(budget)
         for cell in cells:  # every study file and the budget checked before anything runs
             cell_config(cell, overrides, dirs)
-        url = storage or f"journal:{pathlib.Path('runs') / 'bench' / f'{task}.journal'}"
+        url = storage or bench_url(task)
         folder = pathlib.Path(grid_dir) if grid_dir else pathlib.Path("runs") / "bench" / task
         get_task(task)(data_dir=data_dir, download=download).check_data()
         open_storage(url)
     except (StudyFileError, StorageError, DatasetMissingError) as err:
-        _fail(str(err))
+        fail(str(err))
 
     click.echo(
         f"bench {task}: {len(cells)} cells ({seeds} seed(s)) on {redact(url)} "
@@ -149,10 +132,10 @@ def bench(
         )
     except KeyboardInterrupt:
         bar.close()
-        _fail("interrupted: workers stopped; rerun the same command to resume the grid")
+        fail("interrupted: workers stopped; rerun the same command to resume the grid")
     except (RuntimeError, StudyFileError, StorageError) as err:
         bar.close()
-        _fail(str(err))
+        fail(str(err))
     bar.close()
     click.echo(
         f"{counts['done']} cell(s) run, {counts['skipped']} already finished, "

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import pathlib
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 import optuna
 
 import optuna_ohgw
+from cli._common import STUDY_DIRS, fail, parse_budget
 from optuna_ohgw.storage import StorageError, default_url, open_storage, redact
 from optuna_ohgw.studyfile import StudyConfig, StudyFileError, apply_overrides, find_study_file
 from optuna_ohgw.studyfile import load_study_file as _load
-
-STUDY_DIRS = (pathlib.Path("studies"), pathlib.Path(__file__).resolve().parents[1] / "studies")
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
 
 
 @contextmanager
@@ -32,7 +24,7 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except (StudyFileError, StorageError, DatasetMissingError) as err:
-        _fail(str(err))
+        fail(str(err))
 
 
 def _config(
@@ -45,13 +37,7 @@ def _config(
     if no_ohgw:
         overrides["no_ohgw"] = True
     if budget:
-        pairs = {}
-        for item in budget:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise StudyFileError(f"--budget {item}: write KEY=VALUE, e.g. n_trials=40")
-            pairs[key.strip()] = value.strip()
-        overrides["budget"] = pairs
+        overrides["budget"] = parse_budget(budget)
     return apply_overrides(config, overrides), overrides
 
 
@@ -139,10 +125,10 @@ def run(
             )
         except KeyboardInterrupt:
             bar.close()
-            _fail("interrupted: workers stopped; rerun the same command to resume the study")
+            fail("interrupted: workers stopped; rerun the same command to resume the study")
         except RuntimeError as err:
             bar.close()
-            _fail(str(err))
+            fail(str(err))
         progress(summary)
         bar.close()
         click.echo(summary.format())
@@ -220,7 +206,7 @@ def dashboard(study: str, storage: str | None, no_ohgw: bool, host: str, port: i
         try:
             from optuna_dashboard import run_server
         except ImportError:
-            _fail("optuna-dashboard is not installed: pip install optuna-dashboard")
+            fail("optuna-dashboard is not installed: pip install optuna-dashboard")
         click.echo(f"optuna-dashboard for {config.study_name} at http://{host}:{port}/")
         run_server(open_storage(url, heartbeat=False), host=host, port=port)
 

@@ -7,16 +7,11 @@ from __future__ import annotations
 
 import pathlib
 import shlex
-import sys
 
 import click
 
+from cli._common import bench_url, fail
 from optuna_ohgw.storage import StorageError, is_journal, journal_path, open_storage, redact
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
 
 
 @click.command()
@@ -40,10 +35,10 @@ def report(storage: str | None, task: str | None, name: str | None, out: str) ->
 
     if storage is None:
         if task is None:
-            _fail("give --storage URL, or --task TASK for journal:runs/bench/TASK.journal")
-        storage = f"journal:{pathlib.Path('runs') / 'bench' / f'{task}.journal'}"
+            fail("give --storage URL, or --task TASK for journal:runs/bench/TASK.journal")
+        storage = bench_url(task)
     if is_journal(storage) and not journal_path(storage).exists():
-        _fail(f"no journal file {journal_path(storage)}; run the bench grid first")
+        fail(f"no journal file {journal_path(storage)}; run the bench grid first")
     name = name or task or "bench"
     args = ["ohgw-optuna", "report", "--storage", redact(storage)]
     if task is not None:
@@ -53,11 +48,11 @@ def report(storage: str | None, task: str | None, name: str | None, out: str) ->
     try:
         cells = load_cells(open_storage(storage, heartbeat=False), task)
     except StorageError as err:
-        _fail(str(err))
+        fail(str(err))
         return
     if not cells:
         what = f" of task {task!r}" if task else ""
-        _fail(f"no bench-* studies{what} in {redact(storage)}")
+        fail(f"no bench-* studies{what} in {redact(storage)}")
     rows = [row_of(c) for c in cells]
     path = write_report(rows, cells, pathlib.Path(out) / name, command)
     click.echo(f"{len(cells)} cells; wrote {path} and {path.parent / 'results.csv'}")

@@ -1,0 +1,37 @@
+"""Pieces every ``ohgw-optuna`` command shares: where study files live, the one-line error exit
+and the ``--budget KEY=VALUE`` parser."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from optuna_ohgw.studyfile import StudyFileError
+
+STUDY_DIRS = (pathlib.Path("studies"), pathlib.Path(__file__).resolve().parents[1] / "studies")
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with code 2."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def parse_budget(items: tuple[str, ...]) -> dict[str, Any]:
+    """``("n_trials=40", ...)`` -> ``{"n_trials": "40"}``; values are checked by
+    :func:`optuna_ohgw.studyfile.apply_overrides`."""
+    pairs: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise StudyFileError(f"--budget {item}: write KEY=VALUE, e.g. n_trials=40")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def bench_url(task: str) -> str:
+    """The bench grid's default storage: ``journal:runs/bench/TASK.journal``."""
+    return f"journal:{pathlib.Path('runs') / 'bench' / f'{task}.journal'}"
