@@ -371,6 +371,14 @@ class WorkerSpec:
     log_path: pathlib.Path
 
 
+def _usable_cpus() -> int:
+    """The cores this process may run on (``taskset``, container cpusets), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def worker_specs(
     config: StudyConfig,
     storage_url: str,
@@ -390,7 +398,7 @@ def worker_specs(
     """
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     gpu_ids = [g for g in visible.split(",") if g] if visible else [str(i) for i in range(n_gpus)]
-    threads = max(1, (os.cpu_count() or 1) // n_workers)
+    threads = max(1, _usable_cpus() // n_workers)
     specs = []
     for i in range(n_workers):
         env = dict(os.environ)
