@@ -31,7 +31,8 @@ def _split(value: str, what: str) -> list[str]:
     "--schedulers",
     default="asha,hyperband,pasha",
     show_default=True,
-    help="Comma-separated: asha, hyperband, asha-promotion, pasha (studies/TASK-SCHED.toml).",
+    help="Comma-separated: asha, hyperband, asha-promotion, pasha, dyhpo "
+    "(studies/TASK-SCHEDULER.toml).",
 )
 @click.option(
     "--variants",

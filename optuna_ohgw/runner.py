@@ -110,11 +110,20 @@ def epochs_used(trials: Sequence[FrozenTrial]) -> int:
     return sum(int(t.user_attrs.get(attrs.EPOCHS, 0)) for t in trials)
 
 
-def build_scheduler(config: StudyConfig) -> BasePromotionScheduler:
-    """The promotion-type scheduler of a study file (``asha-promotion`` or ``pasha``)."""
-    from optuna_ohgw.schedulers import PASHA, PromotionASHA
+def build_scheduler(config: StudyConfig, worker_index: int = 0) -> BasePromotionScheduler:
+    """The promotion-type scheduler of a study file (``asha-promotion``, ``pasha``, ``dyhpo``)."""
+    from optuna_ohgw.schedulers import PASHA, DyHPO, PromotionASHA
 
     sched = config.scheduler
+    if sched.name == "dyhpo":
+        return DyHPO(
+            sched.min_resource,
+            sched.reduction_factor,
+            config.max_epochs,
+            config.space,
+            advance=sched.advance,
+            seed=config.seed * 1000 + worker_index,
+        )
     cls = PASHA if sched.name == "pasha" else PromotionASHA
     return cls(sched.min_resource, sched.reduction_factor, config.max_epochs)
 
@@ -195,6 +204,10 @@ def run_worker(
         batch_size=config.batch_size or None,
     )
     base = build_base_sampler(config, worker_index)
+    if config.scheduler.name == "dyhpo":
+        from optuna_ohgw.schedulers import ProposalSampler
+
+        base = ProposalSampler(base)  # DyHPO's new configurations, then OHGW's nudge
     probe = None
     if config.ohgw.enabled:
         probe = task.make_probe(
@@ -228,7 +241,7 @@ def run_worker(
     if is_promotion(config):
         from optuna_ohgw.schedulers import PauseResumeHooks, run_promotion_worker
 
-        scheduler = build_scheduler(config)
+        scheduler = build_scheduler(config, worker_index)
         objective.hooks = PauseResumeHooks(scheduler, checkpoint_store(config, checkpoint_dir))
         wall = config.budget.wall_seconds
         run_promotion_worker(

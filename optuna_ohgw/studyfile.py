@@ -26,8 +26,8 @@ SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
     "gp": optuna.samplers.GPSampler,
     "qmc": optuna.samplers.QMCSampler,
 }
-SCHEDULERS = ("asha", "hyperband", "asha-promotion", "pasha")
-PROMOTION_SCHEDULERS = ("asha-promotion", "pasha")
+SCHEDULERS = ("asha", "hyperband", "asha-promotion", "pasha", "dyhpo")
+PROMOTION_SCHEDULERS = ("asha-promotion", "pasha", "dyhpo")
 """Schedulers that pause and resume trials (checkpoints, promotion loop) instead of pruning."""
 STEP_RULES = ("raw", "normalized", "none", "random-sign", "flipped")
 TASK_NAMES = ("digits", "mnist1d", "cifar10")
@@ -65,6 +65,8 @@ class SchedulerConfig:
     name: str = "asha"
     min_resource: int = 1
     reduction_factor: int = 3
+    advance: str = "epoch"
+    """DyHPO only: one step is one ``epoch`` or one ``rung`` of the geometric ladder."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,8 +251,11 @@ def load_study_file(path: str | pathlib.Path) -> StudyConfig:
         name=_choice(sched_t, "name", SCHEDULERS, "asha"),
         min_resource=sched_t.take("min_resource", int, 1),
         reduction_factor=sched_t.take("reduction_factor", int, 3),
+        advance=_choice(sched_t, "advance", ("epoch", "rung"), "epoch"),
     )
     sched_t.done()
+    if scheduler.advance != "epoch" and scheduler.name != "dyhpo":
+        raise sched_t.error("advance", 'is a DyHPO setting; remove it or use name = "dyhpo"')
     if not 1 <= scheduler.min_resource <= max_epochs:
         raise sched_t.error("min_resource", f"must be in [1, max_epochs={max_epochs}]")
     if scheduler.reduction_factor < 2:

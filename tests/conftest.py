@@ -11,6 +11,33 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CLI = pathlib.Path(sys.executable).parent / "ohgw-optuna"
+PG_URL = os.environ.get(
+    "OHGW_TEST_PG_URL", "postgresql+psycopg2://ohgw:ohgw@127.0.0.1:5433/ohgw_test"
+)
+
+
+def require_postgres() -> None:
+    """Skip without a PostgreSQL server at ``PG_URL``; in CI (``CI`` set), fail instead."""
+    from optuna_ohgw.storage import open_storage
+
+    try:
+        open_storage(PG_URL, heartbeat=False)
+    except Exception:  # noqa: BLE001 - any failure to connect means "no server"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must provide PostgreSQL at {PG_URL} (see scripts/postgres.sh)")
+        pytest.skip("no PostgreSQL server reachable; run scripts/postgres.sh to start one")
+
+
+def backend_url(backend: str, tmp_path: pathlib.Path, stem: str) -> str:
+    """A storage URL of each kind the race tests run on."""
+    if backend == "postgresql":
+        require_postgres()
+        return PG_URL
+    return {
+        "sqlite": f"sqlite:///{tmp_path / stem}.db",
+        "journal": f"journal:{tmp_path / stem}.journal",
+    }[backend]
+
 
 SMALL_STUDY = """\
 name = "{name}"

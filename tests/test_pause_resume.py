@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 import pathlib
 
 import optuna
@@ -24,7 +23,7 @@ from optuna_ohgw.schedulers import (
 )
 from optuna_ohgw.storage import open_storage
 from optuna_ohgw.tasks import DigitsTask
-from tests.test_run import PG_URL, _pg_reachable
+from tests.conftest import backend_url
 
 SPACE = {"lr": FloatDistribution(0.01, 0.5, log=True), "momentum": FloatDistribution(0.0, 0.9)}
 
@@ -77,7 +76,7 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path: pathlib.Path) 
 class _AlwaysPromote(PromotionASHA):
     """Promotes every paused configuration (for tests of the mechanics, not of ASHA)."""
 
-    def choose(self, study, trials):  # type: ignore[no-untyped-def]
+    def choose(self, study, trials, allow_new=True):  # type: ignore[no-untyped-def]
         for t in trials:
             if t.state == TrialState.WAITING and lineage.is_continuation(t):
                 return t
@@ -155,15 +154,7 @@ def _race(url: str, name: str, trial_ids: list[int], queue, barrier) -> None:  #
 @pytest.mark.parametrize("backend", ["sqlite", "journal", "postgresql"])
 def test_only_one_worker_resumes_a_paused_trial(backend: str, tmp_path: pathlib.Path) -> None:
     """Six processes race to claim each of four paused continuations: one winner each."""
-    if backend == "postgresql" and not _pg_reachable():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must provide PostgreSQL at {PG_URL}")
-        pytest.skip("no PostgreSQL server reachable; run scripts/postgres.sh")
-    url = {
-        "sqlite": f"sqlite:///{tmp_path / 'race.db'}",
-        "journal": f"journal:{tmp_path / 'race.journal'}",
-        "postgresql": PG_URL,
-    }[backend]
+    url = backend_url(backend, tmp_path, "race")
     name = f"race-{tmp_path.name}"
     storage = open_storage(url, heartbeat=False)
     study = optuna.create_study(study_name=name, storage=storage)

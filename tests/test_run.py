@@ -17,11 +17,7 @@ from optuna_ohgw import attrs
 from optuna_ohgw.runner import WORKER_ATTR, worker_specs
 from optuna_ohgw.storage import open_storage
 from optuna_ohgw.studyfile import load_study_file
-from tests.conftest import CLI, run_cli
-
-PG_URL = os.environ.get(
-    "OHGW_TEST_PG_URL", "postgresql+psycopg2://ohgw:ohgw@127.0.0.1:5433/ohgw_test"
-)
+from tests.conftest import CLI, PG_URL, require_postgres, run_cli
 
 
 def _study(url: str, name: str) -> optuna.Study:
@@ -80,19 +76,8 @@ def test_same_seed_gives_the_same_trials(small_study, tmp_path: pathlib.Path) ->
     assert runs[0] == runs[1]
 
 
-def _pg_reachable() -> bool:
-    try:
-        open_storage(PG_URL, heartbeat=False)
-    except Exception:  # noqa: BLE001
-        return False
-    return True
-
-
 def test_two_workers_on_postgresql(small_study, tmp_path: pathlib.Path) -> None:
-    if not _pg_reachable():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must provide PostgreSQL at {PG_URL} (see scripts/postgres.sh)")
-        pytest.skip("no PostgreSQL server reachable; run scripts/postgres.sh to start one")
+    require_postgres()
     name = f"pg-{uuid.uuid4().hex[:8]}"
     path = small_study(name, n_trials=6)
     result = run_cli(

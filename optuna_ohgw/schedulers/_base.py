@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from typing import Any
 
 import optuna
 from optuna.study import StudyDirection
@@ -54,8 +55,11 @@ class BasePromotionScheduler(abc.ABC):
     def should_pause(self, epochs_done: int) -> bool:
         return epochs_done in self.rungs and epochs_done < self.max_resource
 
-    def choose(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> FrozenTrial | None:
-        """The paused continuation to resume next, or None to start a new configuration."""
+    def choose(
+        self, study: optuna.Study, trials: Sequence[FrozenTrial], allow_new: bool = True
+    ) -> FrozenTrial | None:
+        """The paused continuation to resume next, or None to start a new configuration
+        (``allow_new`` says whether the budget still allows one)."""
         waiting = {
             lineage.config_of(t): t
             for t in trials
@@ -78,6 +82,15 @@ class BasePromotionScheduler(abc.ABC):
                 if candidate is not None and lineage.resume_info(candidate)["epoch"] == rung:
                     return candidate
         return None
+
+    def new_configuration(self) -> dict[str, float] | None:
+        """Values the next new configuration should start from, decided by the last
+        :meth:`choose` (None: the sampler's own choice)."""
+        return None
+
+    def decision_attrs(self) -> dict[str, Any]:
+        """User attrs to record on the trial the last :meth:`choose` picked (or started)."""
+        return {}
 
 
 class PromotionASHA(BasePromotionScheduler):

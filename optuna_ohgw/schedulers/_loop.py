@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_ohgw import lineage
 from optuna_ohgw.checkpoint import CheckpointStore
 from optuna_ohgw.schedulers._base import BasePromotionScheduler
+from optuna_ohgw.schedulers._proposal import PROPOSAL
 
 _logger = logging.getLogger("optuna_ohgw")
 
@@ -90,20 +91,28 @@ def run_promotion_worker(
             ):
                 trial_id = t._trial_id
                 break
+        decided = False
         if trial_id is None:
-            candidate = scheduler.choose(study, trials)
+            allow_new = new_allowed(trials)
+            candidate = scheduler.choose(study, trials, allow_new)
+            decided = True
             if candidate is not None:
                 if not claim(study, candidate):
                     continue  # another worker took it: decide again
                 trial_id = candidate._trial_id
-        if trial_id is None:
-            if new_allowed(trials):
+            elif allow_new:
                 trial_id = study._storage.create_new_trial(study._study_id)
+                proposal = scheduler.new_configuration()
+                if proposal:
+                    study._storage.set_trial_system_attr(trial_id, PROPOSAL, proposal)
             elif any(t.state == TrialState.RUNNING for t in trials):
                 time.sleep(poll_seconds)
                 continue
             else:
                 break
+        if decided:
+            for key, value in scheduler.decision_attrs().items():
+                study._storage.set_trial_user_attr(trial_id, key, value)
         state = _run_segment(study, objective, optuna.Trial(study, trial_id))
         done += 1
         failures = failures + 1 if state == TrialState.FAIL else 0
