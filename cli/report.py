@@ -29,9 +29,16 @@ from optuna_ohgw.storage import StorageError, is_journal, journal_path, open_sto
     type=click.Path(file_okay=False),
     help="Folder holding the reports.",
 )
-def report(storage: str | None, task: str | None, name: str | None, out: str) -> None:
+@click.option(
+    "--dashboard-notes",
+    is_flag=True,
+    help="Also save a short summary as the optuna-dashboard note of every cell's study.",
+)
+def report(
+    storage: str | None, task: str | None, name: str | None, out: str, dashboard_notes: bool
+) -> None:
     """Write reports/NAME/: report.md, results.csv and PNG plots of the bench grid."""
-    from optuna_ohgw.evidence.report import load_cells, row_of, write_report
+    from optuna_ohgw.evidence.report import compare, load_cells, row_of, write_report
 
     if storage is None:
         if task is None:
@@ -46,7 +53,8 @@ def report(storage: str | None, task: str | None, name: str | None, out: str) ->
     args += ["--name", name, "--out", out]
     command = shlex.join(args)
     try:
-        cells = load_cells(open_storage(storage, heartbeat=False), task)
+        opened = open_storage(storage, heartbeat=False)
+        cells = load_cells(opened, task)
     except StorageError as err:
         fail(str(err))
         return
@@ -56,3 +64,8 @@ def report(storage: str | None, task: str | None, name: str | None, out: str) ->
     rows = [row_of(c) for c in cells]
     path = write_report(rows, cells, pathlib.Path(out) / name, command)
     click.echo(f"{len(cells)} cells; wrote {path} and {path.parent / 'results.csv'}")
+    if dashboard_notes:
+        from optuna_ohgw.evidence.notes import publish_notes
+
+        n = publish_notes(opened, cells, compare(rows), str(path))
+        click.echo(f"saved an optuna-dashboard note on {n} studies")

@@ -131,10 +131,10 @@ GRID = {
 }
 
 
-def _make_grid(storage) -> None:
+def _make_grid(storage, scheduler: str = "asha") -> None:
     for (variant, seed), values in GRID.items():
         study = optuna.create_study(
-            study_name=f"bench-digits-asha-{variant}-s{seed}",
+            study_name=f"bench-digits-{scheduler}-{variant}-s{seed}",
             storage=storage,
             direction="maximize",
         )
@@ -148,7 +148,8 @@ def _make_grid(storage) -> None:
                 grad=0.3 - seed if ohgw else None,
             )
         )
-    optuna.create_study(study_name="digits-asha", storage=storage)  # not a bench cell
+    if scheduler == "asha":
+        optuna.create_study(study_name="digits-asha", storage=storage)  # not a bench cell
 
 
 def test_names_are_parsed() -> None:
@@ -215,6 +216,30 @@ def test_report_end_to_end(tmp_path) -> None:
     assert ohgw.ratio["epochs"].ratio == 0.0
     assert ohgw.wilcoxon["epochs"].n_used == 2  # the censored vanilla seed ranks last, kept
     assert ohgw.criteria == {"ttt": False, "accuracy": True, "compute": True}
+    assert ohgw.median_epochs == 4
+    assert rep.compare_schedulers(rows) == []  # one scheduler: nothing to compare across
+
+
+def test_schedulers_are_compared_with_asha_vanilla(tmp_path) -> None:
+    storage = optuna.storages.InMemoryStorage()
+    _make_grid(storage, "asha")
+    _make_grid(storage, "dyhpo")
+    rows = rep.collect(storage)
+    got = {(s, v): r for _, s, v, r in rep.compare_schedulers(rows, n_boot=200)}
+    assert set(got) == {
+        ("asha", "ohgw-normalized"),
+        ("dyhpo", "vanilla"),
+        ("dyhpo", "ohgw-normalized"),
+    }
+    same = got[("dyhpo", "vanilla")]  # asha vanilla's own curves: both medians censored, no test
+    assert same["epochs"][0] == math.inf
+    assert same["epochs"][1].ratio is None and same["epochs"][2].p is None
+    better = got[("dyhpo", "ohgw-normalized")]
+    assert better["epochs"][0] == 2.5 and better["epochs"][1].ratio == 0.0
+    assert better["accuracy"] == (pytest.approx(0.915), "test") and better["n"] == 2
+    text = rep.write_report(rows, rep.load_cells(storage), tmp_path / "r", "cmd", n_boot=200)
+    assert "## Schedulers against asha vanilla" in text.read_text()
+    assert "| digits | dyhpo | ohgw-normalized | 2 | 2.5 | 0 [" in text.read_text()
 
 
 def test_report_without_data_skips_plots(tmp_path) -> None:
@@ -228,10 +253,30 @@ def test_cli_report_on_a_journal(tmp_path) -> None:
     url = f"journal:{tmp_path / 'bench' / 'digits.journal'}"
     _make_grid(open_storage(url, heartbeat=False))
     result = CliRunner().invoke(
-        report, ["--storage", url, "--name", "tiny", "--out", str(tmp_path / "reports")]
+        report,
+        [
+            "--storage",
+            url,
+            "--name",
+            "tiny",
+            "--out",
+            str(tmp_path / "reports"),
+            "--dashboard-notes",
+        ],
     )
     assert result.exit_code == 0, result.output
-    assert "4 cells" in result.output
+    assert "4 cells" in result.output and "note on 4 studies" in result.output
+    # The notes are the dashboard's own (what optuna-dashboard shows on the study page).
+    from optuna_dashboard._note import get_note_from_system_attrs
+
+    storage = open_storage(url, heartbeat=False)
+    study = optuna.load_study(study_name="bench-digits-asha-ohgw-normalized-s0", storage=storage)
+    note = get_note_from_system_attrs(storage.get_study_system_attrs(study._study_id), None)[
+        "body"
+    ]
+    assert "digits / asha / ohgw-normalized, seed 0" in note
+    assert "time to target 0.9: 2 epochs" in note
+    assert "against vanilla over 2 paired seeds" in note
     text = (tmp_path / "reports" / "tiny" / "report.md").read_text()
     assert text.splitlines()[3].startswith("ohgw-optuna report --storage journal:")
 

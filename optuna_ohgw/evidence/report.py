@@ -222,11 +222,23 @@ class Comparison:
     accuracy_drop: float | None
     median_probe_share: float | None
     median_extra_compute: float | None
+    median_epochs: float | None
     criteria: dict[str, bool | None]
 
 
 def _ttt(rows: Sequence[Mapping[str, Any]], clock: str) -> stats.Censored:
     return stats.censor([r[f"ttt_{clock}"] for r in rows], [r[f"budget_{clock}"] for r in rows])
+
+
+def _paired(
+    a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]], clock: str, n_boot: int
+) -> tuple[stats.RatioCI, stats.WilcoxonResult]:
+    """Median ratio (bootstrap CI) and Wilcoxon test of ``a`` against ``b``, paired rows."""
+    ta, tb = _ttt(a, clock), _ttt(b, clock)
+    ratio = stats.median_ratio_ci(
+        ta.time, tb.time, n_boot, a_censored=ta.censored, b_censored=tb.censored
+    )
+    return ratio, stats.paired_wilcoxon(ta.time, tb.time, ta.censored, tb.censored)
 
 
 def compare(rows: Sequence[Mapping[str, Any]], n_boot: int = N_BOOT) -> list[Comparison]:
@@ -248,11 +260,7 @@ def compare(rows: Sequence[Mapping[str, Any]], n_boot: int = N_BOOT) -> list[Com
                 if variant == BASELINE or not seeds:
                     ratio[clock] = wil[clock] = None
                     continue
-                ta, tb = _ttt(a, clock), _ttt(b, clock)
-                ratio[clock] = stats.median_ratio_ci(
-                    ta.time, tb.time, n_boot, a_censored=ta.censored, b_censored=tb.censored
-                )
-                wil[clock] = stats.paired_wilcoxon(ta.time, tb.time, ta.censored, tb.censored)
+                ratio[clock], wil[clock] = _paired(a, b, clock, n_boot)
             use_test = bool(seeds) and all(r["best_test"] is not None for r in a + b)
             key = "best_test" if use_test else "best_val"
             acc = _median(r[key] for r in a) if seeds else _median(r[key] for r in all_arm)
@@ -286,6 +294,7 @@ def compare(rows: Sequence[Mapping[str, Any]], n_boot: int = N_BOOT) -> list[Com
                     accuracy_drop=drop,
                     median_probe_share=_median(r["probe_share"] for r in all_arm),
                     median_extra_compute=extra,
+                    median_epochs=_median(r["total_epochs"] for r in all_arm),
                     criteria=crit,
                 )
             )
@@ -331,8 +340,8 @@ def _headline(comps: Sequence[Comparison]) -> list[str]:
         "| task | scheduler | variant | seeds | censored | median TTT (epochs) | "
         "median TTT (compute s) | median TTT (wall s) | ratio epochs [95% CI] | p epochs | "
         f"ratio {PRIMARY_CLOCK} [95% CI] | p {PRIMARY_CLOCK} | final accuracy (median) | "
-        "probe share (median) |",
-        "|" + "---|" * 14,
+        "probe share (median) | epochs used (median) |",
+        "|" + "---|" * 15,
     ]
     for c in comps:
         lines.append(
@@ -341,9 +350,73 @@ def _headline(comps: Sequence[Comparison]) -> list[str]:
             f"{_f(c.median_ttt['wall'])} | {_ratio_text(c.ratio['epochs'])} | "
             f"{_p(c.wilcoxon['epochs'])} | {_ratio_text(c.ratio[PRIMARY_CLOCK])} | "
             f"{_p(c.wilcoxon[PRIMARY_CLOCK])} | {_f(c.median_accuracy, 4)} "
-            f"({c.accuracy_metric}) | {_pct(c.median_probe_share)} |"
+            f"({c.accuracy_metric}) | {_pct(c.median_probe_share)} | {_f(c.median_epochs)} |"
         )
     return lines
+
+
+REFERENCE = ("asha", BASELINE)
+"""The arm every scheduler is compared with in :func:`compare_schedulers`."""
+
+
+def compare_schedulers(
+    rows: Sequence[Mapping[str, Any]], n_boot: int = N_BOOT
+) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """Every ``(scheduler, vanilla or OHGW)`` arm against vanilla ASHA of the same task,
+    paired by seed: ``(task, scheduler, variant, {clock: (median, RatioCI, WilcoxonResult)})``.
+    Empty without an ASHA vanilla arm or a second scheduler."""
+    out = []
+    for task in sorted({r["task"] for r in rows}):
+        arms = {k: v for k, v in _arms(rows).items() if k[0] == task}
+        ref = arms.get((task, REFERENCE[0]), {}).get(REFERENCE[1], {})
+        if not ref or len(arms) < 2:
+            continue
+        for (_, scheduler), by_variant in sorted(arms.items()):
+            for variant in (BASELINE, OHGW_MAIN):
+                arm = by_variant.get(variant, {})
+                seeds = sorted(set(arm) & set(ref))
+                if not seeds or (scheduler, variant) == REFERENCE:
+                    continue
+                a, b = [arm[s] for s in seeds], [ref[s] for s in seeds]
+                result: dict[str, Any] = {}
+                for clock in ("epochs", PRIMARY_CLOCK):
+                    ta = _ttt(a, clock)
+                    median = stats.censored_median(ta.time, ta.censored)
+                    result[clock] = (median, *_paired(a, b, clock, n_boot))
+                use_test = all(r["best_test"] is not None for r in a)
+                result["accuracy"] = (
+                    _median(r["best_test" if use_test else "best_val"] for r in a),
+                    "test" if use_test else "validation",
+                )
+                result["epochs_used"] = _median(r["total_epochs"] for r in a)
+                result["n"] = len(seeds)
+                out.append((task, scheduler, variant, result))
+    return out
+
+
+def _schedulers_table(rows: Sequence[Mapping[str, Any]], n_boot: int) -> list[str]:
+    results = compare_schedulers(rows, n_boot)
+    if not results:
+        return []
+    lines = [
+        f"## Schedulers against {REFERENCE[0]} {REFERENCE[1]}",
+        "",
+        f"Each arm against {REFERENCE[0]} {REFERENCE[1]} of the same task and seed (paired by "
+        "seed; ratios and tests as above). The schedulers' budgets are in 'epochs used'.",
+        "",
+        "| task | scheduler | variant | seeds | median TTT (epochs) | ratio epochs [95% CI] | "
+        f"p epochs | median TTT ({PRIMARY_CLOCK} s) | ratio {PRIMARY_CLOCK} [95% CI] | "
+        f"p {PRIMARY_CLOCK} | final accuracy (median) | epochs used (median) |",
+        "|" + "---|" * 12,
+    ]
+    for task, scheduler, variant, r in results:
+        (me, re_, we), (mc, rc, wc) = r["epochs"], r[PRIMARY_CLOCK]
+        lines.append(
+            f"| {task} | {scheduler} | {variant} | {r['n']} | {_f(me)} | {_ratio_text(re_)} | "
+            f"{_p(we)} | {_f(mc)} | {_ratio_text(rc)} | {_p(wc)} | "
+            f"{_f(r['accuracy'][0], 4)} ({r['accuracy'][1]}) | {_f(r['epochs_used'])} |"
+        )
+    return [*lines, ""]
 
 
 def _criteria(comps: Sequence[Comparison]) -> list[str]:
@@ -463,7 +536,9 @@ def _plots(cells: Sequence[Cell], out: pathlib.Path) -> tuple[list[str], list[st
                 ys = np.asarray(
                     [_step_on_grid(c.metrics.curves[clock], grid) for c in group if c.variant == v]
                 )
-                ok = np.sum(~np.isnan(ys), axis=0) > 0
+                # Only where every seed has a point: a median over the seeds that happen to
+                # have started would jump when a slow seed joins.
+                ok = np.all(~np.isnan(ys), axis=0)
                 if not ok.any():
                     continue
                 q = np.full((3, grid.size), np.nan)
@@ -608,6 +683,7 @@ def write_report(
         "",
         *_headline(comps),
         "",
+        *_schedulers_table(rows, n_boot),
         "## Success criteria",
         "",
         *_criteria(comps),
