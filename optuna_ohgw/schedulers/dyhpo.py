@@ -178,7 +178,10 @@ class DyHPO(BasePromotionScheduler):
         try:
             self.surrogate.fit(xs, budgets, prefixes, ys)
         except SurrogateFitError as err:
-            _logger.warning(f"DyHPO: {err}; falling back to the best paused configuration")
+            _logger.warning(
+                f"DyHPO: {err}; this decision falls back to a new configuration from the "
+                "sampler (or, when no new one is allowed, the paused one with the best value)"
+            )
             return self._fallback(waiting, trials, maximize, allow_new)
 
         curves = lineage.learning_curves(trials)
