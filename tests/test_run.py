@@ -200,7 +200,9 @@ def test_workers_are_pinned_to_gpus_or_cpu_shares(monkeypatch) -> None:
 
 
 def test_ctrl_c_stops_workers_and_a_rerun_resumes(small_study, tmp_path: pathlib.Path) -> None:
-    path = small_study(n_trials=8, max_epochs=9)
+    # Enough trials that the interrupt lands mid-run: on an idle machine the pruned digits
+    # trials take a few tens of milliseconds each, and 8 of them were over before the signal.
+    path = small_study(n_trials=30, max_epochs=9)
     url = f"journal:{tmp_path / 'runs' / 'digits-small.journal'}"
     proc = subprocess.Popen(
         [str(CLI), "run", "--study", str(path), "--n-workers", "2"],
@@ -222,9 +224,10 @@ def test_ctrl_c_stops_workers_and_a_rerun_resumes(small_study, tmp_path: pathlib
         # nothing to interrupt (the run then rightly exits 0).
         if any(t.intermediate_values for t in running) and len(_finished(study)) <= 3:
             break
+    waited = 120 - (deadline - time.time())
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, (waited, out[-500:], err[-500:])
     assert err.strip().splitlines()[-1].startswith("error: interrupted")
     study = _study(url, "digits-small")
     assert not study.get_trials(states=(TrialState.RUNNING,))
@@ -238,4 +241,4 @@ def test_ctrl_c_stops_workers_and_a_rerun_resumes(small_study, tmp_path: pathlib
     study = _study(url, "digits-small")
     assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
     assert all(study.trials[n].value == v for n, v in finished.items())
-    assert len(_finished(study)) >= 8
+    assert len(_finished(study)) >= 30
