@@ -356,7 +356,7 @@ def test_dyhpo_runs_with_two_workers(tmp_path: pathlib.Path) -> None:
         t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING, TrialState.FAIL)
     ]
     curves = lineage.learning_curves(trials)
-    assert len(curves) <= 6
+    assert len(curves) <= 7  # two workers may both start the last one: overshoot by one
     epochs = sum(t.user_attrs.get(attrs.EPOCHS, 0) for t in trials)
     assert 20 <= epochs <= 21  # the epoch budget, overshot by at most the other worker's epoch
     # Every segment trains exactly one epoch, and no epoch of a configuration twice.

@@ -200,9 +200,7 @@ def test_workers_are_pinned_to_gpus_or_cpu_shares(monkeypatch) -> None:
 
 
 def test_ctrl_c_stops_workers_and_a_rerun_resumes(small_study, tmp_path: pathlib.Path) -> None:
-    # Enough trials that the interrupt lands mid-run: on an idle machine the pruned digits
-    # trials take a few tens of milliseconds each, and 8 of them were over before the signal.
-    path = small_study(n_trials=30, max_epochs=9)
+    path = small_study(n_trials=8, max_epochs=9)
     url = f"journal:{tmp_path / 'runs' / 'digits-small.journal'}"
     proc = subprocess.Popen(
         [str(CLI), "run", "--study", str(path), "--n-workers", "2"],
@@ -211,6 +209,9 @@ def test_ctrl_c_stops_workers_and_a_rerun_resumes(small_study, tmp_path: pathlib
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a test run started in the background (``pytest &``) has SIGINT
+        # ignored, and a child would inherit that and rightly not stop.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -241,4 +242,4 @@ def test_ctrl_c_stops_workers_and_a_rerun_resumes(small_study, tmp_path: pathlib
     study = _study(url, "digits-small")
     assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
     assert all(study.trials[n].value == v for n, v in finished.items())
-    assert len(_finished(study)) >= 30
+    assert len(_finished(study)) >= 8
