@@ -146,35 +146,31 @@ class DeepKernelGP:
 
     def _optimise(
         self, inputs: tuple[torch.Tensor, ...], y: torch.Tensor, steps: int
-    ) -> tuple[float, float]:
-        """Adam on the NLL; returns (first loss, last loss), non-finite on failure."""
+    ) -> float:
+        """Adam on the NLL; returns the final loss, non-finite on failure."""
         assert self._net is not None and self._hyper is not None
         hyper = self._hyper.clone().requires_grad_(True)
         params = [*self._net.parameters(), hyper]
         optimiser = torch.optim.Adam(params, lr=self.lr)
-        first = last = math.nan
-        for step in range(steps):
+        for _ in range(steps):
             optimiser.zero_grad()
             try:
                 _, _, loss = self._factor(self._net(*inputs), y, hyper)
             except torch.linalg.LinAlgError:
-                return first, math.nan
+                return math.nan
             if not torch.isfinite(loss):
-                return first, math.nan
+                return math.nan
             loss.backward()
             optimiser.step()
             with torch.no_grad():
                 hyper[2].clamp_(min=math.log(1e-4))  # keep the noise off zero
-            if step == 0:
-                first = float(loss.detach())
         self._hyper = hyper.detach()
         with torch.no_grad():
             try:
                 _, _, loss = self._factor(self._net(*inputs), y, self._hyper)
             except torch.linalg.LinAlgError:
-                return first, math.nan
-        last = float(loss)
-        return first, last
+                return math.nan
+        return float(loss)
 
     def fit(
         self, x: list[list[float]], budget: list[float], curves: list[list[float]], y: list[float]
@@ -194,14 +190,14 @@ class DeepKernelGP:
             fit_inputs, fit_y = tuple(t[keep] for t in inputs), ys[keep]
         report = None
         if self._net is not None:
-            _, last = self._optimise(fit_inputs, fit_y, self.warm_steps)
+            last = self._optimise(fit_inputs, fit_y, self.warm_steps)
             # Failed (non-finite, Cholesky error) or stalled (stuck well above the loss of the
             # last fit from scratch): start again from a fresh initialisation.
             if math.isfinite(last) and last <= self._scratch_loss + self.stall_margin:
                 report = FitReport(False, last, self.warm_steps, 0.0)
         if report is None:
             self._init()
-            _, last = self._optimise(fit_inputs, fit_y, self.scratch_steps)
+            last = self._optimise(fit_inputs, fit_y, self.scratch_steps)
             if not math.isfinite(last):
                 self._net = None
                 raise SurrogateFitError("the GP fit from scratch failed (non-finite loss)")

@@ -125,10 +125,14 @@ class DyHPO(BasePromotionScheduler):
         return [curve.get(e, 0.0) for e in range(1, budget)]
 
     def training_points(
-        self, trials: Sequence[FrozenTrial]
+        self,
+        trials: Sequence[FrozenTrial],
+        curves: Mapping[int, Mapping[int, float]] | None = None,
     ) -> tuple[list[list[float]], list[float], list[list[float]], list[float]]:
-        """One point per observed epoch: (config, epoch / max, values before it) -> value."""
-        curves = lineage.learning_curves(trials)
+        """One point per observed epoch: (config, epoch / max, values before it) -> value.
+        ``curves`` is ``lineage.learning_curves(trials)`` when the caller has it already."""
+        if curves is None:
+            curves = lineage.learning_curves(trials)
         params = {
             lineage.config_of(t): t.params
             for t in trials
@@ -163,17 +167,18 @@ class DyHPO(BasePromotionScheduler):
         self._proposal, self._decision = None, {}
         self._decisions += 1
         maximize = study.direction == StudyDirection.MAXIMIZE
-        waiting = [
-            t
-            for t in trials
-            if t.state == TrialState.WAITING
-            and lineage.is_continuation(t)
-            and self._next_budget(int(lineage.resume_info(t)["epoch"])) is not None
-        ]
+        # Paused configurations that can go further, with the budget they would go to.
+        waiting: list[tuple[FrozenTrial, int]] = []
+        for t in trials:
+            if t.state == TrialState.WAITING and lineage.is_continuation(t):
+                budget = self._next_budget(int(lineage.resume_info(t)["epoch"]))
+                if budget is not None:
+                    waiting.append((t, budget))
         if not waiting and not allow_new:
             return None
-        xs, budgets, prefixes, ys = self.training_points(trials)
-        if allow_new and (len(lineage.learning_curves(trials)) < self.n_initial or len(ys) < 2):
+        curves = lineage.learning_curves(trials)
+        xs, budgets, prefixes, ys = self.training_points(trials, curves)
+        if allow_new and (len(curves) < self.n_initial or len(ys) < 2):
             return None  # the initial design: the sampler's own configurations
         try:
             self.surrogate.fit(xs, budgets, prefixes, ys)
@@ -182,9 +187,8 @@ class DyHPO(BasePromotionScheduler):
                 f"DyHPO: {err}; this decision falls back to a new configuration from the "
                 "sampler (or, when no new one is allowed, the paused one with the best value)"
             )
-            return self._fallback(waiting, trials, maximize, allow_new)
+            return self._fallback([t for t, _ in waiting], curves, maximize, allow_new)
 
-        curves = lineage.learning_curves(trials)
         best_at: dict[int, float] = {}
         for curve in curves.values():
             for epoch, value in curve.items():
@@ -195,13 +199,10 @@ class DyHPO(BasePromotionScheduler):
         overall = max(best_at.values()) if maximize else min(best_at.values())
 
         cand_x, cand_b, cand_prefix, incumbents = [], [], [], []
-        for t in waiting:
-            config = lineage.config_of(t)
-            budget = self._next_budget(int(lineage.resume_info(t)["epoch"]))
-            assert budget is not None
+        for t, budget in waiting:
             cand_x.append(self._x(t.params))
             cand_b.append(budget / self.max_resource)
-            cand_prefix.append(self._prefix(curves.get(config, {}), budget))
+            cand_prefix.append(self._prefix(curves.get(lineage.config_of(t), {}), budget))
             incumbents.append(best_at.get(budget, overall))
         pool = self._pool(self._decisions * 1000 + len(trials)) if allow_new else []
         first = self.rungs[0]
@@ -222,7 +223,7 @@ class DyHPO(BasePromotionScheduler):
             OBSERVED: len(ys),
         }
         if best < len(waiting):
-            return waiting[best]
+            return waiting[best][0]
         u = pool[best - len(waiting)]
         self._proposal = {n: from_unit(v, self.space[n]) for n, v in zip(self.names, u)}
         return None
@@ -230,13 +231,12 @@ class DyHPO(BasePromotionScheduler):
     def _fallback(
         self,
         waiting: list[FrozenTrial],
-        trials: Sequence[FrozenTrial],
+        curves: Mapping[int, Mapping[int, float]],
         maximize: bool,
         allow_new: bool,
     ) -> FrozenTrial | None:
         if allow_new or not waiting:
             return None
-        curves = lineage.learning_curves(trials)
 
         def last(t: FrozenTrial) -> float:
             curve = curves.get(lineage.config_of(t), {})
