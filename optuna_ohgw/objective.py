@@ -85,7 +85,10 @@ class EpochObjective(Generic[S]):
                 trial.report(value, epoch)
                 if not math.isfinite(value):
                     return value  # Optuna fails the trial with a warning; the study goes on
-                if trial.should_prune():
+                # A trial that trained every epoch completes: SuccessiveHalvingPruner has a rung
+                # exactly at max_epochs whenever max_epochs = r_min * eta^k, and would otherwise
+                # prune a fully trained trial (no final figures, never the best trial).
+                if epoch < self.max_epochs and trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after epoch {epoch} (value {value:.6g})")
                 if self.hooks.after_epoch(trial, state, epoch, value):
                     break

@@ -736,6 +736,30 @@ def test_successive_halving_with_epoch_objective() -> None:
         assert sorted(trial.intermediate_values) == list(range(1, n_reported + 1))
 
 
+def test_fully_trained_trial_completes_under_successive_halving() -> None:
+    """max_epochs = r_min * eta^k puts a SuccessiveHalvingPruner rung at the last epoch; a trial
+    that trained every epoch must still complete (final figures, eligible as the best trial)."""
+    finals: list[int] = []
+
+    def setup(trial: optuna.Trial) -> dict[str, int]:
+        return {"n": trial.number}
+
+    @epoch_objective(setup=setup, max_epochs=9, final=lambda s: finals.append(s["n"]) or {})
+    def train(state: dict[str, int], epoch: int) -> float:
+        # Later trials lead at rungs 1 and 3, then trail at epoch 9, where the last rung sits.
+        return float(state["n"] if epoch == 8 else -state["n"])
+
+    pruner = SuccessiveHalvingPruner(min_resource=1, reduction_factor=3, min_early_stopping_rate=0)
+    study = optuna.create_study(pruner=pruner)
+    study.optimize(train, n_trials=12)
+    full = [t for t in study.trials if len(t.intermediate_values) == 9]
+    assert len(full) >= 2
+    assert all(t.state == TrialState.COMPLETE for t in full)
+    assert {t.number for t in full} == set(finals)
+    unfinished = [t for t in study.trials if t.state != TrialState.COMPLETE]
+    assert all(len(t.intermediate_values) < 9 for t in unfinished)
+
+
 # ----- storage ------------------------------------------------------------------------------
 
 
