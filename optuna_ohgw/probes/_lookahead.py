@@ -30,9 +30,7 @@ from torch.func import functional_call
 
 from optuna_ohgw.augmentations import BaseAugmentation
 from optuna_ohgw.probes._base import BaseProbe, ProbeResult
-
-ROLES = ("lr", "weight_decay", "momentum", "label_smoothing", "augment")
-"""The hyperparameter roles the look-ahead probe can differentiate."""
+from optuna_ohgw.probes._roles import ROLES
 
 _DEFAULTS = {"weight_decay": 0.0, "momentum": 0.0, "label_smoothing": 0.0, "augment": 0.0}
 
