@@ -9,6 +9,8 @@ from __future__ import annotations
 PREFIX = "ohgw"
 STATUS = f"{PREFIX}.status"
 """``ok``, ``off``, ``skipped: ...``, ``error: ...`` or ``nonfinite: ...``."""
+FAILED_STATUSES = ("error", "nonfinite")
+"""Status kinds of a probe that failed: the trial ran on its raw (un-nudged) values."""
 PROBE_SECONDS = f"{PREFIX}.probe_seconds"
 PROBE_LOSS = f"{PREFIX}.probe_loss"
 N_PROBES = f"{PREFIX}.n_probes"
@@ -19,6 +21,8 @@ EPOCH_SECONDS = f"{PREFIX}.epoch_seconds"
 """List of per-epoch compute seconds."""
 TRAIN_SECONDS = f"{PREFIX}.train_seconds"
 SETUP_SECONDS = f"{PREFIX}.setup_seconds"
+ERROR = f"{PREFIX}.error"
+"""Why a trial (segment) failed: ``ExceptionType: message``, set by the worker that ran it."""
 
 
 def raw(name: str) -> str:
@@ -39,3 +43,8 @@ def grad(name: str) -> str:
 def step(name: str) -> str:
     """Applied change in internal coordinates, after clipping and snapping."""
     return f"{PREFIX}.step.{name}"
+
+
+def status_kind(status: object) -> str:
+    """The kind of an :data:`STATUS` value: ``ok``, ``off``, ``skipped``, ``error``, ..."""
+    return str(status).split(":", 1)[0].strip() or "unknown"

@@ -35,8 +35,19 @@ from optuna_ohgw.runner._recovery import (
     retry_interrupted,
 )
 from optuna_ohgw.runner._summary import RunSummary, finished_counts, summarize
-from optuna_ohgw.runner._supervise import MAX_RESPAWNS, WorkerSpec, run_study, worker_specs
-from optuna_ohgw.runner._worker import DEFAULT_CHECKPOINT_DIR, checkpoint_store, run_worker
+from optuna_ohgw.runner._supervise import (
+    MAX_RESPAWNS,
+    RunFailedError,
+    WorkerSpec,
+    run_study,
+    worker_specs,
+)
+from optuna_ohgw.runner._worker import (
+    DEFAULT_CHECKPOINT_DIR,
+    WorkerGaveUpError,
+    checkpoint_store,
+    run_worker,
+)
 
 __all__ = [
     "DEFAULT_CHECKPOINT_DIR",
@@ -44,7 +55,9 @@ __all__ = [
     "MAX_RESPAWNS",
     "WORKER_ATTR",
     "BudgetCallback",
+    "RunFailedError",
     "RunSummary",
+    "WorkerGaveUpError",
     "WorkerSpec",
     "budget_spent",
     "build_base_sampler",

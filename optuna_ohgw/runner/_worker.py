@@ -10,9 +10,12 @@ import time
 
 import optuna
 from optuna.storages import BaseStorage
+from optuna.trial import TrialState
 
+from optuna_ohgw import attrs
 from optuna_ohgw.checkpoint import CheckpointStore
 from optuna_ohgw.runner._budget import (
+    MAX_CONSECUTIVE_FAILURES,
     BudgetCallback,
     budget_spent,
     epoch_budget_spent,
@@ -23,6 +26,11 @@ from optuna_ohgw.runner._recovery import WORKER_ATTR
 from optuna_ohgw.studyfile import StudyConfig
 
 DEFAULT_CHECKPOINT_DIR = pathlib.Path("runs") / "checkpoints"
+MAX_ERROR_CHARS = 500
+
+
+class WorkerGaveUpError(RuntimeError):
+    """The worker stopped because its trials kept failing; its run must not pass for success."""
 
 
 def checkpoint_store(config: StudyConfig, root: str | pathlib.Path) -> CheckpointStore:
@@ -66,7 +74,15 @@ def run_worker(
 
     def tracked(trial: optuna.Trial) -> float:
         trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, me)
-        return objective(trial)
+        try:
+            return objective(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as err:
+            # The reason goes on the trial, where the dashboard and the report show it.
+            reason = f"{type(err).__name__}: {err}"[:MAX_ERROR_CHARS]
+            trial.storage.set_trial_user_attr(trial._trial_id, attrs.ERROR, reason)
+            raise
 
     if is_promotion(config):
         from optuna_ohgw.schedulers import PauseResumeHooks, run_promotion_worker
@@ -81,11 +97,33 @@ def run_worker(
             lambda trials: new_configs_allowed(config, trials),
             budget_spent=lambda trials: epoch_budget_spent(config, trials),
             deadline=time.time() + wall if wall else None,
+            max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
         )
+        mine = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if (t.system_attrs.get(WORKER_ATTR) or {}).get("pid") == me["pid"]
+        ]
+        last = mine[-MAX_CONSECUTIVE_FAILURES:]
+        if len(last) == MAX_CONSECUTIVE_FAILURES and all(t.state == TrialState.FAIL for t in last):
+            raise WorkerGaveUpError(_give_up_message(study))
         return
+    callback = BudgetCallback(config)
     study.optimize(
         tracked,
-        callbacks=[BudgetCallback(config)],
+        callbacks=[callback],
         timeout=config.budget.wall_seconds or None,
         catch=(Exception,),
+    )
+    if callback.gave_up:
+        raise WorkerGaveUpError(_give_up_message(study))
+
+
+def _give_up_message(study: optuna.Study) -> str:
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    last = failed[-1] if failed else None
+    reason = last.user_attrs.get(attrs.ERROR, "see the worker log") if last else "-"
+    return (
+        f"a worker gave up after {MAX_CONSECUTIVE_FAILURES} failed trials in a row "
+        f"(last: trial {last.number if last else '-'}: {reason})"
     )
