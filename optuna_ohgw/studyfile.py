@@ -17,8 +17,6 @@ from typing import Any
 import optuna
 from optuna.distributions import FloatDistribution
 
-from optuna_ohgw.probes import ROLES
-
 SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
     "tpe": optuna.samplers.TPESampler,
     "random": optuna.samplers.RandomSampler,
@@ -31,6 +29,8 @@ PROMOTION_SCHEDULERS = ("asha-promotion", "pasha", "dyhpo")
 """Schedulers that pause and resume trials (checkpoints, promotion loop) instead of pruning."""
 STEP_RULES = ("raw", "normalized", "none", "random-sign", "flipped")
 TASK_NAMES = ("digits", "mnist1d", "cifar10")
+ROLES = ("lr", "weight_decay", "momentum", "label_smoothing", "augment")
+"""The hyperparameters the tasks train with (SGD: the probe's ``beta1``/``beta2`` do not apply)."""
 
 
 class StudyFileError(ValueError):
