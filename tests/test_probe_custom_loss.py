@@ -303,3 +303,53 @@ def test_default_loss_needs_pairs() -> None:
     )
     with pytest.raises(ValueError, match="loss_fn="):
         probe({"lr": 0.1})
+
+
+class _Attention(nn.Module):
+    """Self-attention through ``nn.MultiheadAttention``, whose fused kernels lack a double
+    backward: the probe must route K >= 2 through the math kernel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(20, 8, padding_idx=0)
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        h = self.embed(input_ids)
+        h, _ = self.attn(h, h, h, key_padding_mask=attention_mask == 0, need_weights=False)
+        mask = attention_mask.unsqueeze(-1).to(h.dtype)
+        return self.head((h * mask).sum(1) / mask.sum(1))
+
+
+def _attention_loss(apply: Callable[..., Any], batch: Any, hypers: Any) -> torch.Tensor:
+    logits = apply(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    return F.cross_entropy(logits, batch["labels"])
+
+
+def test_attention_with_adamw_at_k2() -> None:
+    train, val = _token_data(64, 3), _token_data(32, 4)
+    model = _seeded(_Attention)
+    probe = LookaheadProbe(
+        model,
+        train,
+        val,
+        {"lr": "lr", "wd": "weight_decay", "b1": "beta1", "b2": "beta2"},
+        optimizer=torch.optim.AdamW,
+        optimizer_kwargs={"eps": 1e-3},
+        batch_size=16,
+        loss_fn=_attention_loss,
+    )
+    assert probe.k == 2
+    batches, val_batch = _draws(_Rows(train), _Rows(val), 2, 16, default_collate)
+
+    def real(v: Mapping[str, float]) -> float:
+        def opt(params: Any, **kw: Any) -> torch.optim.Optimizer:
+            return torch.optim.AdamW(params, eps=1e-3, betas=(v["b1"], v["b2"]), **kw)
+
+        def loss(net: nn.Module, b: Any, *_: Any) -> torch.Tensor:
+            return _attention_loss(lambda **kw: net(**kw), b, {})
+
+        return _real(model, opt, v, batches, val_batch, loss, loss)  # type: ignore[arg-type]
+
+    _check(probe, {"lr": 0.02, "wd": 0.05, "b1": 0.8, "b2": 0.9}, real)

@@ -363,7 +363,7 @@ class LookaheadProbe(BaseProbe):
             apply = _applier(model, state())
             live = [weights[i] for i in trainable]
             at_start = step == 0 and first_order_start
-            with self._autocast(device):
+            with self._autocast(device), _twice_differentiable(not at_start):
                 if self.loss_fn is not None:
                     loss = self.loss_fn(apply, batch, loss_hypers)
                     two_terms = None
@@ -412,6 +412,20 @@ class LookaheadProbe(BaseProbe):
         if self.autocast is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=self.autocast)
+
+
+def _twice_differentiable(needed: bool) -> contextlib.AbstractContextManager[Any]:
+    """Attention through the math kernel where the graph is differentiated twice.
+
+    PyTorch's fused attention kernels (CPU flash, CUDA flash and memory-efficient) have no double
+    backward; ``nn.MultiheadAttention`` and ``F.scaled_dot_product_attention`` pick them by
+    default. The math kernel computes the same function and is differentiable twice.
+    """
+    if not needed:
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel(SDPBackend.MATH)
 
 
 def _model_dtype(model: nn.Module) -> torch.dtype:
