@@ -78,7 +78,7 @@ space = {
 probe = ohgw.LookaheadProbe(
     make_model,
     train,
-    DataLoader(val.dataset, batch_size=64),
+    val,
     {n: n for n in space},
     optimizer=torch.optim.AdamW,
     loss_fn=loss_fn,

@@ -40,7 +40,7 @@ space = {
 probe = ohgw.LookaheadProbe(
     make_model,
     train,
-    DataLoader(val.dataset, batch_size=64),
+    val,
     {n: n for n in space},
     optimizer=torch.optim.SGD,
     optimizer_kwargs={"nesterov": True},

@@ -214,8 +214,10 @@ def test_gradcheck_of_lookahead_graph() -> None:
     )
     gen = torch.Generator().manual_seed(0)
     device = torch.device("cpu")
-    train_batches = [probe.draw(probe._draw_train, gen, device, F64, "t") for _ in range(probe.k)]
-    val_batch = probe.draw(probe._draw_val, gen, device, F64, "v")
+    train_batches = [
+        probe._draw_batch(probe._draw_train, gen, device, F64, "t") for _ in range(probe.k)
+    ]
+    val_batch = probe._draw_batch(probe._draw_val, gen, device, F64, "v")
     roles = [ALL_ROLES[name] for name in ALL_ROLES]
 
     def loss(h: torch.Tensor) -> torch.Tensor:
@@ -284,9 +286,7 @@ def test_model_weights_buffers_and_mode_untouched() -> None:
         model(train[0][:64])
     model.eval()
     before = copy.deepcopy(model.state_dict())
-    probe = SGDProbe(
-        model, train, val, ALL_ROLES, batch_size=32, augmentation=RandomTranslate()
-    )
+    probe = SGDProbe(model, train, val, ALL_ROLES, batch_size=32, augmentation=RandomTranslate())
     probe(PARAMS, seed=0)
     assert not model.training
     after = model.state_dict()
@@ -299,9 +299,7 @@ def test_model_weights_buffers_and_mode_untouched() -> None:
 def test_probe_runs_in_train_mode_regardless_of_model_mode() -> None:
     train, val = _digits()
     model = _factory(lambda: SmallCNN2d(width=4, batch_norm=True))(0)
-    probe = SGDProbe(
-        model, train, val, ALL_ROLES, batch_size=32, augmentation=GaussianNoise()
-    )
+    probe = SGDProbe(model, train, val, ALL_ROLES, batch_size=32, augmentation=GaussianNoise())
     model.eval()
     in_eval = probe(PARAMS, seed=0)
     model.train()
@@ -332,9 +330,7 @@ def test_dropout_masks_follow_the_seed() -> None:
     batch = (train[0][:32], train[1][:32])
     val_batch = (val[0][:32], val[1][:32])
     model = _factory(lambda: SmallCNN2d(width=4, dropout=0.5))(0)
-    probe = SGDProbe(
-        model, lambda g: batch, lambda g: val_batch, {"lr": "lr"}, batch_size=32
-    )
+    probe = SGDProbe(model, lambda g: batch, lambda g: val_batch, {"lr": "lr"}, batch_size=32)
     assert probe({"lr": 0.3}, seed=0).value == probe({"lr": 0.3}, seed=0).value
     assert probe({"lr": 0.3}, seed=0).value != probe({"lr": 0.3}, seed=1).value
 
@@ -482,9 +478,7 @@ def test_closed_forms_at_k1_and_momentum_at_k2() -> None:
 
     b1 = mu * b0 + grad_at(w1, x1, y1, eps) + wd * w1
     v2 = grad_at(w1 - lr * b1, xv, yv, 0.0)
-    k2 = SGDProbe(
-        model, _Cycle([(x0, y0), (x1, y1)]), _Cycle([(xv, yv)]), roles, k=2, dtype=F64
-    )
+    k2 = SGDProbe(model, _Cycle([(x0, y0), (x1, y1)]), _Cycle([(xv, yv)]), roles, k=2, dtype=F64)
     got = k2(params).grads
     assert got["mu"] == pytest.approx(-lr * (v2 @ b0).item(), rel=1e-10)
     assert got["mu"] != 0.0

@@ -21,13 +21,16 @@ Draw = Callable[[torch.Generator], Any]
 _PLAIN = (int, float, bool, str, bytes, type(None))
 
 
-def make_draw(source: BatchSource, batch_size: int | None, what: str) -> tuple[Draw, int | None]:
+def make_draw(
+    source: BatchSource, batch_size: int | None, default: int, what: str
+) -> tuple[Draw, int | None]:
     """``(draw, batch size)`` for ``source``; ``ValueError`` for a source the probe cannot read.
 
     Tensors, a ``Dataset`` and a ``DataLoader``'s dataset are sampled without replacement with
-    ``torch.randperm(n, generator=generator)``; a ``DataLoader`` contributes its dataset, its
-    ``collate_fn`` and (unless ``batch_size`` is given) its batch size, never its own sampler,
-    shuffling or workers. A callable receives the generator and must draw from it alone.
+    ``torch.randperm(n, generator=generator)`` (``batch_size`` rows, else ``default``); a
+    ``DataLoader`` contributes its dataset, its ``collate_fn`` and (unless ``batch_size`` is
+    given) its batch size, never its own sampler, shuffling or workers. A callable receives the
+    generator and must draw from it alone.
     """
     if isinstance(source, DataLoader):
         dataset, collate = source.dataset, source.collate_fn
@@ -38,10 +41,10 @@ def make_draw(source: BatchSource, batch_size: int | None, what: str) -> tuple[D
             )
         return _dataset_draw(dataset, collate, size, what), size
     if isinstance(source, Dataset):
-        size = batch_size or 128
+        size = batch_size or default
         return _dataset_draw(source, default_collate, size, what), size
     if isinstance(source, (tuple, list, Mapping)) and _all_tensors(source):
-        size = batch_size or 128
+        size = batch_size or default
         return _tensor_draw(source, size, what), size
     if callable(source):
         return source, batch_size

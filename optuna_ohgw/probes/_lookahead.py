@@ -51,7 +51,7 @@ ROLES = (
 ``beta1``/``beta2`` to Adam and AdamW; ``loss`` marks a hyperparameter of the user's own
 ``loss_fn`` (several parameters may have it)."""
 
-_LOSS_ROLES = ("label_smoothing", "augment")
+_COMMON_ROLES = ("label_smoothing", "augment")
 
 Apply = Callable[..., Any]
 """``apply(*args, **kwargs)``: the model called with the look-ahead's current weights."""
@@ -97,8 +97,9 @@ class LookaheadProbe(BaseProbe):
             step (see the update rules), 1 otherwise.
         lr_factors: One factor per look-ahead step multiplying the learning rate, for a trial
             whose first steps follow a warm-up schedule (e.g. ``[0.1, 0.2]``).
-        batch_size: Rows per drawn batch (tensors, Dataset, DataLoader); defaults to the
-            DataLoader's batch size, else 128.
+        batch_size: Rows per drawn batch (tensors, Dataset, DataLoader). By default each
+            DataLoader's own batch size; other held-out sources take the training batch size;
+            128 otherwise.
         n_pairs: Average the hypergradient over this many independent (train, held-out) draws.
         loss_fn: ``loss_fn(apply, batch, hypers) -> loss`` for training batches of any
             structure: ``apply(*args, **kwargs)`` runs the model with the look-ahead's weights
@@ -149,7 +150,7 @@ class LookaheadProbe(BaseProbe):
     ) -> None:
         kwargs = dict(optimizer_kwargs or {})
         resolved = resolve_optimizer(optimizer, kwargs)
-        applicable = (*resolved.rule.roles, *_LOSS_ROLES)
+        applicable = (*resolved.rule.roles, *_COMMON_ROLES)
         fixed = dict(fixed or {})
         for name, role in roles.items():
             if role not in ROLES:
@@ -206,8 +207,10 @@ class LookaheadProbe(BaseProbe):
             k = resolved.rule.steps_needed(frozenset(tuned), resolved.options)
         if k < 1 or n_pairs < 1 or (batch_size is not None and batch_size < 1):
             raise ValueError("k, n_pairs and batch_size must be positive.")
-        self._draw_train, self.batch_size = make_draw(train_data, batch_size, "train_data")
-        self._draw_val, _ = make_draw(val_data, self.batch_size or batch_size, "val_data")
+        self._draw_train, self.batch_size = make_draw(train_data, batch_size, 128, "train_data")
+        self._draw_val, self.val_batch_size = make_draw(
+            val_data, batch_size, self.batch_size or 128, "val_data"
+        )
         self._model = model
         self._roles = dict(roles)
         self._rule = resolved.rule
@@ -267,10 +270,10 @@ class LookaheadProbe(BaseProbe):
         with _train_mode(model), _fixed_rng(seed, device):
             for _ in range(self.n_pairs):
                 train_batches = [
-                    self.draw(self._draw_train, gen, device, dtype, "train_data")
+                    self._draw_batch(self._draw_train, gen, device, dtype, "train_data")
                     for _ in range(self.k)
                 ]
-                val_batch = self.draw(self._draw_val, gen, device, dtype, "val_data")
+                val_batch = self._draw_batch(self._draw_val, gen, device, dtype, "val_data")
                 aug_seeds = [int(torch.randint(2**62, (1,), generator=gen)) for _ in train_batches]
                 loss = self._lookahead(
                     model, hypers, loss_hypers, train_batches, val_batch, aug_seeds, dtype
@@ -307,7 +310,7 @@ class LookaheadProbe(BaseProbe):
         }
         return hypers, loss_hypers
 
-    def draw(
+    def _draw_batch(
         self,
         source: Callable[[torch.Generator], Any],
         gen: torch.Generator,
