@@ -402,15 +402,19 @@ def test_gpu_probe_equals_cpu_probe_in_float64(optimizer: type) -> None:
         assert gpu.grads[name] == pytest.approx(cpu.grads[name], rel=1e-7, abs=1e-12), name
 
 
-@needs_cuda
-def test_autocast_bf16_gives_the_same_signs() -> None:
+@pytest.mark.parametrize(
+    "device",
+    ["cpu", pytest.param("cuda", marks=needs_cuda)],
+)
+def test_autocast_bf16_gives_the_same_signs(device: str) -> None:
+    """bf16 forward passes (CPU autocast too), K=2 with beta1: the same step directions."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(512, 32, generator=gen)
     y = (x[:, :4].argmax(1)).long()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = nn.Sequential(nn.Linear(32, 64), nn.Tanh(), nn.Linear(64, 4)).cuda()
-    values = {"lr": 3e-3, "weight_decay": 0.05}
+        model = nn.Sequential(nn.Linear(32, 64), nn.Tanh(), nn.Linear(64, 4)).to(device)
+    values = {"lr": 3e-3, "weight_decay": 0.05, "beta1": 0.9}
 
     def probe(autocast: torch.dtype | None) -> Any:
         return LookaheadProbe(
@@ -424,6 +428,6 @@ def test_autocast_bf16_gives_the_same_signs() -> None:
         )(values, seed=1)
 
     full, half = probe(None), probe(torch.bfloat16)
-    assert half.value == pytest.approx(full.value, rel=0.05)
+    assert half.value == pytest.approx(full.value, rel=0.05) and half.value != full.value
     for name in values:
         assert (half.grads[name] > 0) == (full.grads[name] > 0), name
