@@ -4,7 +4,7 @@ from optuna_ohgw import attrs
 from optuna_ohgw.augmentations import BaseAugmentation, GaussianNoise, RandomTranslate
 from optuna_ohgw.objective import EpochHooks, EpochObjective, epoch_objective
 from optuna_ohgw.probes import BaseProbe, FunctionProbe, LookaheadProbe, ProbeResult
-from optuna_ohgw.sampler import OHGWSampler
+from optuna_ohgw.sampler import OHGWSampler, trial_seed
 from optuna_ohgw.steps import (
     BaseStepRule,
     FlippedStep,
@@ -37,4 +37,5 @@ __all__ = [
     "attrs",
     "epoch_objective",
     "make_step_rule",
+    "trial_seed",
 ]

@@ -17,7 +17,6 @@ from typing import Any
 import optuna
 from optuna.distributions import FloatDistribution, distribution_to_json, json_to_distribution
 
-from optuna_ohgw.probes import ROLES
 from optuna_ohgw.schedulers._registry import SCHEDULER_SPECS, SchedulerSpec
 
 SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
@@ -32,6 +31,8 @@ PROMOTION_SCHEDULERS = tuple(name for name, spec in SCHEDULER_SPECS.items() if s
 """Schedulers that pause and resume trials (checkpoints, promotion loop) instead of pruning."""
 STEP_RULES = ("raw", "normalized", "none", "random-sign", "flipped")
 TASK_NAMES = ("digits", "mnist1d", "cifar10")
+ROLES = ("lr", "weight_decay", "momentum", "label_smoothing", "augment")
+"""The hyperparameters the tasks train with (SGD: the probe's ``beta1``/``beta2`` do not apply)."""
 
 
 class StudyFileError(ValueError):
