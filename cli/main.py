@@ -10,10 +10,11 @@ import click
 import optuna
 
 import optuna_ohgw
-from cli._common import STUDY_DIRS, fail, parse_budget
 from optuna_ohgw.storage import StorageError, default_url, open_storage, redact
 from optuna_ohgw.studyfile import StudyConfig, StudyFileError, apply_overrides, find_study_file
 from optuna_ohgw.studyfile import load_study_file as _load
+
+from ._common import STUDY_DIRS, fail, parse_budget
 
 
 @contextmanager
@@ -211,8 +212,8 @@ def dashboard(study: str, storage: str | None, no_ohgw: bool, host: str, port: i
 
 
 def _register() -> None:
-    from cli.bench import bench
-    from cli.report import report
+    from .bench import bench
+    from .report import report
 
     app.add_command(bench)
     app.add_command(report)
@@ -223,3 +224,7 @@ _register()
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()
