@@ -2,7 +2,12 @@
 
 from optuna_ohgw.schedulers._base import BasePromotionScheduler, PromotionASHA, rung_epochs
 from optuna_ohgw.schedulers._hooks import Checkpointable, PauseResumeHooks
-from optuna_ohgw.schedulers._loop import claim, close_paused, run_promotion_worker
+from optuna_ohgw.schedulers._loop import (
+    claim,
+    close_paused,
+    finish_study,
+    run_promotion_worker,
+)
 from optuna_ohgw.schedulers._proposal import PROPOSAL, ProposalSampler
 from optuna_ohgw.schedulers._surrogate import DeepKernelGP, SurrogateFitError, expected_improvement
 from optuna_ohgw.schedulers.dyhpo import DyHPO
@@ -22,6 +27,7 @@ __all__ = [
     "PromotionASHA",
     "claim",
     "close_paused",
+    "finish_study",
     "rung_epochs",
     "run_promotion_worker",
 ]
