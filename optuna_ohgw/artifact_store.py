@@ -120,14 +120,17 @@ def bind_study(study: optuna.Study, store: ArtifactStore, url: str) -> None:
     """
     where = canonical(url)
     storage, study_id = study._storage, study._study_id  # no public study system attrs
+    mine = None
     if storage.get_study_system_attrs(study_id).get(TOKEN_ATTR) is None:
-        token = uuid.uuid4().hex
-        body = json.dumps({"study": study.study_name, "token": token}).encode()
-        store.write(_MARKER.format(token=token), io.BytesIO(body))
+        mine = uuid.uuid4().hex
+        body = json.dumps({"study": study.study_name, "token": mine}).encode()
+        store.write(_MARKER.format(token=mine), io.BytesIO(body))
         study.set_user_attr(LOCATION_ATTR, where)
-        storage.set_study_system_attr(study_id, TOKEN_ATTR, token)
+        storage.set_study_system_attr(study_id, TOKEN_ATTR, mine)
     # Read back: when two first workers race, the last token written wins for both.
     token = storage.get_study_system_attrs(study_id)[TOKEN_ATTR]
+    if mine is not None and mine != token:
+        store.remove(_MARKER.format(token=mine))  # lost the race: only the winner's marker stays
     try:
         store.open_reader(_MARKER.format(token=token)).close()
     except ArtifactNotFound:

@@ -108,3 +108,15 @@ class CheckpointStore:
                     self.delete(meta.artifact_id)
                     removed += 1
         return removed
+
+
+def open_checkpoints(study: optuna.Study, url: str) -> CheckpointStore:
+    """The checkpoints of ``study`` in the artifact store at ``url`` (a folder or ``s3://``),
+    after checking that it is the store the study recorded (see
+    :func:`~optuna_ohgw.artifact_store.bind_study`); errors are one-line
+    :class:`~optuna_ohgw.artifact_store.ArtifactStoreError`."""
+    from optuna_ohgw.artifact_store import bind_study, open_artifact_store
+
+    store = open_artifact_store(url, study.study_name)
+    bind_study(study, store, url)
+    return CheckpointStore(store)

@@ -31,12 +31,11 @@ if TYPE_CHECKING:
     from optuna_ohgw.schedulers import BasePromotionScheduler
 
 from optuna_ohgw import attrs, lineage
-from optuna_ohgw.checkpoint import CheckpointStore
+from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS
 from optuna_ohgw.studyfile import PROMOTION_SCHEDULERS, SAMPLERS, StudyConfig
 
 WORKER_ATTR = "ohgw:worker"
 """Trial system attr: ``{"host", "pid", "worker"}`` of the process that runs the trial."""
-DEFAULT_CHECKPOINT_DIR = pathlib.Path("runs") / "checkpoints"
 MAX_CONSECUTIVE_FAILURES = 5
 MAX_RESPAWNS = 10
 
@@ -184,9 +183,10 @@ def run_worker(
     data_dir: str | None = None,
     download: bool = False,
     device: str | None = None,
-    checkpoint_dir: str | pathlib.Path = DEFAULT_CHECKPOINT_DIR,
+    artifacts: str = DEFAULT_ARTIFACTS,
 ) -> None:
-    """One worker: train trials of ``config`` on ``storage`` until the budget is spent."""
+    """One worker: train trials of ``config`` on ``storage`` until the budget is spent;
+    paused trials keep their checkpoints in the artifact store at ``artifacts``."""
     import torch
 
     from optuna_ohgw.sampler import OHGWSampler
@@ -239,10 +239,12 @@ def run_worker(
         return objective(trial)
 
     if is_promotion(config):
-        from optuna_ohgw.schedulers import PauseResumeHooks, run_promotion_worker
+        from optuna_ohgw.checkpoint import open_checkpoints
+        from optuna_ohgw.schedulers import PauseResumeHooks, finish_study, run_promotion_worker
 
         scheduler = build_scheduler(config, worker_index)
-        objective.hooks = PauseResumeHooks(scheduler, checkpoint_store(config, checkpoint_dir))
+        store = open_checkpoints(study, artifacts)
+        objective.hooks = PauseResumeHooks(scheduler, store)
         wall = config.budget.wall_seconds
         run_promotion_worker(
             study,
@@ -254,6 +256,8 @@ def run_worker(
             ),
             deadline=time.time() + wall if wall else None,
         )
+        if budget_spent(config, study.get_trials(deepcopy=False)):
+            finish_study(study, store)  # every worker may: the last one leaves no checkpoint
         return
     study.optimize(
         tracked,
@@ -261,10 +265,6 @@ def run_worker(
         timeout=config.budget.wall_seconds or None,
         catch=(Exception,),
     )
-
-
-def checkpoint_store(config: StudyConfig, root: str | pathlib.Path) -> CheckpointStore:
-    return CheckpointStore(root, config.study_name)
 
 
 def fail_and_retry(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -402,7 +402,7 @@ def worker_specs(
     n_gpus: int,
     overrides: dict[str, Any],
     log_dir: pathlib.Path,
-    checkpoint_dir: str | pathlib.Path = DEFAULT_CHECKPOINT_DIR,
+    artifacts: str = DEFAULT_ARTIFACTS,
 ) -> list[WorkerSpec]:
     """Pin worker ``i`` to GPU ``i mod n_gpus`` or to its share of the CPU cores.
 
@@ -428,7 +428,7 @@ def worker_specs(
             "threads": threads,
             "data_dir": data_dir,
             "download": download,
-            "checkpoint_dir": str(checkpoint_dir),
+            "artifacts": artifacts,
         }
         args = [sys.executable, "-m", "optuna_ohgw.worker", json.dumps(payload)]
         log_path = log_dir / f"{config.study_name}.worker{i}.log"
@@ -448,7 +448,7 @@ def run_study(
     download: bool = False,
     overrides: dict[str, Any] | None = None,
     log_dir: str | pathlib.Path = "runs",
-    checkpoint_dir: str | pathlib.Path = DEFAULT_CHECKPOINT_DIR,
+    artifacts: str = DEFAULT_ARTIFACTS,
     on_progress: ProgressFn | None = None,
     poll_seconds: float = 0.5,
 ) -> RunSummary:
@@ -464,6 +464,11 @@ def run_study(
     log_dir.mkdir(parents=True, exist_ok=True)
     storage = open_storage(storage_url)
     study = create_study(config, storage)
+    store = None
+    if is_promotion(config):
+        from optuna_ohgw.checkpoint import open_checkpoints
+
+        store = open_checkpoints(study, artifacts)  # another store than the study's: one line
     recover_orphans(study)
     n_gpus = _gpu_count()
     specs = worker_specs(
@@ -475,7 +480,7 @@ def run_study(
         n_gpus=n_gpus,
         overrides=overrides or {},
         log_dir=log_dir,
-        checkpoint_dir=checkpoint_dir,
+        artifacts=artifacts,
     )
     start = time.perf_counter()
     procs = {spec.index: _spawn(spec) for spec in specs}
@@ -517,10 +522,10 @@ def run_study(
         raise
     if errors:
         raise RuntimeError(errors[0])
-    if is_promotion(config) and budget_spent(config, study.get_trials(deepcopy=False)):
-        from optuna_ohgw.schedulers import close_paused
+    if store is not None and budget_spent(config, study.get_trials(deepcopy=False)):
+        from optuna_ohgw.schedulers import finish_study
 
-        close_paused(study, checkpoint_store(config, checkpoint_dir))
+        finish_study(study, store)
     return summarize(study, time.perf_counter() - start)
 
 

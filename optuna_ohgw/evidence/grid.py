@@ -176,6 +176,7 @@ def dump_study_file(config: StudyConfig) -> str:
         f"seed = {_toml_value(config.seed)}",
         f"max_epochs = {_toml_value(config.max_epochs)}",
         f"batch_size = {_toml_value(config.batch_size)}",
+        *([f"artifacts = {_toml_value(config.artifacts)}"] if config.artifacts else []),
         "",
         "[sampler]",
         f"name = {_toml_value(config.sampler)}",
@@ -292,7 +293,7 @@ def run_grid(
             download=download,
             overrides={},
             log_dir=grid_dir / "logs",
-            checkpoint_dir=checkpoint_dir,
+            artifacts=str(checkpoint_dir),
             on_progress=on_progress,
         )
         study = optuna.load_study(study_name=config.study_name, storage=storage)
