@@ -18,15 +18,18 @@ from cli._common import fail
 @click.option("--study", "study", required=True, help="Study name in studies/ or a .toml path.")
 @click.option(
     "--storage",
+    envvar="OHGW_STORAGE_URL",
     default=None,
     help="Storage URL shared by all workers: postgresql://..., grpc://HOST:PORT (a "
-    "storage-proxy), or a journal file on a shared folder (default: runs/STUDY.journal).",
+    "storage-proxy), or a journal file on a shared folder (default: $OHGW_STORAGE_URL, else "
+    "runs/STUDY.journal; the variable keeps a password out of process lists).",
 )
 @click.option(
     "--artifacts",
+    envvar="OHGW_ARTIFACTS",
     default=None,
     help="Checkpoint store every worker sees: a shared folder or s3://BUCKET/PREFIX (default: "
-    "the study file's `artifacts`, else runs/checkpoints).",
+    "$OHGW_ARTIFACTS, else the study file's `artifacts`, else runs/checkpoints).",
 )
 @click.option("--seed", type=int, default=None, help="Override the study file's seed.")
 @click.option("--budget", multiple=True, help="Override the budget: n_trials=N, ...")
@@ -119,8 +122,9 @@ def worker(
             fail("interrupted: this worker's trial is retried by the others (or the next run)")
         trials = the_study.get_trials(deepcopy=False)
         click.echo(summarize(the_study, time.time() - start).format())
-        me = {"host": socket.gethostname(), "pid": os.getpid(), "worker": index}
-        mine = [t for t in trials if t.system_attrs.get(WORKER_ATTR) == me]
+        me = {"host": socket.gethostname(), "pid": os.getpid()}
+        owner = {t.number: t.system_attrs.get(WORKER_ATTR) or {} for t in trials}
+        mine = [t for t in trials if all(owner[t.number].get(k) == v for k, v in me.items())]
         last = mine[-MAX_CONSECUTIVE_FAILURES:]
         if len(last) == MAX_CONSECUTIVE_FAILURES and all(t.state == TrialState.FAIL for t in last):
             fail(
@@ -130,7 +134,12 @@ def worker(
 
 
 @click.command("storage-proxy")
-@click.option("--storage", required=True, help="RDB storage URL (postgresql://, mysql://).")
+@click.option(
+    "--storage",
+    envvar="OHGW_STORAGE_URL",
+    required=True,
+    help="RDB storage URL (postgresql://, mysql://); default $OHGW_STORAGE_URL.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=13000, show_default=True, help="Port to serve on.")
 @click.option(

@@ -35,7 +35,8 @@ from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS
 from optuna_ohgw.studyfile import PROMOTION_SCHEDULERS, SAMPLERS, StudyConfig
 
 WORKER_ATTR = "ohgw:worker"
-"""Trial system attr: ``{"host", "pid", "worker"}`` of the process that runs the trial."""
+"""Trial system attr: ``{"host", "pid", "worker", "device", "CUDA_VISIBLE_DEVICES"}`` of the
+process that runs the trial."""
 MAX_CONSECUTIVE_FAILURES = 5
 MAX_RESPAWNS = 10
 
@@ -232,7 +233,13 @@ def run_worker(
     )
     if budget_spent(config, study.get_trials(deepcopy=False)):
         return
-    me = {"host": socket.gethostname(), "pid": os.getpid(), "worker": worker_index}
+    me = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "worker": worker_index,
+        "device": device,
+        "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
 
     def tracked(trial: optuna.Trial) -> float:
         trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, me)

@@ -35,11 +35,15 @@ LEAVE_AFTER = 3
 """Seconds machine 0 trains before it leaves the study to machine 1."""
 
 
-def _study_file(folder: pathlib.Path, name: str, scheduler: str, n_trials: int) -> pathlib.Path:
+def _study_file(
+    folder: pathlib.Path, name: str, scheduler: str, n_trials: int, max_epochs: int = 9
+) -> pathlib.Path:
     path = folder / "studies" / f"{name}.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        SMALL_STUDY.format(name=name, max_epochs=9, n_trials=n_trials, scheduler=scheduler)
+        SMALL_STUDY.format(
+            name=name, max_epochs=max_epochs, n_trials=n_trials, scheduler=scheduler
+        )
     )
     return path
 
@@ -215,7 +219,7 @@ def test_four_workers_through_the_grpc_proxy(tmp_path: pathlib.Path) -> None:
         counts = {}
         for via, url in (("direct", PG_URL), ("proxy", f"grpc://127.0.0.1:{port}")):
             name = f"grpc-{via}-{uuid.uuid4().hex[:8]}"
-            path = _study_file(tmp_path / via, name, "asha", n_trials=8)
+            path = _study_file(tmp_path / via, name, "asha", n_trials=8, max_epochs=3)
             cwd = path.parent.parent
             run = _start(cwd, "run", "--study", name, "--storage", url, "--n-workers", "4")
             out, err = run.communicate(timeout=240)
