@@ -82,7 +82,7 @@ def worker(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     with _user_errors():
-        config, _ = _config(study, seed, no_ohgw, budget)
+        config = _config(study, seed, no_ohgw, budget)
         url = storage or default_url(config.study_name)
         where = artifacts or config.artifacts or DEFAULT_ARTIFACTS
         get_task(config.task)(data_dir=data_dir, download=download).check_data()

@@ -30,7 +30,7 @@ def _user_errors() -> Iterator[None]:
 
 def _config(
     study: str, seed: int | None, no_ohgw: bool, budget: tuple[str, ...]
-) -> tuple[StudyConfig, dict[str, Any]]:
+) -> StudyConfig:
     config = _load(find_study_file(study, STUDY_DIRS))
     overrides: dict[str, Any] = {}
     if seed is not None:
@@ -39,7 +39,7 @@ def _config(
         overrides["no_ohgw"] = True
     if budget:
         overrides["budget"] = parse_budget(budget)
-    return apply_overrides(config, overrides), overrides
+    return apply_overrides(config, overrides)
 
 
 @click.group()
@@ -93,7 +93,7 @@ def run(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with _user_errors():
-        config, overrides = _config(study, seed, no_ohgw, budget)
+        config = _config(study, seed, no_ohgw, budget)
         if n_workers < 1:
             raise StudyFileError(f"--n-workers must be at least 1, got {n_workers}")
         url = storage or default_url(config.study_name)
@@ -123,7 +123,6 @@ def run(
                 n_workers,
                 data_dir=data_dir,
                 download=download,
-                overrides=overrides,
                 artifacts=artifacts or config.artifacts or DEFAULT_ARTIFACTS,
                 on_progress=progress,
             )
@@ -179,7 +178,7 @@ def status(study: str, storage: str | None, no_ohgw: bool) -> None:
     from optuna_ohgw.runner import summarize
 
     with _user_errors():
-        config, _ = _config(study, None, no_ohgw, ())
+        config = _config(study, None, no_ohgw, ())
         url = storage or default_url(config.study_name)
         click.echo(summarize(_load_existing(config, url)).format())
 
@@ -213,7 +212,7 @@ def dashboard(
     from optuna_ohgw.artifact_store import open_artifact_store, recorded_location
 
     with _user_errors():
-        config, _ = _config(study, None, no_ohgw, ())
+        config = _config(study, None, no_ohgw, ())
         url = storage or default_url(config.study_name)
         where = artifacts or recorded_location(_load_existing(config, url))
         store = open_artifact_store(where, config.study_name) if where else None

@@ -15,9 +15,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
-from optuna.distributions import FloatDistribution
+from optuna.distributions import FloatDistribution, distribution_to_json, json_to_distribution
 
 from optuna_ohgw.probes import ROLES
+from optuna_ohgw.schedulers._registry import SCHEDULER_SPECS, SchedulerSpec
 
 SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
     "tpe": optuna.samplers.TPESampler,
@@ -26,8 +27,8 @@ SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
     "gp": optuna.samplers.GPSampler,
     "qmc": optuna.samplers.QMCSampler,
 }
-SCHEDULERS = ("asha", "hyperband", "asha-promotion", "pasha", "dyhpo")
-PROMOTION_SCHEDULERS = ("asha-promotion", "pasha", "dyhpo")
+SCHEDULERS = tuple(SCHEDULER_SPECS)
+PROMOTION_SCHEDULERS = tuple(name for name, spec in SCHEDULER_SPECS.items() if spec.promotion)
 """Schedulers that pause and resume trials (checkpoints, promotion loop) instead of pruning."""
 STEP_RULES = ("raw", "normalized", "none", "random-sign", "flipped")
 TASK_NAMES = ("digits", "mnist1d", "cifar10")
@@ -67,6 +68,15 @@ class SchedulerConfig:
     reduction_factor: int = 3
     advance: str = "epoch"
     """DyHPO only: one step is one ``epoch`` or one ``rung`` of the geometric ladder."""
+
+    @property
+    def spec(self) -> SchedulerSpec:
+        """The scheduler's entry in :data:`~optuna_ohgw.schedulers._registry.SCHEDULER_SPECS`."""
+        return SCHEDULER_SPECS[self.name]
+
+    def options(self) -> dict[str, Any]:
+        """The scheduler-specific settings its entry reads (e.g. DyHPO's ``advance``)."""
+        return {key: getattr(self, key) for key in self.spec.options}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,6 +205,20 @@ def _space(table: _Table) -> dict[str, FloatDistribution]:
     return space
 
 
+def _scheduler_options(table: _Table, spec: SchedulerSpec) -> dict[str, str]:
+    """The keys of ``spec.options`` (validated), and a clear line for another scheduler's key."""
+    options = {
+        key: _choice(table, key, choices, choices[0]) for key, choices in spec.options.items()
+    }
+    for key in list(table.data):
+        owners = [s for s in SCHEDULER_SPECS.values() if key in s.options]
+        if owners:
+            labels = " / ".join(s.label for s in owners)
+            names = " or ".join(f'"{s.name}"' for s in owners)
+            raise table.error(key, f"is a {labels} setting; remove it or use name = {names}")
+    return options
+
+
 def find_study_file(name: str, dirs: Sequence[pathlib.Path]) -> pathlib.Path:
     """A study file by path, or by name (``NAME.toml``) in the first of ``dirs`` that has it."""
     path = pathlib.Path(name)
@@ -250,15 +274,14 @@ def load_study_file(path: str | pathlib.Path) -> StudyConfig:
             raise sampler_t.error(key, f"not an option of {SAMPLERS[sampler].__name__}")
 
     sched_t = top.table("scheduler")
+    sched_name = _choice(sched_t, "name", SCHEDULERS, "asha")
     scheduler = SchedulerConfig(
-        name=_choice(sched_t, "name", SCHEDULERS, "asha"),
+        name=sched_name,
         min_resource=sched_t.take("min_resource", int, 1),
         reduction_factor=sched_t.take("reduction_factor", int, 3),
-        advance=_choice(sched_t, "advance", ("epoch", "rung"), "epoch"),
+        **_scheduler_options(sched_t, SCHEDULER_SPECS[sched_name]),
     )
     sched_t.done()
-    if scheduler.advance != "epoch" and scheduler.name != "dyhpo":
-        raise sched_t.error("advance", 'is a DyHPO setting; remove it or use name = "dyhpo"')
     if not 1 <= scheduler.min_resource <= max_epochs:
         raise sched_t.error("min_resource", f"must be in [1, max_epochs={max_epochs}]")
     if scheduler.reduction_factor < 2:
@@ -377,3 +400,29 @@ def _override_number(where: str, value: Any, kind: type[int] | type[float]) -> A
         name = "an integer" if kind is int else "a number"
         raise StudyFileError(f"{where}: expected {name}, got {value!r}") from None
     return number
+
+
+def config_to_dict(config: StudyConfig) -> dict[str, Any]:
+    """``config`` as plain JSON values; :func:`config_from_dict` gives it back, equal.
+
+    Worker processes receive the resolved configuration this way, overrides applied."""
+    data = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    data["path"] = str(config.path)
+    data["sampler_options"] = dict(config.sampler_options)
+    for key in ("scheduler", "ohgw", "budget"):
+        data[key] = dataclasses.asdict(data[key])
+    data["space"] = {n: distribution_to_json(d) for n, d in config.space.items()}
+    data["fixed"] = dict(config.fixed)
+    return data
+
+
+def config_from_dict(data: Mapping[str, Any]) -> StudyConfig:
+    """The inverse of :func:`config_to_dict`."""
+    data = dict(data)
+    data["path"] = pathlib.Path(data["path"])
+    data["scheduler"] = SchedulerConfig(**data["scheduler"])
+    data["ohgw"] = OHGWConfig(**data["ohgw"])
+    data["budget"] = BudgetConfig(**data["budget"])
+    space = {n: json_to_distribution(d) for n, d in data["space"].items()}
+    data["space"] = space
+    return StudyConfig(**data)

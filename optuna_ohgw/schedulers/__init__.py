@@ -1,6 +1,6 @@
 """Schedulers beyond Optuna's own: promotion-type ASHA, PASHA, DyHPO."""
 
-from optuna_ohgw.schedulers._base import BasePromotionScheduler, PromotionASHA, rung_epochs
+from optuna_ohgw.schedulers._base import BasePromotionScheduler, PromotionASHA
 from optuna_ohgw.schedulers._hooks import Checkpointable, PauseResumeHooks
 from optuna_ohgw.schedulers._loop import (
     claim,
@@ -9,6 +9,7 @@ from optuna_ohgw.schedulers._loop import (
     run_promotion_worker,
 )
 from optuna_ohgw.schedulers._proposal import PROPOSAL, ProposalSampler
+from optuna_ohgw.schedulers._rungs import rung_epochs
 from optuna_ohgw.schedulers._surrogate import DeepKernelGP, SurrogateFitError, expected_improvement
 from optuna_ohgw.schedulers.dyhpo import DyHPO
 from optuna_ohgw.schedulers.pasha import PASHA
