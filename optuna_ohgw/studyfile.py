@@ -123,6 +123,8 @@ class StudyConfig:
     budget: BudgetConfig = BudgetConfig()
     space: Mapping[str, FloatDistribution] = dataclasses.field(default_factory=dict)
     fixed: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    artifacts: str = ""
+    """Where paused trials keep checkpoints: a folder or ``s3://bucket/prefix`` ("": default)."""
 
     def replace(self, **changes: Any) -> StudyConfig:
         return dataclasses.replace(self, **changes)
@@ -268,6 +270,7 @@ def load_study_file(path: str | pathlib.Path) -> StudyConfig:
     seed = top.take("seed", int, 0)
     max_epochs = top.take("max_epochs", int)
     batch_size = top.take("batch_size", int, 0)
+    artifacts = top.take("artifacts", str, "")
     if max_epochs < 1:
         raise top.error("max_epochs", f"must be >= 1, got {max_epochs}")
     if batch_size < 0:
@@ -364,6 +367,7 @@ def load_study_file(path: str | pathlib.Path) -> StudyConfig:
         budget=budget,
         space=space,
         fixed=fixed,
+        artifacts=artifacts,
     )
 
 

@@ -36,10 +36,9 @@ from optuna_ohgw.runner._recovery import (
 )
 from optuna_ohgw.runner._summary import RunSummary, finished_counts, summarize
 from optuna_ohgw.runner._supervise import MAX_RESPAWNS, WorkerSpec, run_study, worker_specs
-from optuna_ohgw.runner._worker import DEFAULT_CHECKPOINT_DIR, checkpoint_store, run_worker
+from optuna_ohgw.runner._worker import run_worker
 
 __all__ = [
-    "DEFAULT_CHECKPOINT_DIR",
     "MAX_CONSECUTIVE_FAILURES",
     "MAX_RESPAWNS",
     "WORKER_ATTR",
@@ -51,7 +50,6 @@ __all__ = [
     "build_pruner",
     "build_sampler",
     "build_scheduler",
-    "checkpoint_store",
     "create_study",
     "epoch_budget_spent",
     "epochs_used",

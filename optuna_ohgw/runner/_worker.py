@@ -4,14 +4,13 @@ trials on the shared storage until the study's budget is spent."""
 from __future__ import annotations
 
 import os
-import pathlib
 import socket
 import time
 
 import optuna
 from optuna.storages import BaseStorage
 
-from optuna_ohgw.checkpoint import CheckpointStore
+from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS
 from optuna_ohgw.runner._budget import (
     BudgetCallback,
     budget_spent,
@@ -22,12 +21,6 @@ from optuna_ohgw.runner._build import build_pruner, build_sampler, build_schedul
 from optuna_ohgw.runner._recovery import WORKER_ATTR
 from optuna_ohgw.studyfile import StudyConfig
 
-DEFAULT_CHECKPOINT_DIR = pathlib.Path("runs") / "checkpoints"
-
-
-def checkpoint_store(config: StudyConfig, root: str | pathlib.Path) -> CheckpointStore:
-    return CheckpointStore(root, config.study_name)
-
 
 def run_worker(
     config: StudyConfig,
@@ -37,9 +30,10 @@ def run_worker(
     data_dir: str | None = None,
     download: bool = False,
     device: str | None = None,
-    checkpoint_dir: str | pathlib.Path = DEFAULT_CHECKPOINT_DIR,
+    artifacts: str = DEFAULT_ARTIFACTS,
 ) -> None:
-    """One worker: train trials of ``config`` on ``storage`` until the budget is spent."""
+    """One worker: train trials of ``config`` on ``storage`` until the budget is spent;
+    paused trials keep their checkpoints in the artifact store at ``artifacts``."""
     import torch
 
     from optuna_ohgw.tasks import get_task
@@ -62,17 +56,25 @@ def run_worker(
     )
     if budget_spent(config, study.get_trials(deepcopy=False)):
         return
-    me = {"host": socket.gethostname(), "pid": os.getpid(), "worker": worker_index}
+    me = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "worker": worker_index,
+        "device": device,
+        "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
 
     def tracked(trial: optuna.Trial) -> float:
         trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, me)
         return objective(trial)
 
     if is_promotion(config):
-        from optuna_ohgw.schedulers import PauseResumeHooks, run_promotion_worker
+        from optuna_ohgw.checkpoint import open_checkpoints
+        from optuna_ohgw.schedulers import PauseResumeHooks, finish_study, run_promotion_worker
 
         scheduler = build_scheduler(config, worker_index)
-        objective.hooks = PauseResumeHooks(scheduler, checkpoint_store(config, checkpoint_dir))
+        store = open_checkpoints(study, artifacts)
+        objective.hooks = PauseResumeHooks(scheduler, store)
         wall = config.budget.wall_seconds
         run_promotion_worker(
             study,
@@ -82,6 +84,8 @@ def run_worker(
             budget_spent=lambda trials: epoch_budget_spent(config, trials),
             deadline=time.time() + wall if wall else None,
         )
+        if budget_spent(config, study.get_trials(deepcopy=False)):
+            finish_study(study, store)  # every worker may: the last one leaves no checkpoint
         return
     study.optimize(
         tracked,
