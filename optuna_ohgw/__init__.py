@@ -22,6 +22,7 @@ _EXPORTS = {
     "LookaheadProbe": ".probes",
     "ProbeResult": ".probes",
     "OHGWSampler": ".sampler",
+    "trial_seed": ".sampler",
     "BaseStepRule": ".steps",
     "FlippedStep": ".steps",
     "NormalizedStep": ".steps",
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from optuna_ohgw.augmentations import BaseAugmentation, GaussianNoise, RandomTranslate
     from optuna_ohgw.objective import EpochHooks, EpochObjective, epoch_objective
     from optuna_ohgw.probes import BaseProbe, FunctionProbe, LookaheadProbe, ProbeResult
-    from optuna_ohgw.sampler import OHGWSampler
+    from optuna_ohgw.sampler import OHGWSampler, trial_seed
     from optuna_ohgw.steps import (
         BaseStepRule,
         FlippedStep,
@@ -67,4 +68,5 @@ __all__ = [
     "attrs",
     "epoch_objective",
     "make_step_rule",
+    "trial_seed",
 ]

@@ -5,6 +5,8 @@
 * ``sqlite:///PATH``: ``RDBStorage`` with WAL journaling and a long busy timeout.
 * ``postgresql://...`` (``postgres://`` too), ``mysql://...``: ``RDBStorage`` with heartbeats,
   so a trial whose worker died is failed and retried by ``RetryHeartbeatStaleTrialCallback``.
+* ``grpc://HOST:PORT``: ``GrpcStorageProxy`` to an ``ohgw-optuna storage-proxy`` that serves an
+  RDB storage (one pool of database connections for many workers).
 """
 
 from __future__ import annotations
@@ -59,6 +61,34 @@ def journal_path(url: str) -> pathlib.Path:
     return pathlib.Path(url.removeprefix("journal:"))
 
 
+def is_grpc(url: str) -> bool:
+    return url.startswith("grpc://")
+
+
+def open_grpc_proxy(url: str, *, timeout: float = 10.0) -> BaseStorage:
+    """A ``GrpcStorageProxy`` for ``grpc://HOST:PORT``, once its server answers."""
+    host, _, port = url.removeprefix("grpc://").rstrip("/").rpartition(":")
+    if not host or not port.isdigit():
+        raise StorageError(f"storage {url}: write grpc://HOST:PORT")
+    try:
+        from optuna.storages import GrpcStorageProxy
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            proxy = GrpcStorageProxy(host=host, port=int(port))
+        proxy.wait_server_ready(timeout=timeout)
+    except ImportError:
+        raise StorageError(
+            f"storage {url} needs grpcio: pip install 'optuna-ohgw[grpc]'"
+        ) from None
+    except ConnectionError:
+        raise StorageError(
+            f"no storage proxy answers at {url} within {timeout:g} s; start one with "
+            "`ohgw-optuna storage-proxy --storage URL`"
+        ) from None
+    return proxy
+
+
 def normalize_url(url: str) -> str:
     """``postgres://`` (libpq, Heroku) is SQLAlchemy's ``postgresql://``; a PostgreSQL URL
     without a driver gets one that is installed (SQLAlchemy's default, psycopg 3, may not be)."""
@@ -90,6 +120,8 @@ def open_storage(url: str, *, heartbeat: bool = True, create: bool = True) -> Ba
             missing file is an error and nothing is written (``status``, ``report``).
     """
     url = normalize_url(url)
+    if is_grpc(url):
+        return open_grpc_proxy(url)
     path = storage_file(url)
     if path is not None:
         _check_file(path.resolve(), create=create)

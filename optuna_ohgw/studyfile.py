@@ -18,7 +18,6 @@ from typing import Any
 import optuna
 from optuna.distributions import FloatDistribution, distribution_to_json, json_to_distribution
 
-from optuna_ohgw.probes import ROLES
 from optuna_ohgw.schedulers._registry import SCHEDULER_SPECS, SchedulerSpec
 
 SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
@@ -33,6 +32,8 @@ PROMOTION_SCHEDULERS = tuple(name for name, spec in SCHEDULER_SPECS.items() if s
 """Schedulers that pause and resume trials (checkpoints, promotion loop) instead of pruning."""
 STEP_RULES = ("raw", "normalized", "none", "random-sign", "flipped")
 TASK_NAMES = ("digits", "mnist1d", "cifar10")
+ROLES = ("lr", "weight_decay", "momentum", "label_smoothing", "augment")
+"""The hyperparameters the tasks train with (SGD: the probe's ``beta1``/``beta2`` do not apply)."""
 
 
 def shipped_study_dir() -> pathlib.Path:
@@ -124,6 +125,8 @@ class StudyConfig:
     budget: BudgetConfig = BudgetConfig()
     space: Mapping[str, FloatDistribution] = dataclasses.field(default_factory=dict)
     fixed: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    artifacts: str = ""
+    """Where paused trials keep checkpoints: a folder or ``s3://bucket/prefix`` ("": default)."""
 
     def replace(self, **changes: Any) -> StudyConfig:
         return dataclasses.replace(self, **changes)
@@ -269,6 +272,7 @@ def load_study_file(path: str | pathlib.Path) -> StudyConfig:
     seed = top.take("seed", int, 0)
     max_epochs = top.take("max_epochs", int)
     batch_size = top.take("batch_size", int, 0)
+    artifacts = top.take("artifacts", str, "")
     if max_epochs < 1:
         raise top.error("max_epochs", f"must be >= 1, got {max_epochs}")
     if batch_size < 0:
@@ -365,6 +369,7 @@ def load_study_file(path: str | pathlib.Path) -> StudyConfig:
         budget=budget,
         space=space,
         fixed=fixed,
+        artifacts=artifacts,
     )
 
 

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(threads)
     import optuna
 
+    from optuna_ohgw.artifact_store import ArtifactStoreError
     from optuna_ohgw.runner import WorkerGaveUpError, run_worker
     from optuna_ohgw.storage import StorageError, open_storage
     from optuna_ohgw.studyfile import StudyFileError, config_from_dict
@@ -70,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
             int(payload["worker"]),
             data_dir=payload.get("data_dir"),
             download=bool(payload.get("download")),
-            checkpoint_dir=payload.get("checkpoint_dir") or "runs/checkpoints",
+            artifacts=payload["artifacts"],
         )
-    except (StudyFileError, StorageError, DatasetMissingError) as err:
+    except (StudyFileError, StorageError, DatasetMissingError, ArtifactStoreError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
     except WorkerGaveUpError as err:

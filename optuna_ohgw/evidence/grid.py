@@ -200,7 +200,7 @@ def run_grid(
             data_dir=data_dir,
             download=download,
             log_dir=grid_dir / "logs",
-            checkpoint_dir=checkpoint_dir,
+            artifacts=str(checkpoint_dir),
             on_progress=on_progress,
         )
         study = optuna.load_study(study_name=config.study_name, storage=storage)

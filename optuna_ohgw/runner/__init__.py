@@ -42,15 +42,9 @@ from optuna_ohgw.runner._supervise import (
     run_study,
     worker_specs,
 )
-from optuna_ohgw.runner._worker import (
-    DEFAULT_CHECKPOINT_DIR,
-    WorkerGaveUpError,
-    checkpoint_store,
-    run_worker,
-)
+from optuna_ohgw.runner._worker import WorkerGaveUpError, run_worker
 
 __all__ = [
-    "DEFAULT_CHECKPOINT_DIR",
     "MAX_CONSECUTIVE_FAILURES",
     "MAX_RESPAWNS",
     "WORKER_ATTR",
@@ -64,7 +58,6 @@ __all__ = [
     "build_pruner",
     "build_sampler",
     "build_scheduler",
-    "checkpoint_store",
     "create_study",
     "epoch_budget_spent",
     "epochs_used",

@@ -11,7 +11,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 WORKER_ATTR = "ohgw:worker"
-"""Trial system attr: ``{"host", "pid", "worker"}`` of the process that runs the trial."""
+"""Trial system attr: ``{"host", "pid", "worker", "device", "CUDA_VISIBLE_DEVICES"}`` of the
+process that runs the trial."""
 
 
 def fail_and_retry(study: optuna.Study, trial: FrozenTrial) -> None:

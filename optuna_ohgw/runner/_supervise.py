@@ -13,11 +13,11 @@ import sys
 import time
 from collections.abc import Callable
 
+from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS
 from optuna_ohgw.runner._budget import budget_spent
 from optuna_ohgw.runner._build import create_study, is_promotion
 from optuna_ohgw.runner._recovery import recover_orphans, retry_interrupted
 from optuna_ohgw.runner._summary import RunSummary, summarize
-from optuna_ohgw.runner._worker import DEFAULT_CHECKPOINT_DIR, checkpoint_store
 from optuna_ohgw.studyfile import StudyConfig, config_to_dict
 
 MAX_RESPAWNS = 10
@@ -61,7 +61,7 @@ def worker_specs(
     download: bool,
     n_gpus: int,
     log_dir: pathlib.Path,
-    checkpoint_dir: str | pathlib.Path = DEFAULT_CHECKPOINT_DIR,
+    artifacts: str = DEFAULT_ARTIFACTS,
 ) -> list[WorkerSpec]:
     """Pin worker ``i`` to GPU ``i mod n_gpus`` or to its share of the CPU cores.
 
@@ -87,7 +87,7 @@ def worker_specs(
             "threads": threads,
             "data_dir": data_dir,
             "download": download,
-            "checkpoint_dir": str(checkpoint_dir),
+            "artifacts": artifacts,
             "parent_pid": os.getpid(),
         }
         args = [sys.executable, "-m", "optuna_ohgw.worker", json.dumps(payload)]
@@ -107,7 +107,7 @@ def run_study(
     data_dir: str | None = None,
     download: bool = False,
     log_dir: str | pathlib.Path = "runs",
-    checkpoint_dir: str | pathlib.Path = DEFAULT_CHECKPOINT_DIR,
+    artifacts: str = DEFAULT_ARTIFACTS,
     on_progress: ProgressFn | None = None,
     poll_seconds: float = 0.5,
 ) -> RunSummary:
@@ -123,6 +123,11 @@ def run_study(
     log_dir.mkdir(parents=True, exist_ok=True)
     storage = open_storage(storage_url)
     study = create_study(config, storage)
+    store = None
+    if is_promotion(config):
+        from optuna_ohgw.checkpoint import open_checkpoints
+
+        store = open_checkpoints(study, artifacts)  # another store than the study's: one line
     recover_orphans(study)
     specs = worker_specs(
         config,
@@ -132,7 +137,7 @@ def run_study(
         download=download,
         n_gpus=_gpu_count(),
         log_dir=log_dir,
-        checkpoint_dir=checkpoint_dir,
+        artifacts=artifacts,
     )
     start = time.perf_counter()
     procs = {spec.index: _spawn(spec) for spec in specs}
@@ -178,10 +183,10 @@ def run_study(
         raise
     if errors:
         raise RuntimeError(errors[0])
-    if is_promotion(config) and budget_spent(config, study.get_trials(deepcopy=False)):
-        from optuna_ohgw.schedulers import close_paused
+    if store is not None and budget_spent(config, study.get_trials(deepcopy=False)):
+        from optuna_ohgw.schedulers import finish_study
 
-        close_paused(study, checkpoint_store(config, checkpoint_dir))
+        finish_study(study, store)
     summary = summarize(study, time.perf_counter() - start)
     if gave_up:
         raise RunFailedError(

@@ -4,7 +4,6 @@ trials on the shared storage until the study's budget is spent."""
 from __future__ import annotations
 
 import os
-import pathlib
 import socket
 import time
 
@@ -13,7 +12,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from optuna_ohgw import attrs
-from optuna_ohgw.checkpoint import CheckpointStore
+from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS
 from optuna_ohgw.runner._budget import (
     MAX_CONSECUTIVE_FAILURES,
     BudgetCallback,
@@ -25,16 +24,11 @@ from optuna_ohgw.runner._build import build_pruner, build_sampler, build_schedul
 from optuna_ohgw.runner._recovery import WORKER_ATTR
 from optuna_ohgw.studyfile import StudyConfig
 
-DEFAULT_CHECKPOINT_DIR = pathlib.Path("runs") / "checkpoints"
 MAX_ERROR_CHARS = 500
 
 
 class WorkerGaveUpError(RuntimeError):
     """The worker stopped because its trials kept failing; its run must not pass for success."""
-
-
-def checkpoint_store(config: StudyConfig, root: str | pathlib.Path) -> CheckpointStore:
-    return CheckpointStore(root, config.study_name)
 
 
 def run_worker(
@@ -45,9 +39,10 @@ def run_worker(
     data_dir: str | None = None,
     download: bool = False,
     device: str | None = None,
-    checkpoint_dir: str | pathlib.Path = DEFAULT_CHECKPOINT_DIR,
+    artifacts: str = DEFAULT_ARTIFACTS,
 ) -> None:
-    """One worker: train trials of ``config`` on ``storage`` until the budget is spent."""
+    """One worker: train trials of ``config`` on ``storage`` until the budget is spent;
+    paused trials keep their checkpoints in the artifact store at ``artifacts``."""
     import torch
 
     from optuna_ohgw.tasks import get_task
@@ -70,7 +65,13 @@ def run_worker(
     )
     if budget_spent(config, study.get_trials(deepcopy=False)):
         return
-    me = {"host": socket.gethostname(), "pid": os.getpid(), "worker": worker_index}
+    me = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "worker": worker_index,
+        "device": device,
+        "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
 
     def tracked(trial: optuna.Trial) -> float:
         trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, me)
@@ -85,10 +86,12 @@ def run_worker(
             raise
 
     if is_promotion(config):
-        from optuna_ohgw.schedulers import PauseResumeHooks, run_promotion_worker
+        from optuna_ohgw.checkpoint import open_checkpoints
+        from optuna_ohgw.schedulers import PauseResumeHooks, finish_study, run_promotion_worker
 
         scheduler = build_scheduler(config, worker_index)
-        objective.hooks = PauseResumeHooks(scheduler, checkpoint_store(config, checkpoint_dir))
+        store = open_checkpoints(study, artifacts)
+        objective.hooks = PauseResumeHooks(scheduler, store)
         wall = config.budget.wall_seconds
         run_promotion_worker(
             study,
@@ -99,6 +102,8 @@ def run_worker(
             deadline=time.time() + wall if wall else None,
             max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
         )
+        if budget_spent(config, study.get_trials(deepcopy=False)):
+            finish_study(study, store)  # every worker may: the last one leaves no checkpoint
         mine = [
             t
             for t in study.get_trials(deepcopy=False)

@@ -11,6 +11,7 @@ _EXPORTS = {
     "PauseResumeHooks": "._hooks",
     "claim": "._loop",
     "close_paused": "._loop",
+    "finish_study": "._loop",
     "run_promotion_worker": "._loop",
     "PROPOSAL": "._proposal",
     "ProposalSampler": "._proposal",
@@ -29,7 +30,12 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:
     from optuna_ohgw.schedulers._base import BasePromotionScheduler, PromotionASHA
     from optuna_ohgw.schedulers._hooks import Checkpointable, PauseResumeHooks
-    from optuna_ohgw.schedulers._loop import claim, close_paused, run_promotion_worker
+    from optuna_ohgw.schedulers._loop import (
+        claim,
+        close_paused,
+        finish_study,
+        run_promotion_worker,
+    )
     from optuna_ohgw.schedulers._proposal import PROPOSAL, ProposalSampler
     from optuna_ohgw.schedulers._registry import SCHEDULER_SPECS, SchedulerSpec, scheduler_spec
     from optuna_ohgw.schedulers._rungs import rung_epochs
@@ -57,6 +63,7 @@ __all__ = [
     "claim",
     "close_paused",
     "expected_improvement",
+    "finish_study",
     "rung_epochs",
     "run_promotion_worker",
     "scheduler_spec",
