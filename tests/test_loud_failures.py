@@ -59,6 +59,9 @@ def test_a_worker_that_gives_up_fails_the_run(tmp_path: pathlib.Path) -> None:
     failed = study.get_trials(states=(TrialState.FAIL,))
     assert len(failed) == 5
     assert all("Invalid weight_decay value" in t.user_attrs[attrs.ERROR] for t in failed)
+    # The dashboard's trial note says why (optuna-dashboard reads it from these study attrs).
+    notes = " ".join(str(v) for v in study.system_attrs.values())
+    assert "**Failed:** `ValueError: Invalid weight_decay value" in notes
 
 
 def test_bad_inputs_are_one_line(small_study, tmp_path: pathlib.Path) -> None:

@@ -11,6 +11,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
+from optuna_ohgw import _optuna_compat as compat
 from optuna_ohgw import attrs
 from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS
 from optuna_ohgw.runner._budget import (
@@ -21,6 +22,7 @@ from optuna_ohgw.runner._budget import (
     new_configs_allowed,
 )
 from optuna_ohgw.runner._build import build_pruner, build_sampler, build_scheduler, is_promotion
+from optuna_ohgw.runner._note import save_warm_start_note
 from optuna_ohgw.runner._recovery import WORKER_ATTR
 from optuna_ohgw.studyfile import StudyConfig
 
@@ -74,7 +76,7 @@ def run_worker(
     }
 
     def tracked(trial: optuna.Trial) -> float:
-        trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, me)
+        trial.storage.set_trial_system_attr(compat.trial_id(study, trial), WORKER_ATTR, me)
         try:
             return objective(trial)
         except optuna.TrialPruned:
@@ -82,8 +84,10 @@ def run_worker(
         except Exception as err:
             # The reason goes on the trial, where the dashboard and the report show it.
             reason = f"{type(err).__name__}: {err}"[:MAX_ERROR_CHARS]
-            trial.storage.set_trial_user_attr(trial._trial_id, attrs.ERROR, reason)
+            trial.set_user_attr(attrs.ERROR, reason)
             raise
+        finally:
+            save_warm_start_note(trial)
 
     if is_promotion(config):
         from optuna_ohgw.checkpoint import open_checkpoints
