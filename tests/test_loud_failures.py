@@ -16,6 +16,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
+from optuna_ohgw import _optuna_compat as compat
 from optuna_ohgw import attrs
 from optuna_ohgw.runner import summarize
 from optuna_ohgw.storage import StorageError, open_storage
@@ -60,7 +61,8 @@ def test_a_worker_that_gives_up_fails_the_run(tmp_path: pathlib.Path) -> None:
     assert len(failed) == 5
     assert all("Invalid weight_decay value" in t.user_attrs[attrs.ERROR] for t in failed)
     # The dashboard's trial note says why (optuna-dashboard reads it from these study attrs).
-    notes = " ".join(str(v) for v in study.system_attrs.values())
+    system = compat.storage_of(study).get_study_system_attrs(compat.study_id(study))
+    notes = " ".join(str(v) for v in system.values())
     assert "**Failed:** `ValueError: Invalid weight_decay value" in notes
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import optuna
 
+from optuna_ohgw import _optuna_compat as compat
 from optuna_ohgw import attrs
 
 _logger = logging.getLogger("optuna_ohgw")
@@ -55,7 +56,9 @@ def save_warm_start_note(trial: optuna.Trial) -> None:
     try:
         from optuna_dashboard import save_note
 
-        body = warm_start_note(trial.user_attrs)
+        # Read the storage: the sampler writes its attrs there, past the Trial's own cache.
+        user_attrs = trial.storage.get_trial_user_attrs(compat.trial_id(trial.study, trial))
+        body = warm_start_note(user_attrs)
         if body:
             save_note(trial, body)
     except Exception as err:  # noqa: BLE001 - a note must never fail the trial
