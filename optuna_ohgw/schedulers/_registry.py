@@ -34,6 +34,9 @@ class SchedulerSpec:
             first is the default).
         proposes: True if the scheduler proposes new configurations itself (they reach the
             trial through :class:`~optuna_ohgw.schedulers.ProposalSampler`).
+        pruner_factory: ``(r_min, eta, max_resource) -> pruner`` of a stopping-type scheduler.
+        scheduler_factory: ``(r_min, eta, max_resource, *, space, seed, **options) ->
+            scheduler`` of a promotion-type one.
     """
 
     name: str
@@ -41,17 +44,17 @@ class SchedulerSpec:
     promotion: bool
     options: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     proposes: bool = False
-    _pruner: Callable[[int, int, int], optuna.pruners.BasePruner] | None = None
-    _scheduler: Callable[..., BasePromotionScheduler] | None = None
+    pruner_factory: Callable[[int, int, int], optuna.pruners.BasePruner] | None = None
+    scheduler_factory: Callable[..., BasePromotionScheduler] | None = None
 
     def make_pruner(
         self, min_resource: int, reduction_factor: int, max_resource: int
     ) -> optuna.pruners.BasePruner:
         """The Optuna pruner (explicit resources, never ``"auto"``, which each worker would
         compute on its own); promotion-type schedulers prune nothing."""
-        if self._pruner is None:
+        if self.pruner_factory is None:
             return optuna.pruners.NopPruner()
-        return self._pruner(min_resource, reduction_factor, max_resource)
+        return self.pruner_factory(min_resource, reduction_factor, max_resource)
 
     def make_scheduler(
         self,
@@ -64,9 +67,9 @@ class SchedulerSpec:
         options: Mapping[str, Any],
     ) -> BasePromotionScheduler:
         """The promotion-type scheduler (only for entries with ``promotion=True``)."""
-        if self._scheduler is None:
+        if self.scheduler_factory is None:
             raise ValueError(f"{self.name} is not a promotion-type scheduler")
-        return self._scheduler(
+        return self.scheduler_factory(
             min_resource, reduction_factor, max_resource, space=space, seed=seed, **options
         )
 
@@ -116,23 +119,23 @@ def _dyhpo(
 SCHEDULER_SPECS: dict[str, SchedulerSpec] = {
     spec.name: spec
     for spec in (
-        SchedulerSpec(name="asha", label="ASHA", promotion=False, _pruner=_asha_pruner),
+        SchedulerSpec(name="asha", label="ASHA", promotion=False, pruner_factory=_asha_pruner),
         SchedulerSpec(
-            name="hyperband", label="Hyperband", promotion=False, _pruner=_hyperband_pruner
+            name="hyperband", label="Hyperband", promotion=False, pruner_factory=_hyperband_pruner
         ),
         SchedulerSpec(
             name="asha-promotion",
             label="promotion ASHA",
             promotion=True,
             options={"promotion": PROMOTION_RULES},
-            _scheduler=_promotion_asha,
+            scheduler_factory=_promotion_asha,
         ),
         SchedulerSpec(
             name="pasha",
             label="PASHA",
             promotion=True,
             options={"promotion": PROMOTION_RULES},
-            _scheduler=_pasha,
+            scheduler_factory=_pasha,
         ),
         SchedulerSpec(
             name="dyhpo",
@@ -140,7 +143,7 @@ SCHEDULER_SPECS: dict[str, SchedulerSpec] = {
             promotion=True,
             options={"advance": ("epoch", "rung")},
             proposes=True,
-            _scheduler=_dyhpo,
+            scheduler_factory=_dyhpo,
         ),
     )
 }
