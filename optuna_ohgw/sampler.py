@@ -26,6 +26,8 @@ from optuna.study import Study
 from optuna.trial import BaseTrial, FrozenTrial, TrialState
 
 from optuna_ohgw import attrs, seeding
+from optuna_ohgw._coords import to_external as _to_external
+from optuna_ohgw._coords import to_internal as _to_internal
 from optuna_ohgw.probes import BaseProbe
 from optuna_ohgw.steps import BaseStepRule, make_step_rule
 
@@ -81,21 +83,6 @@ def trial_seed(trial: BaseTrial) -> int:
 
 def _fresh_seed() -> int:
     return int(np.random.SeedSequence().entropy % 2**31)
-
-
-def _to_internal(value: float, dist: FloatDistribution) -> float:
-    return math.log(value) if dist.log else value
-
-
-def _to_external(coord: float, dist: FloatDistribution) -> float:
-    """Map an internal coordinate back to a value inside ``dist`` (clipped, on its grid)."""
-    low, high = dist.low, dist.high
-    value = math.exp(coord) if dist.log else coord
-    value = min(max(value, low), high)
-    if dist.step is not None:
-        value = low + round((value - low) / dist.step) * dist.step
-        value = min(max(value, low), high)
-    return float(value)
 
 
 def _move(value: float, delta: float, dist: FloatDistribution) -> float:

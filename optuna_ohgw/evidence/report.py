@@ -34,6 +34,7 @@ import optuna
 
 from optuna_ohgw import attrs, lineage
 from optuna_ohgw.evidence import stats
+from optuna_ohgw.evidence.grid import VARIANTS as VARIANT_RULES
 from optuna_ohgw.evidence.metrics import (
     CLOCKS,
     StudyMetrics,
@@ -41,7 +42,8 @@ from optuna_ohgw.evidence.metrics import (
     ranked_configurations,
 )
 
-VARIANTS = ("vanilla", "ohgw-raw", "ohgw-normalized", "probe-only", "random-sign", "flipped")
+VARIANTS = tuple(VARIANT_RULES)
+"""The variant names, in the order tables list them."""
 BASELINE = "vanilla"
 OHGW_MAIN = "ohgw-normalized"
 _VARIANT = "(?P<variant>" + "|".join(re.escape(v) for v in VARIANTS) + ")"

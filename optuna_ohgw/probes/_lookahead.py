@@ -37,20 +37,7 @@ from optuna_ohgw.augmentations import BaseAugmentation
 from optuna_ohgw.probes._base import BaseProbe, ProbeResult
 from optuna_ohgw.probes._data import BatchSource, make_draw, move
 from optuna_ohgw.probes._optimizers import resolve_optimizer
-
-ROLES = (
-    "lr",
-    "weight_decay",
-    "momentum",
-    "beta1",
-    "beta2",
-    "label_smoothing",
-    "augment",
-    "loss",
-)
-"""The hyperparameter roles the look-ahead probe can differentiate. ``momentum`` applies to SGD,
-``beta1``/``beta2`` to Adam and AdamW; ``loss`` marks a hyperparameter of the user's own
-``loss_fn`` (several parameters may have it)."""
+from optuna_ohgw.probes._roles import ROLES
 
 _COMMON_ROLES = ("label_smoothing", "augment")
 
