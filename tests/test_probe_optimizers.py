@@ -70,7 +70,8 @@ def _aug_seeds(k: int) -> list[int]:
     return [int(torch.randint(2**62, (1,), generator=gen)) for _ in range(k)]
 
 
-def _constructor_kwargs(optimizer: type, values: Mapping[str, float]) -> dict[str, Any]:
+def _constructor_kwargs(values: Mapping[str, float]) -> dict[str, Any]:
+    """The role values as the optimizer's constructor arguments."""
     kwargs = {n: values[n] for n in ("lr", "weight_decay", "momentum") if n in values}
     if "beta1" in values:
         kwargs["betas"] = (values["beta1"], values["beta2"])
@@ -90,7 +91,7 @@ def _real_training(
 ) -> float:
     """K steps of the real optimizer on a copy (label smoothing, Gaussian noise), held-out CE."""
     net = copy.deepcopy(model).train()
-    opt = optimizer(net.parameters(), **options, **_constructor_kwargs(optimizer, values))
+    opt = optimizer(net.parameters(), **options, **_constructor_kwargs(values))
     augment = GaussianNoise()
     for step, ((x, y), seed) in enumerate(zip(batches, _aug_seeds(len(batches)))):
         if lr_factors is not None:
