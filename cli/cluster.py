@@ -9,7 +9,6 @@ import warnings
 
 import click
 import optuna
-from optuna.trial import TrialState
 
 from ._common import fail
 
@@ -68,8 +67,7 @@ def worker(
     from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS, canonical
     from optuna_ohgw.placement import local_rank, worker_device, worker_index
     from optuna_ohgw.runner import (
-        MAX_CONSECUTIVE_FAILURES,
-        WORKER_ATTR,
+        WorkerGaveUpError,
         create_study,
         is_promotion,
         run_worker,
@@ -109,6 +107,7 @@ def worker(
             + (f"; checkpoints in {canonical(where)}" if is_promotion(config) else ""),
         )
         start = time.time()
+        gave_up = None
         try:
             run_worker(
                 config,
@@ -121,17 +120,11 @@ def worker(
             )
         except KeyboardInterrupt:
             fail("interrupted: this worker's trial is retried by the others (or the next run)")
-        trials = the_study.get_trials(deepcopy=False)
+        except WorkerGaveUpError as err:  # trials kept failing: say so after the summary
+            gave_up = err
         click.echo(summarize(the_study, time.time() - start).format())
-        me = {"host": socket.gethostname(), "pid": os.getpid()}
-        owner = {t.number: t.system_attrs.get(WORKER_ATTR) or {} for t in trials}
-        mine = [t for t in trials if all(owner[t.number].get(k) == v for k, v in me.items())]
-        last = mine[-MAX_CONSECUTIVE_FAILURES:]
-        if len(last) == MAX_CONSECUTIVE_FAILURES and all(t.state == TrialState.FAIL for t in last):
-            fail(
-                f"this worker stopped after {len(last)} failed trials in a row, with budget "
-                "left (see the warnings above)"
-            )
+        if gave_up is not None:
+            fail(str(gave_up), code=1)
 
 
 @click.command("storage-proxy")

@@ -54,7 +54,7 @@ def report(
     args += ["--name", name, "--out", out]
     command = shlex.join(args)
     try:
-        opened = open_storage(storage, heartbeat=False)
+        opened = open_storage(storage, heartbeat=False, create=False)
         cells = load_cells(opened, task)
     except StorageError as err:
         fail(str(err))

@@ -22,6 +22,8 @@ import optuna
 from optuna.artifacts import Boto3ArtifactStore, FileSystemArtifactStore
 from optuna.artifacts.exceptions import ArtifactNotFound
 
+from optuna_ohgw import _optuna_compat as compat
+
 if TYPE_CHECKING:
     from optuna.artifacts._protocol import ArtifactStore
 
@@ -119,7 +121,7 @@ def bind_study(study: optuna.Study, store: ArtifactStore, url: str) -> None:
     another bucket) are refused at start, with one line that says which store to pass.
     """
     where = canonical(url)
-    storage, study_id = study._storage, study._study_id  # no public study system attrs
+    storage, study_id = compat.storage_of(study), compat.study_id(study)
     mine = None
     if storage.get_study_system_attrs(study_id).get(TOKEN_ATTR) is None:
         mine = uuid.uuid4().hex
