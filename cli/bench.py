@@ -11,10 +11,11 @@ from typing import Any
 
 import click
 
-from cli._common import STUDY_DIRS, bench_url, fail, parse_budget
 from optuna_ohgw.evidence.grid import DEFAULT_SCHEDULERS, DEFAULT_VARIANTS, VARIANTS
 from optuna_ohgw.storage import StorageError, open_storage, redact
 from optuna_ohgw.studyfile import SCHEDULERS, TASK_NAMES, StudyFileError
+
+from ._common import STUDY_DIRS, bench_url, fail, parse_budget
 
 
 def _split(value: str, what: str) -> list[str]:

@@ -11,7 +11,7 @@ import click
 import optuna
 from optuna.trial import TrialState
 
-from cli._common import fail
+from ._common import fail
 
 
 @click.command()
@@ -65,7 +65,6 @@ def worker(
     Start one per GPU from Slurm (srun, job arrays) or a Kubernetes Indexed Job; all of them,
     wherever they run, share the study's budget through the storage.
     """
-    from cli.main import _config, _user_errors
     from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS, canonical
     from optuna_ohgw.placement import local_rank, worker_device, worker_index
     from optuna_ohgw.runner import (
@@ -78,6 +77,8 @@ def worker(
     )
     from optuna_ohgw.storage import default_url, open_storage, redact
     from optuna_ohgw.tasks import get_task
+
+    from .main import _config, _user_errors
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -154,8 +155,9 @@ def storage_proxy(storage: str, host: str, port: int, threads: int) -> None:
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from cli.main import _user_errors
     from optuna_ohgw.storage import is_grpc, is_journal, open_storage, redact
+
+    from .main import _user_errors
 
     if is_journal(storage) or is_grpc(storage):
         fail(

@@ -10,10 +10,11 @@ import click
 import optuna
 
 import optuna_ohgw
-from cli._common import STUDY_DIRS, fail, parse_budget
 from optuna_ohgw.storage import StorageError, default_url, open_storage, redact
 from optuna_ohgw.studyfile import StudyConfig, StudyFileError, apply_overrides, find_study_file
 from optuna_ohgw.studyfile import load_study_file as _load
+
+from ._common import STUDY_DIRS, fail, parse_budget
 
 
 @contextmanager
@@ -226,9 +227,9 @@ def dashboard(
 
 
 def _register() -> None:
-    from cli.bench import bench
-    from cli.cluster import storage_proxy, worker
-    from cli.report import report
+    from .bench import bench
+    from .cluster import storage_proxy, worker
+    from .report import report
 
     app.add_command(bench)
     app.add_command(report)
@@ -241,3 +242,7 @@ _register()
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

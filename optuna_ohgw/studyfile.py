@@ -7,6 +7,7 @@ what to write instead; unknown keys are errors (a typo must not silently fall ba
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import inspect
 import math
 import pathlib
@@ -17,7 +18,6 @@ from typing import Any
 import optuna
 from optuna.distributions import FloatDistribution, distribution_to_json, json_to_distribution
 
-from optuna_ohgw.probes import ROLES
 from optuna_ohgw.schedulers._registry import SCHEDULER_SPECS, SchedulerSpec
 
 SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
@@ -32,6 +32,20 @@ PROMOTION_SCHEDULERS = tuple(name for name, spec in SCHEDULER_SPECS.items() if s
 """Schedulers that pause and resume trials (checkpoints, promotion loop) instead of pruning."""
 STEP_RULES = ("raw", "normalized", "none", "random-sign", "flipped")
 TASK_NAMES = ("digits", "mnist1d", "cifar10")
+ROLES = ("lr", "weight_decay", "momentum", "label_smoothing", "augment")
+"""The hyperparameters the tasks train with (SGD: the probe's ``beta1``/``beta2`` do not apply)."""
+
+
+def shipped_study_dir() -> pathlib.Path:
+    """The study files shipped with optuna-ohgw (package data of ``optuna_ohgw_studies``)."""
+    try:
+        return pathlib.Path(str(importlib.resources.files("optuna_ohgw_studies")))
+    except ModuleNotFoundError:  # a source checkout on sys.path that was never installed
+        return pathlib.Path(__file__).resolve().parents[1] / "studies"
+
+
+STUDY_DIRS = (pathlib.Path("studies"), shipped_study_dir())
+"""Where a study is looked up by name: ``./studies``, then the shipped study files."""
 
 
 class StudyFileError(ValueError):

@@ -27,6 +27,7 @@ from typing import Any
 
 from optuna_ohgw.studyfile import (
     SCHEDULERS,
+    STUDY_DIRS,
     OHGWConfig,
     StudyConfig,
     StudyFileError,
@@ -35,10 +36,7 @@ from optuna_ohgw.studyfile import (
     load_study_file,
 )
 
-DEFAULT_STUDY_DIRS = (
-    pathlib.Path("studies"),
-    pathlib.Path(__file__).resolve().parents[2] / "studies",
-)
+DEFAULT_STUDY_DIRS = STUDY_DIRS
 DONE_ATTR = "ohgw.bench.done"
 """Study user attr set when a cell's run ended with its budget spent (or its wall time used)."""
 CELL_ATTR = "ohgw.bench.cell"
