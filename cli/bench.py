@@ -38,7 +38,15 @@ def _split(value: str, what: str) -> list[str]:
     "--variants",
     default="vanilla,ohgw-raw,ohgw-normalized,probe-only,random-sign",
     show_default=True,
-    help="Comma-separated: vanilla, ohgw-raw, ohgw-normalized, probe-only, random-sign, flipped.",
+    help="Comma-separated: vanilla, ohgw-raw, ohgw-normalized, probe-only, random-sign, "
+    "flipped, line-search, toward-middle, re-probe (promotion schedulers only).",
+)
+@click.option(
+    "--samplers",
+    default="tpe",
+    show_default=True,
+    help="Comma-separated base samplers: tpe, random, cmaes, gp, qmc (each arm of a seed uses "
+    "the same sampler seed, so arms stay paired).",
 )
 @click.option("--seeds", default=3, show_default=True, help="Seeds 0..N-1 (paired across arms).")
 @click.option(
@@ -68,6 +76,7 @@ def bench(
     task: str,
     schedulers: str,
     variants: str,
+    samplers: str,
     seeds: int,
     budget: tuple[str, ...],
     n_workers: int,
@@ -91,7 +100,11 @@ def bench(
         if n_workers < 1:
             raise StudyFileError(f"--n-workers must be at least 1, got {n_workers}")
         cells = grid_cells(
-            task, _split(schedulers, "schedulers"), _split(variants, "variants"), range(seeds)
+            task,
+            _split(schedulers, "schedulers"),
+            _split(variants, "variants"),
+            range(seeds),
+            _split(samplers, "samplers"),
         )
         dirs = (pathlib.Path(studies_dir),) if studies_dir else STUDY_DIRS
         overrides = parse_budget(budget)

@@ -40,16 +40,35 @@ from optuna_ohgw.evidence.metrics import (
     compute_metrics,
     ranked_configurations,
 )
+from optuna_ohgw.studyfile import SAMPLERS, SCHEDULERS
 
-VARIANTS = ("vanilla", "ohgw-raw", "ohgw-normalized", "probe-only", "random-sign", "flipped")
+VARIANTS = (
+    "vanilla",
+    "ohgw-raw",
+    "ohgw-normalized",
+    "probe-only",
+    "random-sign",
+    "flipped",
+    "line-search",
+    "toward-middle",
+    "re-probe",
+)
 BASELINE = "vanilla"
 OHGW_MAIN = "ohgw-normalized"
 _VARIANT = "(?P<variant>" + "|".join(re.escape(v) for v in VARIANTS) + ")"
-STUDY_NAME = re.compile(rf"^bench-(?P<task>.+?)-(?P<scheduler>.+)-{_VARIANT}-s(?P<seed>\d+)$")
-"""``bench-{task}-{scheduler}-{variant}-s{seed}``; :func:`parse_name` also accepts
-``bench-{task}-{scheduler}-s{seed}-{variant}`` (:data:`STUDY_NAME_SEED_FIRST`)."""
+_SCHEDULER = (
+    "(?P<scheduler>"
+    + "|".join(re.escape(s) for s in sorted(SCHEDULERS, key=len, reverse=True))
+    + ")(?:-(?P<sampler>"
+    + "|".join(re.escape(s) for s in SAMPLERS)
+    + "))?"
+)
+STUDY_NAME = re.compile(rf"^bench-(?P<task>.+?)-{_SCHEDULER}-{_VARIANT}-s(?P<seed>\d+)$")
+"""``bench-{task}-{scheduler}[-{sampler}]-{variant}-s{seed}``; :func:`parse_name` also accepts
+``bench-{task}-{scheduler}[-{sampler}]-s{seed}-{variant}`` (:data:`STUDY_NAME_SEED_FIRST`,
+what ``bench`` writes). No sampler in the name means TPE."""
 STUDY_NAME_SEED_FIRST = re.compile(
-    rf"^bench-(?P<task>.+?)-(?P<scheduler>.+)-s(?P<seed>\d+)-{_VARIANT}$"
+    rf"^bench-(?P<task>.+?)-{_SCHEDULER}-s(?P<seed>\d+)-{_VARIANT}$"
 )
 PRIMARY_CLOCK = "compute"
 MAX_RATIO = 0.85
@@ -101,12 +120,16 @@ class Cell:
 
 def parse_name(name: str) -> dict[str, Any] | None:
     """``{task, scheduler, variant, seed}`` of a bench study name (either order of seed and
-    variant), else ``None``."""
+    variant), else ``None``. A cell of a non-TPE sampler has ``scheduler`` ``"asha/random"``
+    (scheduler, then sampler), so that every table keeps the two samplers' arms apart."""
     m = STUDY_NAME.match(name) or STUDY_NAME_SEED_FIRST.match(name)
     if m is None:
         return None
     out: dict[str, Any] = m.groupdict()
     out["seed"] = int(out["seed"])
+    sampler = out.pop("sampler")
+    if sampler and sampler != "tpe":
+        out["scheduler"] = f"{out['scheduler']}/{sampler}"
     return out
 
 
