@@ -43,3 +43,26 @@ def grad(name: str) -> str:
 def step(name: str) -> str:
     """Applied change in internal coordinates, after clipping and snapping."""
     return f"{PREFIX}.step.{name}"
+
+
+REPROBE = f"{PREFIX}.reprobe"
+"""Prefix of the attrs of the re-probe at a promotion, set on the resumed segment."""
+REPROBE_STATUS = f"{REPROBE}.status"
+"""``ok``, ``error: ...`` or ``nonfinite: ...`` (then nothing moved)."""
+REPROBE_SECONDS = f"{REPROBE}.seconds"
+"""Seconds the re-probe took (after setup, so charged on top of the start-up)."""
+
+
+def reprobe_from(name: str) -> str:
+    """The value a configuration trained with up to this resume."""
+    return f"{REPROBE}.from.{name}"
+
+
+def reprobe_to(name: str) -> str:
+    """The value it trains with from this resume on."""
+    return f"{REPROBE}.to.{name}"
+
+
+def reprobe_grad(name: str) -> str:
+    """dL/dpsi at the resume, internal coordinates (d/dlog x for log-scaled floats)."""
+    return f"{REPROBE}.grad.{name}"

@@ -242,7 +242,27 @@ def run_worker(
         from optuna_ohgw.schedulers import PauseResumeHooks, run_promotion_worker
 
         scheduler = build_scheduler(config, worker_index)
-        objective.hooks = PauseResumeHooks(scheduler, checkpoint_store(config, checkpoint_dir))
+        on_resume = None
+        if config.ohgw.enabled and config.ohgw.reprobe:
+            from optuna_ohgw.schedulers import ResumeProbe
+
+            options = {"k": config.ohgw.k or None, "n_pairs": config.ohgw.n_pairs}
+            on_resume = ResumeProbe(
+                lambda state: task.make_probe(
+                    config.seed,
+                    config.space,
+                    config.fixed,
+                    batch_size=config.ohgw.batch_size,
+                    model=state.model,
+                    **options,
+                ),
+                config.space,
+                step=rule,
+                seed=config.seed,
+            )
+        objective.hooks = PauseResumeHooks(
+            scheduler, checkpoint_store(config, checkpoint_dir), on_resume=on_resume
+        )
         wall = config.budget.wall_seconds
         run_promotion_worker(
             study,

@@ -154,6 +154,7 @@ _INHERITABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
     (attrs.EPOCH_SECONDS, (attrs.EPOCHS, attrs.EPOCH_SECONDS, attrs.TRAIN_SECONDS)),
     (attrs.SETUP_SECONDS, (attrs.SETUP_SECONDS,)),
     (attrs.PROBE_SECONDS, (attrs.PROBE_SECONDS,)),
+    (attrs.REPROBE_SECONDS, (attrs.REPROBE_SECONDS,)),
     (TEST_ACCURACY, (TEST_ACCURACY,)),
 )
 """``(identifying attr, attrs dropped with it)``: the epoch accounting goes as one group."""
@@ -218,19 +219,27 @@ def epoch_seconds(trial: FrozenTrial) -> list[float]:
     return values + [0.0] * (n - len(values))
 
 
-def probe_seconds_of(trial: FrozenTrial) -> float:
-    """Seconds the OHGW probe took in this trial: 0 when it did not run, including when the
-    trial's ``ohgw.status`` says the warm start was ``skipped`` (any ``probe_seconds`` there
-    was copied from a failed attempt)."""
+def _warm_start_seconds(trial: FrozenTrial) -> float:
     status = trial.user_attrs.get(attrs.STATUS)
     if isinstance(status, str) and status.startswith("skipped"):
         return 0.0
     return _seconds(trial.user_attrs.get(attrs.PROBE_SECONDS))
 
 
+def probe_seconds_of(trial: FrozenTrial) -> float:
+    """Seconds the OHGW probes took in this trial: the warm start's (0 when it did not run,
+    including when the trial's ``ohgw.status`` says it was ``skipped``: any ``probe_seconds``
+    there was copied from a failed attempt) plus a re-probe at a promotion
+    (``ohgw.reprobe.seconds``)."""
+    return _warm_start_seconds(trial) + _seconds(trial.user_attrs.get(attrs.REPROBE_SECONDS))
+
+
 def startup_seconds(trial: FrozenTrial) -> float:
-    """The start-up charge: ``max(setup_seconds, probe_seconds)`` (setup contains the probe)."""
-    return max(_seconds(trial.user_attrs.get(attrs.SETUP_SECONDS)), probe_seconds_of(trial))
+    """The start-up charge: ``max(setup_seconds, warm-start probe seconds)`` (setup contains
+    that probe) plus the re-probe's seconds (run after setup, when the checkpoint is loaded)."""
+    setup = _seconds(trial.user_attrs.get(attrs.SETUP_SECONDS))
+    reprobe = _seconds(trial.user_attrs.get(attrs.REPROBE_SECONDS))
+    return max(setup, _warm_start_seconds(trial)) + reprobe
 
 
 def trial_compute(trial: FrozenTrial) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import optuna
@@ -27,12 +28,21 @@ class PauseResumeHooks(EpochHooks[Checkpointable]):
     At the start of a segment it restores the configuration's checkpoint (a missing or corrupt
     one fails the segment: no silent restart from scratch); after each epoch it asks the
     scheduler whether to pause, and if so saves the checkpoint, adds the WAITING continuation
-    trial (same parameters, lineage attrs) and ends this segment.
+    trial (same parameters, lineage attrs) and ends this segment. ``on_resume(trial, state)``,
+    when given, runs after a checkpoint is loaded (for example
+    :class:`~optuna_ohgw.schedulers.ResumeProbe`, the re-probe at every promotion).
     """
 
-    def __init__(self, scheduler: BasePromotionScheduler, store: CheckpointStore) -> None:
+    def __init__(
+        self,
+        scheduler: BasePromotionScheduler,
+        store: CheckpointStore,
+        *,
+        on_resume: Callable[[optuna.Trial, Any], Any] | None = None,
+    ) -> None:
         self.scheduler = scheduler
         self.store = store
+        self.on_resume = on_resume
 
     def start(self, trial: optuna.Trial, state: Checkpointable) -> int:
         info = _resume_info(trial)
@@ -49,6 +59,8 @@ class PauseResumeHooks(EpochHooks[Checkpointable]):
                 f"but trial {trial.number} resumes it at epoch {epoch}"
             )
         state.load_state_dict(checkpoint["state"])
+        if self.on_resume is not None:
+            self.on_resume(trial, state)
         return epoch
 
     def after_epoch(
