@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+from typing import Any
 
 import torch
 from torch import nn
@@ -52,6 +53,15 @@ class FashionMNISTTask(BaseTask):
 
     name = "fashion"
     batch_size = 128
+
+    def __init__(self, *, n_train: int = N_TRAIN, n_val: int = N_VAL, **kwargs: Any) -> None:
+        """``n_train`` / ``n_val``: the subset's size (smaller for tests); the other keyword
+        arguments are :class:`BaseTask`'s."""
+        super().__init__(**kwargs)
+        if n_train < 1 or n_val < 1:
+            raise ValueError(f"n_train and n_val must be positive, got {n_train}, {n_val}.")
+        self.n_train = n_train
+        self.n_val = n_val
 
     @property
     def root(self) -> pathlib.Path:
@@ -101,9 +111,11 @@ class FashionMNISTTask(BaseTask):
         self.check_data()
         x_all, y_all = self._read("train_images"), self._read("train_labels")
         subset = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(SUBSET_SEED))
-        subset = subset[: N_TRAIN + N_VAL]
-        x, y = self._images(x_all[subset]), y_all[subset].long()
-        train, val = split_indices(len(y), (N_TRAIN / len(y), N_VAL / len(y)), seed)
+        n = self.n_train + self.n_val
+        if n > len(y_all):
+            raise ValueError(f"n_train + n_val = {n} exceeds the {len(y_all)} training images.")
+        x, y = self._images(x_all[subset[:n]]), y_all[subset[:n]].long()
+        train, val = split_indices(n, (self.n_train / n, self.n_val / n), seed)
         x_test = self._images(self._read("test_images"))
         y_test = self._read("test_labels").long()
         return Splits((x[train], y[train]), (x[val], y[val]), (x_test, y_test))
