@@ -589,6 +589,67 @@ def applied_steps(trials: Iterable[FrozenTrial]) -> dict[str, list[float]]:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Move:
+    """One warm-start step of one parameter, read from a trial's ``raw``/``nudged`` attrs.
+
+    Positions are in internal coordinates scaled to the range (0 = low, 1 = high; log space
+    for log-scaled floats). ``outcome`` is the best validation value its configuration reached.
+    """
+
+    param: str
+    raw: float
+    nudged: float
+    at_bound: bool
+    """The nudged value sits on a bound the raw value was not on: the step was clipped there."""
+    outcome: float | None
+
+
+def warm_start_moves(
+    trials: Iterable[FrozenTrial], direction: Direction = "maximize"
+) -> list[Move]:
+    """Every warm-start step of the counted trials whose ``ohgw.status`` is ``"ok"`` (first
+    segments only: a resumed segment does not run the warm start), as :class:`Move`.
+
+    A parameter is read only when the trial has both ``ohgw.raw.<p>`` and ``ohgw.nudged.<p>``
+    and a float distribution for it; ``outcome`` comes from :func:`ranked_configurations`.
+    """
+    trials = counted(trials)
+    best = dict(ranked_configurations(trials, direction))
+    prefix = attrs.raw("")
+    out = []
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.user_attrs.get(attrs.STATUS) != STATUS_OK:
+            continue
+        for key in sorted(t.user_attrs):
+            if not key.startswith(prefix):
+                continue
+            name = key[len(prefix) :]
+            dist = t.distributions.get(name)
+            raw, nudged = _finite(t.user_attrs[key]), _finite(t.user_attrs.get(attrs.nudged(name)))
+            if raw is None or nudged is None or not hasattr(dist, "log"):
+                continue
+            low, high = float(dist.low), float(dist.high)  # type: ignore[union-attr]
+            log = bool(dist.log)  # type: ignore[union-attr]
+            at_bound = nudged != raw and (nudged in (low, high)) and raw not in (low, high)
+            out.append(
+                Move(
+                    name,
+                    _scaled(raw, low, high, log),
+                    _scaled(nudged, low, high, log),
+                    at_bound,
+                    best.get(lineage.config_of(t)),
+                )
+            )
+    return out
+
+
+def _scaled(x: float, low: float, high: float, log: bool) -> float:
+    if log:
+        return (math.log(x) - math.log(low)) / (math.log(high) - math.log(low))
+    return (x - low) / (high - low)
+
+
 # ----- everything for one study -----------------------------------------------------------------
 
 

@@ -36,9 +36,11 @@ from optuna_ohgw import attrs, lineage
 from optuna_ohgw.evidence import stats
 from optuna_ohgw.evidence.metrics import (
     CLOCKS,
+    Move,
     StudyMetrics,
     compute_metrics,
     ranked_configurations,
+    warm_start_moves,
 )
 from optuna_ohgw.studyfile import SAMPLERS, SCHEDULERS
 
@@ -116,6 +118,8 @@ class Cell:
     metrics: StudyMetrics
     grads: list[tuple[str, float, float]]
     """``(parameter, ohgw.grad.<p>, the configuration's best validation value)``."""
+    moves: list[Move] = dataclasses.field(default_factory=list)
+    """Every warm-start step of the cell (:func:`~.metrics.warm_start_moves`)."""
 
 
 def parse_name(name: str) -> dict[str, Any] | None:
@@ -164,7 +168,13 @@ def load_cells(storage: str | optuna.storages.BaseStorage, task: str | None = No
             continue
         trials = study.get_trials(deepcopy=False)
         cells.append(
-            Cell(summary.study_name, metrics=m, grads=_grads(trials, m.direction), **info)
+            Cell(
+                summary.study_name,
+                metrics=m,
+                grads=_grads(trials, m.direction),
+                moves=warm_start_moves(trials, m.direction),
+                **info,
+            )
         )
     return sorted(cells, key=lambda c: (c.task, c.scheduler, c.variant, c.seed))
 
@@ -545,7 +555,7 @@ def _plots(cells: Sequence[Cell], out: pathlib.Path) -> tuple[list[str], list[st
         groups.setdefault((c.task, c.scheduler), []).append(c)
 
     for (task, scheduler), group in sorted(groups.items()):
-        tag = f"{task}-{scheduler}"
+        tag = f"{task}-{scheduler}".replace("/", "-")  # "asha/random": not a folder
         variants = _order({c.variant for c in group})
         # Anytime curves, median and IQR over seeds.
         for clock in ("epochs", PRIMARY_CLOCK):
