@@ -67,7 +67,10 @@ def _split(value: str, what: str) -> list[str]:
     help="Folder with TASK-SCHEDULER.toml (default: ./studies, then the package's).",
 )
 @click.option(
-    "--data-dir", default=None, help="Dataset folder (CIFAR-10: holds cifar-10-batches-py)."
+    "--data-dir",
+    default=None,
+    help="Dataset folder (CIFAR-10: holds cifar-10-batches-py; Fashion-MNIST: the IDX files, "
+    "default /usr/share/datasets/fashion-mnist).",
 )
 @click.option(
     "--download", is_flag=True, help="Let torchvision download CIFAR-10 into --data-dir."
