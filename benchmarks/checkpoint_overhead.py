@@ -1,7 +1,9 @@
 """Seconds per pause/resume (checkpoint save + load through CheckpointStore) per task, as a
-fraction of one training epoch of that task on this machine.
+fraction of one training epoch of that task on this machine, through each artifact store: a
+folder (``FileSystemArtifactStore``) and, with ``--s3``, an S3 bucket (``Boto3ArtifactStore``;
+endpoint and keys from the AWS_* variables, e.g. the server ``scripts/s3.sh`` starts).
 
-    python benchmarks/checkpoint_overhead.py [--repeats 5]
+    python benchmarks/checkpoint_overhead.py [--repeats 5] [--s3 s3://bucket/prefix]
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import statistics
 import tempfile
 import time
 
+import optuna
 import torch
 
+from optuna_ohgw.artifact_store import open_artifact_store
 from optuna_ohgw.checkpoint import CheckpointStore
 from optuna_ohgw.tasks import CIFAR10Task, DigitsTask, MNIST1DTask
 from optuna_ohgw.tasks._base import Splits, TrainState
@@ -30,10 +34,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cifar-steps", type=int, default=5)
+    parser.add_argument("--s3", default=None, help="also measure s3://BUCKET/PREFIX")
     args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    stores = {"file": tempfile.mkdtemp(prefix="ohgw-ckpt-")}
+    if args.s3:
+        stores["s3"] = args.s3
     print(f"threads={torch.get_num_threads()}")
-    print(f"{'task':<8} {'ckpt KB':>8} {'save+load s':>11} {'epoch s':>8} {'fraction':>9}")
-    folder = tempfile.mkdtemp(prefix="ohgw-ckpt-")
+    print(
+        f"{'task':<8} {'store':<5} {'ckpt KB':>8} {'save s':>8} {'load s':>8} "
+        f"{'save+load s':>11} {'epoch s':>8} {'fraction':>9}"
+    )
     for cls in (DigitsTask, MNIST1DTask, CIFAR10Task):
         task = cls()
         if cls is CIFAR10Task:
@@ -50,16 +61,27 @@ def main() -> None:
         epoch = time.perf_counter() - start
         if cls is CIFAR10Task:  # scale the timed steps to a 45k-image epoch
             epoch *= 45_000 / n
-        store = CheckpointStore(folder, cls.name)
-        times = []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            store.save(0, {"epoch": 1, "state": state.state_dict()})
-            state.load_state_dict(store.load(0)["state"])
-            times.append(time.perf_counter() - start)
-        size = store.path(0).stat().st_size / 1024
-        pause = statistics.median(times)
-        print(f"{cls.name:<8} {size:>8.0f} {pause:>11.4f} {epoch:>8.2f} {pause / epoch:>9.2%}")
+        for kind, url in stores.items():
+            study = optuna.create_study()
+            store = CheckpointStore(open_artifact_store(url, f"bench-{cls.name}"))
+            saves, loads, size = [], [], 0
+            for _ in range(args.repeats):
+                trial = study.ask()  # uploads are recorded on a RUNNING trial
+                start = time.perf_counter()
+                artifact = store.save(trial, 0, 1, state.state_dict())
+                saves.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                state.load_state_dict(store.load(artifact, 0)["state"])
+                loads.append(time.perf_counter() - start)
+                with store.store.open_reader(artifact) as reader:
+                    size = len(reader.read()) / 1024
+                store.delete(artifact)
+                study.tell(trial, 0.0)
+            save, load = statistics.median(saves), statistics.median(loads)
+            print(
+                f"{cls.name:<8} {kind:<5} {size:>8.0f} {save:>8.4f} {load:>8.4f} "
+                f"{save + load:>11.4f} {epoch:>8.2f} {(save + load) / epoch:>9.2%}"
+            )
 
 
 if __name__ == "__main__":

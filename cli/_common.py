@@ -9,9 +9,8 @@ from typing import Any, NoReturn
 
 import click
 
+from optuna_ohgw.studyfile import STUDY_DIRS as STUDY_DIRS
 from optuna_ohgw.studyfile import StudyFileError
-
-STUDY_DIRS = (pathlib.Path("studies"), pathlib.Path(__file__).resolve().parents[1] / "studies")
 
 
 def fail(message: str) -> NoReturn:

@@ -11,9 +11,11 @@ from typing import Any
 
 import click
 
-from cli._common import STUDY_DIRS, bench_url, fail, parse_budget
+from optuna_ohgw.evidence.grid import DEFAULT_SCHEDULERS, DEFAULT_VARIANTS, VARIANTS
 from optuna_ohgw.storage import StorageError, open_storage, redact
-from optuna_ohgw.studyfile import TASK_NAMES, StudyFileError
+from optuna_ohgw.studyfile import SCHEDULERS, TASK_NAMES, StudyFileError
+
+from ._common import STUDY_DIRS, bench_url, fail, parse_budget
 
 
 def _split(value: str, what: str) -> list[str]:
@@ -29,17 +31,15 @@ def _split(value: str, what: str) -> list[str]:
 @click.option("--task", required=True, type=click.Choice(TASK_NAMES), help="The task.")
 @click.option(
     "--schedulers",
-    default="asha,hyperband,pasha",
+    default=",".join(DEFAULT_SCHEDULERS),
     show_default=True,
-    help="Comma-separated: asha, hyperband, asha-promotion, pasha, dyhpo "
-    "(studies/TASK-SCHEDULER.toml).",
+    help=f"Comma-separated: {', '.join(SCHEDULERS)} (studies/TASK-SCHEDULER.toml).",
 )
 @click.option(
     "--variants",
-    default="vanilla,ohgw-raw,ohgw-normalized,probe-only,random-sign",
+    default=",".join(DEFAULT_VARIANTS),
     show_default=True,
-    help="Comma-separated: vanilla, ohgw-raw, ohgw-normalized, probe-only, random-sign, "
-    "flipped, line-search, toward-middle, re-probe (promotion schedulers only).",
+    help=f"Comma-separated: {', '.join(VARIANTS)} (re-probe: promotion schedulers only).",
 )
 @click.option(
     "--samplers",

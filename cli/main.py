@@ -10,26 +10,28 @@ import click
 import optuna
 
 import optuna_ohgw
-from cli._common import STUDY_DIRS, fail, parse_budget
 from optuna_ohgw.storage import StorageError, default_url, open_storage, redact
 from optuna_ohgw.studyfile import StudyConfig, StudyFileError, apply_overrides, find_study_file
 from optuna_ohgw.studyfile import load_study_file as _load
+
+from ._common import STUDY_DIRS, fail, parse_budget
 
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Turn the library's user-facing errors into one line on stderr and exit code 2."""
+    from optuna_ohgw.artifact_store import ArtifactStoreError
     from optuna_ohgw.tasks import DatasetMissingError
 
     try:
         yield
-    except (StudyFileError, StorageError, DatasetMissingError) as err:
+    except (StudyFileError, StorageError, DatasetMissingError, ArtifactStoreError) as err:
         fail(str(err))
 
 
 def _config(
     study: str, seed: int | None, no_ohgw: bool, budget: tuple[str, ...]
-) -> tuple[StudyConfig, dict[str, Any]]:
+) -> StudyConfig:
     config = _load(find_study_file(study, STUDY_DIRS))
     overrides: dict[str, Any] = {}
     if seed is not None:
@@ -38,7 +40,7 @@ def _config(
         overrides["no_ohgw"] = True
     if budget:
         overrides["budget"] = parse_budget(budget)
-    return apply_overrides(config, overrides), overrides
+    return apply_overrides(config, overrides)
 
 
 @click.group()
@@ -68,10 +70,12 @@ def app() -> None:
     "--download", is_flag=True, help="Let torchvision download CIFAR-10 into --data-dir."
 )
 @click.option(
+    "--artifacts",
     "--checkpoint-dir",
-    default="runs/checkpoints",
-    show_default=True,
-    help="Where paused trials keep checkpoints (all workers must see it).",
+    "artifacts",
+    default=None,
+    help="Where paused trials keep checkpoints, seen by every worker: a folder or "
+    "s3://BUCKET/PREFIX (default: the study file's `artifacts`, else runs/checkpoints).",
 )
 def run(
     study: str,
@@ -82,17 +86,18 @@ def run(
     no_ohgw: bool,
     data_dir: str | None,
     download: bool,
-    checkpoint_dir: str,
+    artifacts: str | None,
 ) -> None:
     """Run a named study with N worker processes on one storage (rerun to resume)."""
     from tqdm import tqdm
 
+    from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS
     from optuna_ohgw.runner import RunSummary, is_promotion, run_study
     from optuna_ohgw.tasks import get_task
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with _user_errors():
-        config, overrides = _config(study, seed, no_ohgw, budget)
+        config = _config(study, seed, no_ohgw, budget)
         if n_workers < 1:
             raise StudyFileError(f"--n-workers must be at least 1, got {n_workers}")
         url = storage or default_url(config.study_name)
@@ -122,8 +127,7 @@ def run(
                 n_workers,
                 data_dir=data_dir,
                 download=download,
-                overrides=overrides,
-                checkpoint_dir=checkpoint_dir,
+                artifacts=artifacts or config.artifacts or DEFAULT_ARTIFACTS,
                 on_progress=progress,
             )
         except KeyboardInterrupt:
@@ -178,7 +182,7 @@ def status(study: str, storage: str | None, no_ohgw: bool) -> None:
     from optuna_ohgw.runner import summarize
 
     with _user_errors():
-        config, _ = _config(study, None, no_ohgw, ())
+        config = _config(study, None, no_ohgw, ())
         url = storage or default_url(config.study_name)
         click.echo(summarize(_load_existing(config, url)).format())
 
@@ -200,26 +204,40 @@ def _load_existing(config: StudyConfig, url: str) -> optuna.Study:
 @click.option("--no-ohgw", is_flag=True, help="Open the vanilla twin's storage.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8080, show_default=True, help="Port to serve on.")
-def dashboard(study: str, storage: str | None, no_ohgw: bool, host: str, port: int) -> None:
-    """Serve optuna-dashboard on the study's storage."""
+@click.option(
+    "--artifacts",
+    default=None,
+    help="Checkpoint store to show on the trials (default: the one the study recorded).",
+)
+def dashboard(
+    study: str, storage: str | None, no_ohgw: bool, host: str, port: int, artifacts: str | None
+) -> None:
+    """Serve optuna-dashboard on the study's storage, with its checkpoints as trial artifacts."""
+    from optuna_ohgw.artifact_store import open_artifact_store, recorded_location
+
     with _user_errors():
-        config, _ = _config(study, None, no_ohgw, ())
+        config = _config(study, None, no_ohgw, ())
         url = storage or default_url(config.study_name)
-        _load_existing(config, url)
+        where = artifacts or recorded_location(_load_existing(config, url))
+        store = open_artifact_store(where, config.study_name) if where else None
         try:
             from optuna_dashboard import run_server
         except ImportError:
             fail("optuna-dashboard is not installed: pip install optuna-dashboard")
-        click.echo(f"optuna-dashboard for {config.study_name} at http://{host}:{port}/")
-        run_server(open_storage(url, heartbeat=False), host=host, port=port)
+        shown = f" (checkpoints from {where})" if where else ""
+        click.echo(f"optuna-dashboard for {config.study_name} at http://{host}:{port}/{shown}")
+        run_server(open_storage(url, heartbeat=False), host=host, port=port, artifact_store=store)
 
 
 def _register() -> None:
-    from cli.bench import bench
-    from cli.report import report
+    from .bench import bench
+    from .cluster import storage_proxy, worker
+    from .report import report
 
     app.add_command(bench)
     app.add_command(report)
+    app.add_command(worker)
+    app.add_command(storage_proxy)
 
 
 _register()
@@ -227,3 +245,7 @@ _register()
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

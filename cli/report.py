@@ -10,8 +10,9 @@ import shlex
 
 import click
 
-from cli._common import bench_url, fail
 from optuna_ohgw.storage import StorageError, is_journal, journal_path, open_storage, redact
+
+from ._common import bench_url, fail
 
 
 @click.command()

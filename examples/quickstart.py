@@ -14,10 +14,10 @@ space = {"lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True),
          "weight_decay": optuna.distributions.FloatDistribution(1e-6, 1e-2, log=True),
          "momentum": optuna.distributions.FloatDistribution(0.0, 0.95),
          "label_smoothing": optuna.distributions.FloatDistribution(0.0, 0.3)}
-probe = ohgw.LookaheadProbe(net, (Xtr, ytr), (Xva, yva), roles={n: n for n in space}, batch_size=128)
+probe = ohgw.LookaheadProbe(net, (Xtr, ytr), (Xva, yva), roles={n: n for n in space}, optimizer=torch.optim.SGD, batch_size=64)
 def setup(trial: optuna.Trial) -> dict:
     p = {n: trial.suggest_float(n, d.low, d.high, log=d.log) for n, d in space.items()}
-    model = net(trial.number)
+    model = net(ohgw.trial_seed(trial))  # exactly the weights the probe started from
     opt = torch.optim.SGD(model.parameters(), lr=p["lr"], momentum=p["momentum"], weight_decay=p["weight_decay"])
     return {"model": model, "opt": opt, "ls": p["label_smoothing"]}
 @ohgw.epoch_objective(setup=setup, max_epochs=9)
@@ -35,4 +35,5 @@ study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner
 study.optimize(objective, n_trials=20)
 best = study.best_trial
 print(f"best val acc {best.value:.4f} with {best.params}")
-print({k: v for k, v in best.user_attrs.items() if k.startswith(("ohgw.raw", "ohgw.nudged", "ohgw.grad"))})
+for t in study.trials[:5]:
+    print(f"trial {t.number}: " + ", ".join(f"{n} {t.user_attrs[f'ohgw.raw.{n}']:.3g} -> {t.params[n]:.3g}" for n in space))

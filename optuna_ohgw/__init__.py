@@ -1,21 +1,52 @@
-"""optuna-ohgw: One-Shot Hyper-Gradient Warm-Starts for Optuna samplers."""
+"""optuna-ohgw: One-Shot Hyper-Gradient Warm-Starts for Optuna samplers.
+
+The public names are imported on first use, so ``import optuna_ohgw`` does not import torch.
+"""
+
+from typing import TYPE_CHECKING
 
 from optuna_ohgw import attrs
-from optuna_ohgw.augmentations import BaseAugmentation, GaussianNoise, RandomTranslate
-from optuna_ohgw.objective import EpochHooks, EpochObjective, epoch_objective
-from optuna_ohgw.probes import BaseProbe, FunctionProbe, LookaheadProbe, ProbeResult
-from optuna_ohgw.sampler import OHGWSampler
-from optuna_ohgw.steps import (
-    BaseStepRule,
-    FlippedStep,
-    NormalizedStep,
-    NoStep,
-    RandomSignStep,
-    RawStep,
-    make_step_rule,
-)
+from optuna_ohgw._lazy import lazy_exports
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "BaseAugmentation": ".augmentations",
+    "GaussianNoise": ".augmentations",
+    "RandomTranslate": ".augmentations",
+    "EpochHooks": ".objective",
+    "EpochObjective": ".objective",
+    "epoch_objective": ".objective",
+    "BaseProbe": ".probes",
+    "FunctionProbe": ".probes",
+    "LookaheadProbe": ".probes",
+    "ProbeResult": ".probes",
+    "OHGWSampler": ".sampler",
+    "trial_seed": ".sampler",
+    "BaseStepRule": ".steps",
+    "FlippedStep": ".steps",
+    "NormalizedStep": ".steps",
+    "NoStep": ".steps",
+    "RandomSignStep": ".steps",
+    "RawStep": ".steps",
+    "make_step_rule": ".steps",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from optuna_ohgw.augmentations import BaseAugmentation, GaussianNoise, RandomTranslate
+    from optuna_ohgw.objective import EpochHooks, EpochObjective, epoch_objective
+    from optuna_ohgw.probes import BaseProbe, FunctionProbe, LookaheadProbe, ProbeResult
+    from optuna_ohgw.sampler import OHGWSampler, trial_seed
+    from optuna_ohgw.steps import (
+        BaseStepRule,
+        FlippedStep,
+        NormalizedStep,
+        NoStep,
+        RandomSignStep,
+        RawStep,
+        make_step_rule,
+    )
 
 __all__ = [
     "BaseAugmentation",
@@ -37,4 +68,5 @@ __all__ = [
     "attrs",
     "epoch_objective",
     "make_step_rule",
+    "trial_seed",
 ]

@@ -17,6 +17,8 @@ LOOKAHEADS = f"{PREFIX}.lookaheads"
 """Extra probe calls made for their loss alone (``line-search``); their seconds are in
 ``probe_seconds``."""
 STEP_RULE = f"{PREFIX}.step_rule"
+SEED = f"{PREFIX}.seed"
+"""The seed the probe built the trial's model with (:func:`optuna_ohgw.trial_seed`)."""
 EPOCHS = f"{PREFIX}.epochs"
 """Resource used: epochs trained by this trial."""
 EPOCH_SECONDS = f"{PREFIX}.epoch_seconds"

@@ -8,6 +8,8 @@ shows the attrs; the schedulers and the evidence code read them through this mod
 
 from __future__ import annotations
 
+import os
+import socket
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -26,8 +28,25 @@ PAUSED = f"{attrs.PREFIX}.paused"
 """True on a segment that ended by pausing at a rung."""
 NOT_PROMOTED = f"{attrs.PREFIX}.not_promoted"
 """True on a continuation closed (PRUNED) at the end of the study without being resumed."""
+LOST = f"{attrs.PREFIX}.lost"
+"""Why a configuration was given up (its checkpoint could not be read by any worker)."""
+CHECKPOINT_ERROR = f"{attrs.PREFIX}.checkpoint_error"
+"""On a segment that could not read its checkpoint: the error (the resume is retried)."""
 RESUME = "ohgw:resume"
-"""System attr of a WAITING continuation: ``{"config", "parent", "epoch", "segment"}``."""
+"""System attr of a WAITING continuation: ``{"config", "parent", "epoch", "segment",
+"artifact", "previous"}`` (the checkpoint to resume from and the one it supersedes), plus
+``"attempts"``, ``"tried_by"`` and ``"error"`` once a worker failed to read the checkpoint."""
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process, as recorded in ``tried_by``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def tried_here(trial: FrozenTrial) -> bool:
+    """True for a WAITING continuation whose checkpoint this process already failed to read."""
+    info = resume_info(trial) or {}
+    return trial.state == TrialState.WAITING and worker_id() in info.get("tried_by", ())
 
 
 def resume_info(trial: FrozenTrial) -> dict[str, Any] | None:

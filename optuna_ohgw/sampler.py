@@ -7,20 +7,28 @@ import dataclasses
 import logging
 import math
 import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from optuna.distributions import BaseDistribution, FloatDistribution
-from optuna.samplers import BaseSampler, TPESampler
+from optuna.samplers import (
+    BaseSampler,
+    BruteForceSampler,
+    GridSampler,
+    PartialFixedSampler,
+    TPESampler,
+)
 from optuna.search_space import IntersectionSearchSpace
 from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage, RDBStorage
 from optuna.study import Study
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import BaseTrial, FrozenTrial, TrialState
 
-from optuna_ohgw import attrs
+from optuna_ohgw import attrs, seeding
+from optuna_ohgw._coords import to_external as _to_external
+from optuna_ohgw._coords import to_internal as _to_internal
 from optuna_ohgw.probes import BaseProbe
-from optuna_ohgw.seeding import trial_seed
 from optuna_ohgw.steps import BaseStepRule, StepContext, make_step_rule
 
 _logger = logging.getLogger("optuna_ohgw")
@@ -35,23 +43,46 @@ class _WarmStart:
     values: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
+_StateKey = tuple[int, int, int]
+"""(storage object, study id, trial id): trial ids repeat across in-memory storages."""
+
+
+def _key(study: Study, trial: FrozenTrial) -> _StateKey:
+    return (id(study._storage), study._study_id, trial._trial_id)
+
+
+def trial_seed(trial: BaseTrial) -> int:
+    """The seed the OHGW probe built the trial's model with.
+
+    Build the trial's model from it (``model = make_model(ohgw.trial_seed(trial))``, the factory
+    given to :class:`~optuna_ohgw.probes.LookaheadProbe`) and the trial trains exactly the weights
+    the look-ahead started from. It is derived from ``OHGWSampler(seed=...)`` and the trial
+    number, so every process with the same sampler seed gives trial N the same value; the sampler
+    also records it as the user attr ``ohgw.seed``, which a :class:`~optuna.trial.FrozenTrial`
+    is read from.
+
+    Args:
+        trial: A running trial of a study sampled by an :class:`OHGWSampler`, or a finished one
+            that carries ``ohgw.seed``.
+    """
+    if isinstance(trial, FrozenTrial):
+        if attrs.SEED not in trial.user_attrs:
+            raise ValueError(
+                f"Trial {trial.number} has no {attrs.SEED!r} user attr: it was not sampled by "
+                "an OHGWSampler with a probe. Pass the running optuna.Trial instead."
+            )
+        return int(trial.user_attrs[attrs.SEED])
+    sampler = getattr(getattr(trial, "study", None), "sampler", None)
+    if not isinstance(sampler, OHGWSampler):
+        raise ValueError(
+            "trial_seed(trial) needs a trial of a study whose sampler is an OHGWSampler; got "
+            f"{type(sampler).__name__}."
+        )
+    return sampler.trial_seed(trial.number)
+
+
 def _fresh_seed() -> int:
     return int(np.random.SeedSequence().entropy % 2**31)
-
-
-def _to_internal(value: float, dist: FloatDistribution) -> float:
-    return math.log(value) if dist.log else value
-
-
-def _to_external(coord: float, dist: FloatDistribution) -> float:
-    """Map an internal coordinate back to a value inside ``dist`` (clipped, on its grid)."""
-    low, high = dist.low, dist.high
-    value = math.exp(coord) if dist.log else coord
-    value = min(max(value, low), high)
-    if dist.step is not None:
-        value = low + round((value - low) / dist.step) * dist.step
-        value = min(max(value, low), high)
-    return float(value)
 
 
 def _move(value: float, delta: float, dist: FloatDistribution) -> float:
@@ -75,6 +106,20 @@ class OHGWSampler(BaseSampler):
     Every other hook is forwarded, so with ``probe=None`` the base sampler behaves exactly as it
     would unwrapped.
 
+    Samplers whose values must not move are respected, with one warning at construction: a
+    :class:`~optuna.samplers.GridSampler` or :class:`~optuna.samplers.BruteForceSampler`
+    enumerates points, so its values are served untouched and the probe is not run (as with
+    ``probe=None``); a :class:`~optuna.samplers.PartialFixedSampler`'s fixed parameters are
+    served untouched and passed to the probe as constants, its other floats are warm-started.
+
+    The probe builds the trial's model from :func:`trial_seed` of the trial (recorded as the
+    user attr ``ohgw.seed``): build the trial's model from the same seed.
+
+    In parallel processes, give every process the same ``seed`` (the same trial then gets the
+    same probe batches and seed in any process) but a differently seeded base sampler (for
+    example ``TPESampler(seed=seed + worker_index)``): identically seeded base samplers propose
+    the same configurations.
+
     Args:
         base_sampler: The sampler to wrap; ``TPESampler(seed=seed)`` by default.
         probe: The hypergradient probe; ``None`` turns the warm start off.
@@ -85,6 +130,11 @@ class OHGWSampler(BaseSampler):
             inferred from earlier trials, so the very first trial is not warm-started.
         seed: Seeds the probe's batches and the random-sign control per trial number, so reruns
             and parallel workers give the same warm start for the same trial.
+        max_consecutive_failures: Raise ``RuntimeError`` (failing the trial and, unless caught,
+            stopping ``study.optimize``) when the probe fails this many times in a row in this
+            process: an exception or a non-finite loss or gradient. ``None`` (default) never
+            raises: each failure is recorded as ``ohgw.status`` (``error: ...`` or
+            ``nonfinite: ...``), logged, and the trial runs with the base sampler's values.
     """
 
     def __init__(
@@ -96,9 +146,15 @@ class OHGWSampler(BaseSampler):
         n_steps: int = 1,
         search_space: Mapping[str, BaseDistribution] | None = None,
         seed: int | None = None,
+        max_consecutive_failures: int | None = None,
     ) -> None:
         if n_steps < 1:
             raise ValueError(f"n_steps must be at least 1, got {n_steps}.")
+        if max_consecutive_failures is not None and max_consecutive_failures < 1:
+            raise ValueError(
+                f"max_consecutive_failures must be at least 1 or None, got "
+                f"{max_consecutive_failures}."
+            )
         declared: dict[str, FloatDistribution] = {}
         for name, dist in (search_space or {}).items():
             if not isinstance(dist, FloatDistribution):
@@ -108,13 +164,34 @@ class OHGWSampler(BaseSampler):
                 )
             declared[name] = dist
         self._base = base_sampler if base_sampler is not None else TPESampler(seed=seed)
+        self._given_probe = probe
         self._probe = probe
+        self._fixed_by_base: dict[str, Any] = {}
+        if probe is not None and isinstance(self._base, (GridSampler, BruteForceSampler)):
+            self._probe = None
+            warnings.warn(
+                f"OHGWSampler: {type(self._base).__name__} enumerates its points; they are "
+                "served untouched and the probe is not run.",
+                stacklevel=2,
+            )
+        elif probe is not None and isinstance(self._base, PartialFixedSampler):
+            # No public accessor: the fixed values are the sampler's constructor argument.
+            self._fixed_by_base = dict(getattr(self._base, "_fixed_params", {}))
+            if set(self._fixed_by_base) & set(probe.param_names):
+                warnings.warn(
+                    "OHGWSampler: PartialFixedSampler's fixed parameters "
+                    f"{sorted(set(self._fixed_by_base) & set(probe.param_names))} are served "
+                    "untouched (the probe sees them as constants).",
+                    stacklevel=2,
+                )
+        self._max_failures = max_consecutive_failures
+        self._failures = 0
         self._rule = make_step_rule(step) if isinstance(step, str) else step
         self._n_steps = n_steps
         self._declared = declared
         self._seed = int(seed) if seed is not None else _fresh_seed()
         self._inferred = IntersectionSearchSpace(include_pruned=True)
-        self._states: dict[int, _WarmStart] = {}
+        self._states: dict[_StateKey, _WarmStart] = {}
         self._lock = threading.Lock()
 
     @property
@@ -123,7 +200,16 @@ class OHGWSampler(BaseSampler):
 
     @property
     def probe(self) -> BaseProbe | None:
-        return self._probe
+        return self._given_probe
+
+    @property
+    def seed(self) -> int:
+        """The seed every per-trial seed derives from."""
+        return self._seed
+
+    def trial_seed(self, number: int) -> int:
+        """The seed the probe builds trial ``number``'s model with (see :func:`trial_seed`)."""
+        return seeding.trial_seed(self._seed, number)
 
     @property
     def step_rule(self) -> BaseStepRule:
@@ -150,7 +236,7 @@ class OHGWSampler(BaseSampler):
         fixed = trial.system_attrs.get("fixed_params") or {}
         if fixed and all(name in fixed for name in self._probe.param_names):
             # An enqueued or retried trial never reaches the sampler for these: say so.
-            state = self._state(trial)
+            state = self._state(study, trial)
             state.done = True
             status = "skipped: every probed parameter is fixed (enqueued, retried or resumed)"
             self._record(study, trial, {attrs.STATUS: status})
@@ -163,7 +249,7 @@ class OHGWSampler(BaseSampler):
         values: Sequence[float] | None,
     ) -> None:
         with self._lock:
-            self._states.pop(trial._trial_id, None)
+            self._states.pop(_key(study, trial), None)
         self._base.after_trial(study, trial, state, values)
 
     def sample_relative(
@@ -181,7 +267,7 @@ class OHGWSampler(BaseSampler):
             for name, dist in search_space.items()
             if name in relative and name in wanted and isinstance(dist, FloatDistribution)
         }
-        state = self._state(trial)
+        state = self._state(study, trial)
         if probed and not state.done:
             self._warm_start(study, trial, state, probed, relative)
         relative = dict(relative)
@@ -202,7 +288,7 @@ class OHGWSampler(BaseSampler):
             and isinstance(param_distribution, FloatDistribution)
             and param_name in self._probe.param_names
         ):
-            state = self._state(trial)
+            state = self._state(study, trial)
             if not state.done:
                 self._warm_start(study, trial, state, {param_name: param_distribution}, {})
             if param_name in state.values:
@@ -218,9 +304,9 @@ class OHGWSampler(BaseSampler):
 
     # ----- the warm start -------------------------------------------------------------------
 
-    def _state(self, trial: FrozenTrial) -> _WarmStart:
+    def _state(self, study: Study, trial: FrozenTrial) -> _WarmStart:
         with self._lock:
-            return self._states.setdefault(trial._trial_id, _WarmStart())
+            return self._states.setdefault(_key(study, trial), _WarmStart())
 
     def _float_space(
         self, study: Study, current: Mapping[str, FloatDistribution]
@@ -251,6 +337,7 @@ class OHGWSampler(BaseSampler):
         fixed_params = trial.system_attrs.get("fixed_params", {}) or {}
         pinned = {n: float(trial.params[n]) for n in names if n in trial.params}
         pinned.update({n: float(fixed_params[n]) for n in names if n in fixed_params})
+        pinned.update({n: float(v) for n, v in self._fixed_by_base.items() if n in names})
         missing = [n for n in names if n not in space and n not in pinned]
         if missing:
             self._record(
@@ -289,7 +376,7 @@ class OHGWSampler(BaseSampler):
         dists = state.dists
         # The task seeds the trial's model with the same value: the look-ahead starts from the
         # weights the trial will train.
-        probe_seed = trial_seed(self._seed, trial.number)
+        probe_seed = self.trial_seed(trial.number)
         rng = np.random.default_rng(np.random.SeedSequence([self._seed, trial.number]))
         spans = {
             n: _to_internal(d.high, d) - _to_internal(d.low, d) for n, d in dists.items()
@@ -345,13 +432,15 @@ class OHGWSampler(BaseSampler):
         }
         if lookaheads:
             record[attrs.LOOKAHEADS] = lookaheads
+        failures = self._count_failure(status != "ok")
         if status != "ok":
             values = dict(raw)
-            _logger.warning(
-                f"Trial {trial.number}: the OHGW probe failed ({status}); the trial goes on with "
-                "the sampler's raw values. Check the probe's model and data, or narrow the "
-                "search space."
-            )
+            if self._max_failures is None or failures < self._max_failures:
+                _logger.warning(
+                    f"Trial {trial.number}: the OHGW probe failed ({status}); the trial goes on "
+                    "with the sampler's raw values. Check the probe's model and data, or narrow "
+                    "the search space."
+                )
         if first is not None:
             record[attrs.PROBE_LOSS] = first[0]
         for name, value in raw.items():
@@ -364,18 +453,30 @@ class OHGWSampler(BaseSampler):
                 record[attrs.grad(name)] = first[1][name]
         state.values = values
         self._record(study, trial, record)
+        if self._max_failures is not None and failures >= self._max_failures:
+            raise RuntimeError(
+                f"OHGWSampler: the probe failed {failures} times in a row (trial "
+                f"{trial.number}: {status}). Fix the probe's model, data or loss, or pass "
+                "max_consecutive_failures=None to go on with the base sampler's values."
+            )
 
-    @staticmethod
-    def _record(study: Study, trial: FrozenTrial, record: Mapping[str, Any]) -> None:
+    def _count_failure(self, failed: bool) -> int:
+        """Consecutive failures so far in this process, this one included."""
+        with self._lock:
+            self._failures = self._failures + 1 if failed else 0
+            return self._failures
+
+    def _record(self, study: Study, trial: FrozenTrial, record: Mapping[str, Any]) -> None:
+        record = {attrs.SEED: self.trial_seed(trial.number), **record}
         _set_user_attrs(study._storage, trial._trial_id, record)
 
 
 def _set_user_attrs(storage: BaseStorage, trial_id: int, record: Mapping[str, Any]) -> None:
     """Write ``record`` as user attrs of one trial in a single storage round trip if possible.
 
-    ``BaseStorage`` writes one attr per call, and a warm start writes 4 attrs per float plus 5:
-    25 calls for five floats, i.e. 25 lock-and-copy updates in memory (about as much time as the
-    rest of the wrapper), 25 locked, fsync'd journal appends (~10 ms per trial) or 25 committed
+    ``BaseStorage`` writes one attr per call, and a warm start writes 4 attrs per float plus 6:
+    26 calls for five floats, i.e. 26 lock-and-copy updates in memory (about as much time as the
+    rest of the wrapper), 26 locked, fsync'd journal appends (~10 ms per trial) or 26 committed
     transactions in an RDB (50-120 ms per trial on SQLite; measured with
     ``benchmarks/wrapper_overhead.py --storages``; batched: 0.02, ~1 and ~20 ms). For Optuna's
     three storages the

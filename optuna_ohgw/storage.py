@@ -5,6 +5,8 @@
 * ``sqlite:///PATH``: ``RDBStorage`` with WAL journaling and a long busy timeout.
 * ``postgresql://...``, ``mysql://...``: ``RDBStorage`` with heartbeats, so a trial whose worker
   died is failed and retried by ``RetryHeartbeatStaleTrialCallback``.
+* ``grpc://HOST:PORT``: ``GrpcStorageProxy`` to an ``ohgw-optuna storage-proxy`` that serves an
+  RDB storage (one pool of database connections for many workers).
 """
 
 from __future__ import annotations
@@ -54,8 +56,38 @@ def journal_path(url: str) -> pathlib.Path:
     return pathlib.Path(url.removeprefix("journal:"))
 
 
+def is_grpc(url: str) -> bool:
+    return url.startswith("grpc://")
+
+
+def open_grpc_proxy(url: str, *, timeout: float = 10.0) -> BaseStorage:
+    """A ``GrpcStorageProxy`` for ``grpc://HOST:PORT``, once its server answers."""
+    host, _, port = url.removeprefix("grpc://").rstrip("/").rpartition(":")
+    if not host or not port.isdigit():
+        raise StorageError(f"storage {url}: write grpc://HOST:PORT")
+    try:
+        from optuna.storages import GrpcStorageProxy
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            proxy = GrpcStorageProxy(host=host, port=int(port))
+        proxy.wait_server_ready(timeout=timeout)
+    except ImportError:
+        raise StorageError(
+            f"storage {url} needs grpcio: pip install 'optuna-ohgw[grpc]'"
+        ) from None
+    except ConnectionError:
+        raise StorageError(
+            f"no storage proxy answers at {url} within {timeout:g} s; start one with "
+            "`ohgw-optuna storage-proxy --storage URL`"
+        ) from None
+    return proxy
+
+
 def open_storage(url: str, *, heartbeat: bool = True) -> BaseStorage:
     """Open ``url`` for a worker or the parent; raise :class:`StorageError` in one line."""
+    if is_grpc(url):
+        return open_grpc_proxy(url)
     if is_journal(url):
         # An absolute path: the lock is a symlink to the journal, and a relative target would
         # resolve against runs/ itself, so a lock left by a killed worker would never expire.

@@ -7,6 +7,7 @@ what to write instead; unknown keys are errors (a typo must not silently fall ba
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import inspect
 import math
 import pathlib
@@ -15,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
-from optuna.distributions import FloatDistribution
+from optuna.distributions import FloatDistribution, distribution_to_json, json_to_distribution
 
-from optuna_ohgw.probes import ROLES
+from optuna_ohgw.schedulers._registry import SCHEDULER_SPECS, SchedulerSpec
 from optuna_ohgw.steps import STEP_RULES
 
 SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
@@ -27,10 +28,24 @@ SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
     "gp": optuna.samplers.GPSampler,
     "qmc": optuna.samplers.QMCSampler,
 }
-SCHEDULERS = ("asha", "hyperband", "asha-promotion", "pasha", "dyhpo")
-PROMOTION_SCHEDULERS = ("asha-promotion", "pasha", "dyhpo")
+SCHEDULERS = tuple(SCHEDULER_SPECS)
+PROMOTION_SCHEDULERS = tuple(name for name, spec in SCHEDULER_SPECS.items() if spec.promotion)
 """Schedulers that pause and resume trials (checkpoints, promotion loop) instead of pruning."""
 TASK_NAMES = ("digits", "mnist1d", "cifar10", "fashion")
+ROLES = ("lr", "weight_decay", "momentum", "label_smoothing", "augment")
+"""The hyperparameters the tasks train with (SGD: the probe's ``beta1``/``beta2`` do not apply)."""
+
+
+def shipped_study_dir() -> pathlib.Path:
+    """The study files shipped with optuna-ohgw (package data of ``optuna_ohgw_studies``)."""
+    try:
+        return pathlib.Path(str(importlib.resources.files("optuna_ohgw_studies")))
+    except ModuleNotFoundError:  # a source checkout on sys.path that was never installed
+        return pathlib.Path(__file__).resolve().parents[1] / "studies"
+
+
+STUDY_DIRS = (pathlib.Path("studies"), shipped_study_dir())
+"""Where a study is looked up by name: ``./studies``, then the shipped study files."""
 
 
 class StudyFileError(ValueError):
@@ -74,6 +89,15 @@ class SchedulerConfig:
     advance: str = "epoch"
     """DyHPO only: one step is one ``epoch`` or one ``rung`` of the geometric ladder."""
 
+    @property
+    def spec(self) -> SchedulerSpec:
+        """The scheduler's entry in :data:`~optuna_ohgw.schedulers._registry.SCHEDULER_SPECS`."""
+        return SCHEDULER_SPECS[self.name]
+
+    def options(self) -> dict[str, Any]:
+        """The scheduler-specific settings its entry reads (e.g. DyHPO's ``advance``)."""
+        return {key: getattr(self, key) for key in self.spec.options}
+
 
 @dataclasses.dataclass(frozen=True)
 class BudgetConfig:
@@ -105,6 +129,8 @@ class StudyConfig:
     budget: BudgetConfig = BudgetConfig()
     space: Mapping[str, FloatDistribution] = dataclasses.field(default_factory=dict)
     fixed: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    artifacts: str = ""
+    """Where paused trials keep checkpoints: a folder or ``s3://bucket/prefix`` ("": default)."""
 
     def replace(self, **changes: Any) -> StudyConfig:
         return dataclasses.replace(self, **changes)
@@ -199,6 +225,20 @@ def _space(table: _Table) -> dict[str, FloatDistribution]:
     return space
 
 
+def _scheduler_options(table: _Table, spec: SchedulerSpec) -> dict[str, str]:
+    """The keys of ``spec.options`` (validated), and a clear line for another scheduler's key."""
+    options = {
+        key: _choice(table, key, choices, choices[0]) for key, choices in spec.options.items()
+    }
+    for key in list(table.data):
+        owners = [s for s in SCHEDULER_SPECS.values() if key in s.options]
+        if owners:
+            labels = " / ".join(s.label for s in owners)
+            names = " or ".join(f'"{s.name}"' for s in owners)
+            raise table.error(key, f"is a {labels} setting; remove it or use name = {names}")
+    return options
+
+
 def find_study_file(name: str, dirs: Sequence[pathlib.Path]) -> pathlib.Path:
     """A study file by path, or by name (``NAME.toml``) in the first of ``dirs`` that has it."""
     path = pathlib.Path(name)
@@ -236,6 +276,7 @@ def load_study_file(path: str | pathlib.Path) -> StudyConfig:
     seed = top.take("seed", int, 0)
     max_epochs = top.take("max_epochs", int)
     batch_size = top.take("batch_size", int, 0)
+    artifacts = top.take("artifacts", str, "")
     if max_epochs < 1:
         raise top.error("max_epochs", f"must be >= 1, got {max_epochs}")
     if batch_size < 0:
@@ -253,15 +294,14 @@ def load_study_file(path: str | pathlib.Path) -> StudyConfig:
             raise sampler_t.error(key, f"not an option of {SAMPLERS[sampler].__name__}")
 
     sched_t = top.table("scheduler")
+    sched_name = _choice(sched_t, "name", SCHEDULERS, "asha")
     scheduler = SchedulerConfig(
-        name=_choice(sched_t, "name", SCHEDULERS, "asha"),
+        name=sched_name,
         min_resource=sched_t.take("min_resource", int, 1),
         reduction_factor=sched_t.take("reduction_factor", int, 3),
-        advance=_choice(sched_t, "advance", ("epoch", "rung"), "epoch"),
+        **_scheduler_options(sched_t, SCHEDULER_SPECS[sched_name]),
     )
     sched_t.done()
-    if scheduler.advance != "epoch" and scheduler.name != "dyhpo":
-        raise sched_t.error("advance", 'is a DyHPO setting; remove it or use name = "dyhpo"')
     if not 1 <= scheduler.min_resource <= max_epochs:
         raise sched_t.error("min_resource", f"must be in [1, max_epochs={max_epochs}]")
     if scheduler.reduction_factor < 2:
@@ -338,6 +378,7 @@ def load_study_file(path: str | pathlib.Path) -> StudyConfig:
         budget=budget,
         space=space,
         fixed=fixed,
+        artifacts=artifacts,
     )
 
 
@@ -384,3 +425,29 @@ def _override_number(where: str, value: Any, kind: type[int] | type[float]) -> A
         name = "an integer" if kind is int else "a number"
         raise StudyFileError(f"{where}: expected {name}, got {value!r}") from None
     return number
+
+
+def config_to_dict(config: StudyConfig) -> dict[str, Any]:
+    """``config`` as plain JSON values; :func:`config_from_dict` gives it back, equal.
+
+    Worker processes receive the resolved configuration this way, overrides applied."""
+    data = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    data["path"] = str(config.path)
+    data["sampler_options"] = dict(config.sampler_options)
+    for key in ("scheduler", "ohgw", "budget"):
+        data[key] = dataclasses.asdict(data[key])
+    data["space"] = {n: distribution_to_json(d) for n, d in config.space.items()}
+    data["fixed"] = dict(config.fixed)
+    return data
+
+
+def config_from_dict(data: Mapping[str, Any]) -> StudyConfig:
+    """The inverse of :func:`config_to_dict`."""
+    data = dict(data)
+    data["path"] = pathlib.Path(data["path"])
+    data["scheduler"] = SchedulerConfig(**data["scheduler"])
+    data["ohgw"] = OHGWConfig(**data["ohgw"])
+    data["budget"] = BudgetConfig(**data["budget"])
+    space = {n: json_to_distribution(d) for n, d in data["space"].items()}
+    data["space"] = space
+    return StudyConfig(**data)

@@ -1,6 +1,7 @@
 """``python -m optuna_ohgw.worker PAYLOAD``: one worker process started by :func:`run_study`.
 
-The payload (JSON) names the study file and the overrides; the storage URL comes from the
+The payload (JSON) holds the resolved configuration (:func:`~optuna_ohgw.studyfile.config_to_dict`,
+overrides applied) and the worker's settings; the storage URL comes from the
 ``OHGW_STORAGE_URL`` environment variable so that no password appears in a process list. A user
 error (missing dataset, unreachable storage) exits with code 2 and one line on stderr.
 """
@@ -21,15 +22,15 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(threads)
     import optuna
 
+    from optuna_ohgw.artifact_store import ArtifactStoreError
     from optuna_ohgw.runner import run_worker
     from optuna_ohgw.storage import StorageError, open_storage
-    from optuna_ohgw.studyfile import StudyFileError, apply_overrides, load_study_file
+    from optuna_ohgw.studyfile import StudyFileError, config_from_dict
     from optuna_ohgw.tasks import DatasetMissingError
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        config = load_study_file(payload["study_file"])
-        config = apply_overrides(config, payload.get("overrides") or {})
+        config = config_from_dict(payload["config"])
         storage = open_storage(os.environ["OHGW_STORAGE_URL"])
         run_worker(
             config,
@@ -37,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
             int(payload["worker"]),
             data_dir=payload.get("data_dir"),
             download=bool(payload.get("download")),
-            checkpoint_dir=payload.get("checkpoint_dir") or "runs/checkpoints",
+            artifacts=payload["artifacts"],
         )
-    except (StudyFileError, StorageError, DatasetMissingError) as err:
+    except (StudyFileError, StorageError, DatasetMissingError, ArtifactStoreError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -28,6 +28,36 @@ def require_postgres() -> None:
         pytest.skip("no PostgreSQL server reachable; run scripts/postgres.sh to start one")
 
 
+S3_ENDPOINT = os.environ.get("OHGW_TEST_S3_ENDPOINT", "http://127.0.0.1:5435")
+S3_ENV = {
+    "AWS_ENDPOINT_URL": S3_ENDPOINT,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def require_s3(monkeypatch: pytest.MonkeyPatch, bucket: str = "ohgw-test") -> str:
+    """Point boto3 at the S3-compatible server at ``S3_ENDPOINT`` (``scripts/s3.sh``) and make
+    ``bucket``; skip when none answers (in CI, fail instead). Returns ``s3://bucket``."""
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        pytest.skip("boto3 is not installed (pip install -e '.[test]')")
+    for key, value in S3_ENV.items():
+        monkeypatch.setenv(key, value)
+    try:
+        client = boto3.client("s3")
+        if bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+            client.create_bucket(Bucket=bucket)
+    except (BotoCoreError, ClientError) as err:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must provide an S3 server at {S3_ENDPOINT} (scripts/s3.sh): {err}")
+        pytest.skip(f"no S3-compatible server at {S3_ENDPOINT}; run scripts/s3.sh to start one")
+    return f"s3://{bucket}"
+
+
 def backend_url(backend: str, tmp_path: pathlib.Path, stem: str) -> str:
     """A storage URL of each kind the race tests run on."""
     if backend == "postgresql":

@@ -1,8 +1,9 @@
-"""The benchmark grid: variants, cell configurations, study-file round trip, a real tiny grid."""
+"""The benchmark grid: variants, cell configurations, the JSON a worker gets, a real tiny grid."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import pathlib
 
 import optuna
@@ -17,10 +18,8 @@ from optuna_ohgw.evidence.grid import (
     VARIANTS,
     Cell,
     cell_config,
-    dump_study_file,
     grid_cells,
     run_grid,
-    write_cell_file,
 )
 from optuna_ohgw.runner import budget_spent
 from optuna_ohgw.storage import open_storage
@@ -28,6 +27,8 @@ from optuna_ohgw.studyfile import (
     PROMOTION_SCHEDULERS,
     SCHEDULERS,
     StudyFileError,
+    config_from_dict,
+    config_to_dict,
     load_study_file,
 )
 from tests.conftest import SMALL_STUDY
@@ -112,19 +113,22 @@ def test_sampler_axis_keeps_pairs_and_old_names() -> None:
     assert tpe.seed == random.seed == 0 and random.replace(sampler="tpe", name=tpe.name) == tpe
 
 
+def _through_json(config):
+    """What a worker process receives: the configuration as JSON text, parsed back."""
+    return config_from_dict(json.loads(json.dumps(config_to_dict(config))))
+
+
 @pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
-def test_dump_load_round_trip(path: pathlib.Path, tmp_path: pathlib.Path) -> None:
+def test_json_round_trip(path: pathlib.Path) -> None:
     for variant in VARIANTS:
         config = load_study_file(path)
         if variant == "re-probe" and config.scheduler.name not in PROMOTION_SCHEDULERS:
             continue
         config = config.replace(ohgw=VARIANTS[variant](config.ohgw), seed=7)
-        out = tmp_path / "x.toml"
-        out.write_text(dump_study_file(config))
-        assert load_study_file(out) == config.replace(path=out)
+        assert _through_json(config) == config
 
 
-def test_dump_round_trips_odd_values(tmp_path: pathlib.Path) -> None:
+def test_json_round_trips_odd_values() -> None:
     config = load_study_file(DEFAULT_STUDY_DIRS[1] / "digits-asha.toml")
     space = dict(config.space)
     momentum = space.pop("momentum")
@@ -137,8 +141,7 @@ def test_dump_round_trips_odd_values(tmp_path: pathlib.Path) -> None:
         fixed={"momentum": momentum.low + 0.3},
         budget=dataclasses.replace(config.budget, wall_seconds=12.5, total_epochs=7),
     )
-    cfg = write_cell_file(config, tmp_path)  # raises if it does not load back identically
-    assert cfg.path.parent == tmp_path and cfg.fixed == {"momentum": 0.3}
+    assert _through_json(config) == config
 
 
 def _study(url: str, name: str) -> optuna.Study:
@@ -175,7 +178,11 @@ def test_tiny_grid_end_to_end(tmp_path: pathlib.Path, monkeypatch: pytest.Monkey
         assert budget_spent(config, study.get_trials())
         assert study.user_attrs["ohgw.seed"] == cell.seed
         assert study.user_attrs["ohgw.enabled"] == (cell.variant != "vanilla")
-        assert (tmp_path / "grid" / "cells" / f"{cell.study_name}.toml").exists()
+        # The workers ran the cell's own configuration (variant applied), given as JSON.
+        assert study.user_attrs["ohgw.step_rule"] == (
+            config.ohgw.step if config.ohgw.enabled else "off"
+        )
+        assert not (tmp_path / "grid" / "cells").exists()
         trials[cell.variant, cell.seed] = study.trials
     for seed in range(2):
         vanilla = trials["vanilla", seed][0]

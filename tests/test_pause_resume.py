@@ -71,7 +71,7 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path: pathlib.Path) 
     assert [t.user_attrs.get(lineage.PARENT) for t in segments] == [None, 0, 1]
     assert all(t.user_attrs[lineage.CONFIG] == 0 for t in segments)
     assert sum(t.user_attrs["ohgw.epochs"] for t in segments) == 4  # each epoch counted once
-    assert not CheckpointStore(tmp_path, "s").path(0).exists()  # finished: deleted
+    assert list((tmp_path / "s").iterdir()) == []  # finished: every checkpoint deleted
 
 
 class _AlwaysPromote(PromotionASHA):
@@ -94,27 +94,44 @@ def _paused_study(tmp_path: pathlib.Path, storage=None):  # type: ignore[no-unty
     return study, store, task
 
 
+def _checkpoint_file(tmp_path: pathlib.Path, study: optuna.Study, waiting) -> pathlib.Path:  # type: ignore[no-untyped-def]
+    return tmp_path / study.study_name / lineage.resume_info(waiting)["artifact"]
+
+
 def test_a_missing_or_corrupt_checkpoint_fails_the_segment(tmp_path: pathlib.Path) -> None:
     study, store, task = _paused_study(tmp_path)
     (waiting,) = study.get_trials(states=(TrialState.WAITING,))
     objective = task.make_objective(0, SPACE, 3)
-    objective.hooks = PauseResumeHooks(PromotionASHA(1, 3, 3), store)
-    store.path(0).write_bytes(b"not a checkpoint")
+    objective.hooks = PauseResumeHooks(PromotionASHA(1, 3, 3), store, max_attempts=2)
+    _checkpoint_file(tmp_path, study, waiting).write_bytes(b"not a checkpoint")
     assert claim(study, waiting)
     with pytest.raises(CheckpointError, match="corrupt"):
         objective(optuna.Trial(study, waiting._trial_id))
-    store.delete(0)
+    # The resume is enqueued again for another worker, with the reason; this one skips it.
+    (retry,) = study.get_trials(states=(TrialState.WAITING,))
+    info = lineage.resume_info(retry)
+    assert info["attempts"] == 1 and info["tried_by"] == [lineage.worker_id()]
+    assert lineage.tried_here(retry)
+    assert "corrupt" in study.trials[waiting.number].user_attrs[lineage.CHECKPOINT_ERROR]
+    # The second (last) attempt gives the configuration up and says why on its trial.
+    store.delete(info["artifact"])
+    assert claim(study, retry)
     with pytest.raises(CheckpointError, match="missing"):
-        store.load(0)
+        objective(optuna.Trial(study, retry._trial_id))
+    assert study.get_trials(states=(TrialState.WAITING,)) == []
+    assert "missing" in study.trials[retry.number].user_attrs[lineage.LOST]
+    with pytest.raises(CheckpointError, match="missing"):
+        store.load(info["artifact"], 0)
 
 
 def test_close_paused_prunes_leftovers_and_deletes_checkpoints(tmp_path: pathlib.Path) -> None:
     study, store, _ = _paused_study(tmp_path)
-    assert store.path(0).exists()
+    (waiting,) = study.get_trials(states=(TrialState.WAITING,))
+    assert _checkpoint_file(tmp_path, study, waiting).exists()
     assert close_paused(study, store) == 1
     (left,) = [t for t in study.trials if lineage.is_continuation(t)]
     assert left.state == TrialState.PRUNED and left.user_attrs[lineage.NOT_PROMOTED]
-    assert not store.path(0).exists()
+    assert not _checkpoint_file(tmp_path, study, waiting).exists()
 
 
 def test_promotion_asha_promotes_the_top_third() -> None:

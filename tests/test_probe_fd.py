@@ -33,6 +33,8 @@ ALL_ROLES = {
 }
 PARAMS = {"lr": 0.3, "wd": 0.02, "mu": 0.8, "ls": 0.15, "aug": 0.6}
 RTOL = 1e-5
+SGDProbe = functools.partial(LookaheadProbe, optimizer=torch.optim.SGD)
+"""These tests predate the optimizer argument: every probe here unrolls SGD, as the tasks do."""
 F64 = torch.float64
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -155,7 +157,7 @@ def test_hypergradient_matches_finite_differences(k: int, model_name: str, role_
     factory, data = MODELS[model_name]
     roles, augmentation, fixed = ROLE_SETS[role_set]
     train, val = data()
-    probe = LookaheadProbe(
+    probe = SGDProbe(
         factory,
         train,
         val,
@@ -172,7 +174,7 @@ def test_hypergradient_matches_finite_differences(k: int, model_name: str, role_
 def test_resnet20_hypergradient_matches_finite_differences() -> None:
     """BatchNorm, residual sums and option-A shortcuts, K=2, all five roles."""
     train, val = _small_images()
-    probe = LookaheadProbe(
+    probe = SGDProbe(
         _factory(lambda: ResNet20(activation=nn.SiLU)),
         train,
         val,
@@ -189,7 +191,7 @@ def test_module_float32_probe_float64_and_n_pairs() -> None:
     """An ``nn.Module`` (not a factory) in float32, probed in float64, averaged over 2 pairs."""
     train, val = _digits()
     model = _factory(lambda: SmallCNN2d(width=4, activation=nn.Tanh, batch_norm=True))(0)
-    probe = LookaheadProbe(
+    probe = SGDProbe(
         model,
         train,
         val,
@@ -207,19 +209,21 @@ def test_gradcheck_of_lookahead_graph() -> None:
     """``torch.autograd.gradcheck`` of the look-ahead loss as a function of the five values."""
     train, val = _digits()
     model = _factory(lambda: SmallCNN2d(width=4, activation=nn.Tanh, batch_norm=True))(0)
-    probe = LookaheadProbe(
+    probe = SGDProbe(
         model, train, val, ALL_ROLES, k=2, batch_size=16, augmentation=GaussianNoise(), dtype=F64
     )
     gen = torch.Generator().manual_seed(0)
     device = torch.device("cpu")
-    train_batches = [probe._draw(train, gen, device) for _ in range(probe.k)]
-    val_batch = probe._draw(val, gen, device)
+    train_batches = [
+        probe._draw_batch(probe._draw_train, gen, device, F64, "t") for _ in range(probe.k)
+    ]
+    val_batch = probe._draw_batch(probe._draw_val, gen, device, F64, "v")
     roles = [ALL_ROLES[name] for name in ALL_ROLES]
 
     def loss(h: torch.Tensor) -> torch.Tensor:
         hypers = dict(zip(roles, h.unbind()))
         with _train_mode(model), _fixed_rng(0, device):
-            return probe._lookahead(model, hypers, train_batches, val_batch, [11, 12])
+            return probe._lookahead(model, hypers, {}, train_batches, val_batch, [11, 12], F64)
 
     h = torch.tensor([PARAMS[name] for name in ALL_ROLES], dtype=F64, requires_grad=True)
     assert torch.autograd.gradcheck(loss, (h,), eps=1e-6, atol=1e-9, rtol=1e-5)
@@ -250,7 +254,7 @@ class _ProbeFunction(torch.autograd.Function):
 def test_gradcheck_of_public_probe() -> None:
     train, val = _signals()
     factory = _factory(lambda: SmallCNN1d(width=4, activation=nn.SiLU, dropout=0.2))
-    probe = LookaheadProbe(
+    probe = SGDProbe(
         factory,
         train,
         val,
@@ -282,9 +286,7 @@ def test_model_weights_buffers_and_mode_untouched() -> None:
         model(train[0][:64])
     model.eval()
     before = copy.deepcopy(model.state_dict())
-    probe = LookaheadProbe(
-        model, train, val, ALL_ROLES, batch_size=32, augmentation=RandomTranslate()
-    )
+    probe = SGDProbe(model, train, val, ALL_ROLES, batch_size=32, augmentation=RandomTranslate())
     probe(PARAMS, seed=0)
     assert not model.training
     after = model.state_dict()
@@ -297,9 +299,7 @@ def test_model_weights_buffers_and_mode_untouched() -> None:
 def test_probe_runs_in_train_mode_regardless_of_model_mode() -> None:
     train, val = _digits()
     model = _factory(lambda: SmallCNN2d(width=4, batch_norm=True))(0)
-    probe = LookaheadProbe(
-        model, train, val, ALL_ROLES, batch_size=32, augmentation=GaussianNoise()
-    )
+    probe = SGDProbe(model, train, val, ALL_ROLES, batch_size=32, augmentation=GaussianNoise())
     model.eval()
     in_eval = probe(PARAMS, seed=0)
     model.train()
@@ -310,7 +310,7 @@ def test_probe_runs_in_train_mode_regardless_of_model_mode() -> None:
 def test_deterministic_for_a_seed_with_dropout_and_rng_untouched() -> None:
     train, val = _digits()
     model = _bn_dropout_model()
-    probe = LookaheadProbe(
+    probe = SGDProbe(
         model, train, val, ALL_ROLES, batch_size=32, augmentation=RandomTranslate(flip=True)
     )
     torch.manual_seed(123)
@@ -330,9 +330,7 @@ def test_dropout_masks_follow_the_seed() -> None:
     batch = (train[0][:32], train[1][:32])
     val_batch = (val[0][:32], val[1][:32])
     model = _factory(lambda: SmallCNN2d(width=4, dropout=0.5))(0)
-    probe = LookaheadProbe(
-        model, lambda g: batch, lambda g: val_batch, {"lr": "lr"}, batch_size=32
-    )
+    probe = SGDProbe(model, lambda g: batch, lambda g: val_batch, {"lr": "lr"}, batch_size=32)
     assert probe({"lr": 0.3}, seed=0).value == probe({"lr": 0.3}, seed=0).value
     assert probe({"lr": 0.3}, seed=0).value != probe({"lr": 0.3}, seed=1).value
 
@@ -369,7 +367,7 @@ def test_n_pairs_is_the_mean_of_the_pairs() -> None:
     tb, vb = _batches(train, 6, 20), _batches(val, 3, 20)
 
     def probe(train_batches: list[Batch], val_batches: list[Batch], n_pairs: int) -> object:
-        return LookaheadProbe(
+        return SGDProbe(
             model, _Cycle(train_batches), _Cycle(val_batches), roles, n_pairs=n_pairs, dtype=F64
         )(params, seed=0)
 
@@ -428,7 +426,7 @@ def test_lookahead_loss_is_torch_sgd_with_label_smoothing(k: int, frozen: bool) 
         model.features[0].weight.requires_grad_(False)
     roles = {k: v for k, v in ALL_ROLES.items() if k != "aug"}
     tb, vb = _batches(train, k, 32), _batches(val, 1, 32)
-    probe = LookaheadProbe(model, _Cycle(tb), _Cycle(vb), roles, k=k, dtype=F64)
+    probe = SGDProbe(model, _Cycle(tb), _Cycle(vb), roles, k=k, dtype=F64)
     got = probe({n: PARAMS[n] for n in roles}).value
     expected = _reference_unroll(
         model, tb, vb[0], PARAMS["lr"], PARAMS["wd"], PARAMS["mu"], PARAMS["ls"]
@@ -471,7 +469,7 @@ def test_closed_forms_at_k1_and_momentum_at_k2() -> None:
 
     roles = {k: v for k, v in ALL_ROLES.items() if k != "aug"}
     params = {n: PARAMS[n] for n in roles}
-    k1 = LookaheadProbe(model, _Cycle([(x0, y0)]), _Cycle([(xv, yv)]), roles, k=1, dtype=F64)
+    k1 = SGDProbe(model, _Cycle([(x0, y0)]), _Cycle([(xv, yv)]), roles, k=1, dtype=F64)
     got = k1(params).grads
     assert got["lr"] == pytest.approx(-(v1 @ b0).item(), rel=1e-10)
     assert got["wd"] == pytest.approx(-lr * (v1 @ flat_w0).item(), rel=1e-10)
@@ -480,9 +478,7 @@ def test_closed_forms_at_k1_and_momentum_at_k2() -> None:
 
     b1 = mu * b0 + grad_at(w1, x1, y1, eps) + wd * w1
     v2 = grad_at(w1 - lr * b1, xv, yv, 0.0)
-    k2 = LookaheadProbe(
-        model, _Cycle([(x0, y0), (x1, y1)]), _Cycle([(xv, yv)]), roles, k=2, dtype=F64
-    )
+    k2 = SGDProbe(model, _Cycle([(x0, y0), (x1, y1)]), _Cycle([(xv, yv)]), roles, k=2, dtype=F64)
     got = k2(params).grads
     assert got["mu"] == pytest.approx(-lr * (v2 @ b0).item(), rel=1e-10)
     assert got["mu"] != 0.0
@@ -491,12 +487,12 @@ def test_closed_forms_at_k1_and_momentum_at_k2() -> None:
 def test_k_defaults() -> None:
     train, val = _digits()
     model = SmallCNN2d(width=4)
-    assert LookaheadProbe(model, train, val, ALL_ROLES, augmentation=GaussianNoise()).k == 2
-    assert LookaheadProbe(model, train, val, {"lr": "lr", "m": "momentum"}).k == 2
-    assert LookaheadProbe(model, train, val, {"lr": "lr", "wd": "weight_decay"}).k == 1
-    fixed_mu = LookaheadProbe(model, train, val, {"lr": "lr"}, fixed={"momentum": 0.9})
+    assert SGDProbe(model, train, val, ALL_ROLES, augmentation=GaussianNoise()).k == 2
+    assert SGDProbe(model, train, val, {"lr": "lr", "m": "momentum"}).k == 2
+    assert SGDProbe(model, train, val, {"lr": "lr", "wd": "weight_decay"}).k == 1
+    fixed_mu = SGDProbe(model, train, val, {"lr": "lr"}, fixed={"momentum": 0.9})
     assert fixed_mu.k == 1
-    assert LookaheadProbe(model, train, val, {"lr": "lr", "m": "momentum"}, k=3).k == 3
+    assert SGDProbe(model, train, val, {"lr": "lr", "m": "momentum"}, k=3).k == 3
 
 
 @pytest.mark.parametrize(
@@ -516,12 +512,12 @@ def test_k_defaults() -> None:
 def test_constructor_errors(roles: dict[str, str], kwargs: dict, match: str) -> None:
     train, val = _digits()
     with pytest.raises(ValueError, match=match):
-        LookaheadProbe(SmallCNN2d(width=4), train, val, roles, **kwargs)
+        SGDProbe(SmallCNN2d(width=4), train, val, roles, **kwargs)
 
 
 def test_missing_parameter_value() -> None:
     train, val = _digits()
-    probe = LookaheadProbe(SmallCNN2d(width=4), train, val, {"lr": "lr", "wd": "weight_decay"})
+    probe = SGDProbe(SmallCNN2d(width=4), train, val, {"lr": "lr", "wd": "weight_decay"})
     with pytest.raises(KeyError, match="wd"):
         probe({"lr": 0.1})
 
@@ -539,7 +535,7 @@ def test_model_builders() -> None:
 
 def test_probe_differentiates_under_no_grad_and_inference_mode() -> None:
     train, val = _digits()
-    probe = LookaheadProbe(
+    probe = SGDProbe(
         SmallCNN2d(width=4), train, val, ALL_ROLES, batch_size=32, augmentation=GaussianNoise()
     )
     expected = probe(PARAMS, seed=2)
@@ -556,7 +552,7 @@ def test_seeding_factory_leaves_the_callers_rng_alone() -> None:
         torch.manual_seed(seed)  # As the tasks' build_model does.
         return SmallCNN2d(width=4)
 
-    probe = LookaheadProbe(factory, train, val, {"lr": "lr"}, batch_size=32)
+    probe = SGDProbe(factory, train, val, {"lr": "lr"}, batch_size=32)
     torch.manual_seed(99)
     state = torch.get_rng_state()
     probe({"lr": 0.1}, seed=1)
@@ -569,12 +565,12 @@ def test_cpu_probe_does_not_reseed_cuda(monkeypatch: pytest.MonkeyPatch) -> None
     model = _factory(lambda: SmallCNN2d(width=4, dropout=0.2))(0)
     calls: list[int] = []
     monkeypatch.setattr(torch.cuda, "manual_seed_all", calls.append)
-    LookaheadProbe(model, train, val, {"lr": "lr"}, batch_size=32)({"lr": 0.1}, seed=1)
+    SGDProbe(model, train, val, {"lr": "lr"}, batch_size=32)({"lr": 0.1}, seed=1)
     assert calls == []
 
 
 def test_no_tuned_roles_returns_the_loss_only() -> None:
     train, val = _digits()
-    probe = LookaheadProbe(SmallCNN2d(width=4), train, val, {}, fixed={"lr": 0.1}, batch_size=32)
+    probe = SGDProbe(SmallCNN2d(width=4), train, val, {}, fixed={"lr": 0.1}, batch_size=32)
     result = probe({}, seed=0)
     assert result.grads == {} and np.isfinite(result.value)

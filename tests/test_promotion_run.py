@@ -9,6 +9,7 @@ import optuna
 from optuna.trial import TrialState
 
 from optuna_ohgw import attrs, lineage
+from optuna_ohgw.artifact_store import TOKEN_ATTR
 from optuna_ohgw.schedulers.pasha import INCREASES, MAX_RESOURCE
 from optuna_ohgw.storage import open_storage
 from tests.conftest import run_cli
@@ -72,8 +73,10 @@ def _check_lineage(study: optuna.Study, tmp_path: pathlib.Path) -> None:
             if lineage.config_of(t) == config and t.state == TrialState.COMPLETE
         )
         assert used == max(curve)
-    leftovers = list((tmp_path / "runs" / "checkpoints" / "digits-pasha-small").glob("*.pt"))
-    assert leftovers == []  # nothing resumable is left, so no checkpoint either
+    folder = tmp_path / "runs" / "checkpoints" / "digits-pasha-small"
+    token = study._storage.get_study_system_attrs(study._study_id)[TOKEN_ATTR]
+    # Nothing resumable is left, so no checkpoint either: only the store's marker.
+    assert [p.name for p in folder.iterdir()] == [f"ohgw-store-{token}.json"]
 
 
 def test_pasha_with_two_workers(tmp_path: pathlib.Path) -> None:

@@ -185,7 +185,7 @@ def test_studies_and_status(small_study, tmp_path: pathlib.Path) -> None:
 
 def test_workers_are_pinned_to_gpus_or_cpu_shares(monkeypatch) -> None:
     config = load_study_file(pathlib.Path(__file__).parents[1] / "studies" / "digits-asha.toml")
-    common = dict(data_dir=None, download=False, overrides={}, log_dir=pathlib.Path("runs"))
+    common = dict(data_dir=None, download=False, log_dir=pathlib.Path("runs"))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     specs = worker_specs(config, "journal:x.journal", 8, n_gpus=4, **common)
     assert [s.env["CUDA_VISIBLE_DEVICES"] for s in specs] == ["0", "1", "2", "3"] * 2

@@ -263,6 +263,7 @@ def test_wraps_every_float_sampler(kind: str) -> None:
             assert attrs.raw(name) not in ua and attrs.nudged(name) not in ua
         assert set(ohgw_attrs(trial)) == {
             attrs.STATUS,
+            attrs.SEED,
             attrs.PROBE_SECONDS,
             attrs.PROBE_LOSS,
             attrs.STEP_RULE,
@@ -828,7 +829,7 @@ def test_attrs_written_in_one_batch_per_storage(kind: str, tmp_path) -> None:
         check_warm_started(trial)
         assert trial.user_attrs["mine"] == "before the warm start"
         assert trial.user_attrs["after"] == 1.5
-        assert len(ohgw_attrs(trial)) == 5 + 4 * len(NAMES)
+        assert len(ohgw_attrs(trial)) == 6 + 4 * len(NAMES)
     finished = study.trials[0]
     with pytest.raises(UpdateFinishedTrialError):
         _set_user_attrs(study._storage, finished._trial_id, {"ohgw.x": 1.0, "ohgw.y": 2.0})
@@ -849,7 +850,7 @@ def test_unknown_storage_gets_public_one_by_one_writes() -> None:
     sampler = OHGWSampler(RandomSampler(seed=0), CallLog().probe, search_space=SPACE, seed=0)
     study = optuna.create_study(storage=storage, sampler=sampler)
     study.optimize(mixed_objective, n_trials=2)
-    assert len(storage.writes) == 2 * (5 + 4 * len(NAMES))
+    assert len(storage.writes) == 2 * (6 + 4 * len(NAMES))
     for trial in study.trials:
         assert trial.user_attrs[attrs.STATUS] == "ok"
 

@@ -2,9 +2,8 @@
 
 A *cell* is one study on the grid's storage. Its configuration is the study file
 ``studies/{task}-{scheduler}.toml`` with the cell's seed, the grid's budget overrides and the
-cell's *variant* (how OHGW is set up) applied. Each cell's full configuration is written to its
-own TOML file (``GRID_DIR/cells/STUDY_NAME.toml``) and run with :func:`runner.run_study`, so the
-worker processes load exactly the cell's configuration (variant and name included) from a path.
+cell's *variant* (how OHGW is set up) applied. It is run with :func:`runner.run_study`, which
+hands the worker processes exactly this configuration (variant and name included) as JSON.
 
 Pairing: every variant of a seed has the same ``seed`` in its configuration, so the base sampler
 (``seed * 1000 + worker``), the trial models' initial weights and the data order
@@ -22,8 +21,6 @@ budget counts trials/epochs, which the probe does not change.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import pathlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -32,6 +29,7 @@ from optuna_ohgw.studyfile import (
     PROMOTION_SCHEDULERS,
     SAMPLERS,
     SCHEDULERS,
+    STUDY_DIRS,
     OHGWConfig,
     StudyConfig,
     StudyFileError,
@@ -40,10 +38,7 @@ from optuna_ohgw.studyfile import (
     load_study_file,
 )
 
-DEFAULT_STUDY_DIRS = (
-    pathlib.Path("studies"),
-    pathlib.Path(__file__).resolve().parents[2] / "studies",
-)
+DEFAULT_STUDY_DIRS = STUDY_DIRS
 DONE_ATTR = "ohgw.bench.done"
 """Study user attr set when a cell's run ended with its budget spent (or its wall time used)."""
 CELL_ATTR = "ohgw.bench.cell"
@@ -133,7 +128,7 @@ def cell_config(
 ) -> StudyConfig:
     """The cell's configuration: ``{task}-{scheduler}.toml`` + seed + budget + variant + name.
 
-    ``path`` is still the source study file; :func:`run_grid` writes the cell's own file.
+    ``path`` is still the source study file.
     """
     path = find_study_file(f"{cell.task}-{cell.scheduler}", study_dirs)
     config = load_study_file(path)
@@ -160,91 +155,6 @@ def cell_config(
         )
     assert config.study_name == cell.study_name
     return config
-
-
-# ----- writing a StudyConfig back as a study file ------------------------------------------
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        text = repr(value)
-        return text if any(ch in text for ch in ".en") else f"{text}.0"
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        items = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
-        return "{ " + items + " }" if items else "{}"
-    raise TypeError(f"cannot write {type(value).__name__} {value!r} to a study file")
-
-
-def _toml_key(key: str) -> str:
-    if key and all(ch.isalnum() or ch in "_-" for ch in key):
-        return key
-    return json.dumps(key)
-
-
-def dump_study_file(config: StudyConfig) -> str:
-    """``config`` as study-file text: ``load_study_file`` of it gives ``config`` back (with the
-    path of the file it was written to)."""
-    lines = [f"name = {_toml_value(config.name)}", f"task = {_toml_value(config.task)}"]
-    lines += [
-        f"direction = {_toml_value(config.direction)}",
-        f"metric = {_toml_value(config.metric)}",
-    ]
-    if config.target is not None:
-        lines.append(f"target = {_toml_value(float(config.target))}")
-    lines += [
-        f"seed = {_toml_value(config.seed)}",
-        f"max_epochs = {_toml_value(config.max_epochs)}",
-        f"batch_size = {_toml_value(config.batch_size)}",
-        "",
-        "[sampler]",
-        f"name = {_toml_value(config.sampler)}",
-    ]
-    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in config.sampler_options.items()]
-    for table, section in (
-        ("scheduler", config.scheduler),
-        ("ohgw", config.ohgw),
-        ("budget", config.budget),
-    ):
-        lines += ["", f"[{table}]"]
-        for field in dataclasses.fields(section):
-            lines.append(f"{field.name} = {_toml_value(getattr(section, field.name))}")
-    lines += ["", "[space]"]
-    for name, dist in config.space.items():
-        spec: dict[str, Any] = {"low": float(dist.low), "high": float(dist.high), "log": dist.log}
-        if dist.step is not None:
-            spec["step"] = float(dist.step)
-        lines.append(f"{_toml_key(name)} = {_toml_value(spec)}")
-    if config.fixed:
-        lines += ["", "[fixed]"]
-        lines += [f"{_toml_key(k)} = {_toml_value(float(v))}" for k, v in config.fixed.items()]
-    return "\n".join(lines) + "\n"
-
-
-def write_cell_file(config: StudyConfig, folder: pathlib.Path) -> StudyConfig:
-    """Write ``config`` to ``folder/STUDY_NAME.toml`` and return it as loaded from there."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{config.study_name}.toml"
-    text = dump_study_file(config)
-    if not path.exists() or path.read_text() != text:
-        tmp = path.with_suffix(".toml.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-    loaded = load_study_file(path)
-    if loaded != config.replace(path=path):
-        raise RuntimeError(f"{path}: the written study file does not load back identically")
-    return loaded
 
 
 # ----- running the grid --------------------------------------------------------------------
@@ -292,8 +202,8 @@ def run_grid(
     on_progress: Callable[[Any], None] | None = None,
 ) -> list[CellResult]:
     """Run every cell not finished yet (resuming a cell that was interrupted), in the given
-    order; return each cell's status. Cells' files go to ``grid_dir/cells``, worker logs to
-    ``grid_dir/logs``, checkpoints (promotion schedulers) to ``grid_dir/checkpoints``."""
+    order; return each cell's status. Worker logs go to ``grid_dir/logs``, checkpoints
+    (promotion schedulers) to ``grid_dir/checkpoints``."""
     import optuna
 
     from optuna_ohgw.runner import budget_spent, run_study
@@ -314,16 +224,14 @@ def run_grid(
             continue
         if on_cell:
             on_cell(index, total, cell, "running")
-        config = write_cell_file(config, grid_dir / "cells")
         summary = run_study(
             config,
             storage_url,
             n_workers,
             data_dir=data_dir,
             download=download,
-            overrides={},
             log_dir=grid_dir / "logs",
-            checkpoint_dir=checkpoint_dir,
+            artifacts=str(checkpoint_dir),
             on_progress=on_progress,
         )
         study = optuna.load_study(study_name=config.study_name, storage=storage)

@@ -34,6 +34,7 @@ import optuna
 
 from optuna_ohgw import attrs, lineage
 from optuna_ohgw.evidence import stats
+from optuna_ohgw.evidence.grid import VARIANTS as VARIANT_RULES
 from optuna_ohgw.evidence.metrics import (
     CLOCKS,
     Move,
@@ -44,17 +45,8 @@ from optuna_ohgw.evidence.metrics import (
 )
 from optuna_ohgw.studyfile import SAMPLERS, SCHEDULERS
 
-VARIANTS = (
-    "vanilla",
-    "ohgw-raw",
-    "ohgw-normalized",
-    "probe-only",
-    "random-sign",
-    "flipped",
-    "line-search",
-    "toward-middle",
-    "re-probe",
-)
+VARIANTS = tuple(VARIANT_RULES)
+"""The variant names, in the order tables list them."""
 BASELINE = "vanilla"
 OHGW_MAIN = "ohgw-normalized"
 _VARIANT = "(?P<variant>" + "|".join(re.escape(v) for v in VARIANTS) + ")"

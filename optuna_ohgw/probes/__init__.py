@@ -1,7 +1,22 @@
-"""Hypergradient probes: the protocol and its implementations."""
+"""Hypergradient probes: the protocol and its implementations (imported on first use)."""
 
-from optuna_ohgw.probes._base import BaseProbe, ProbeResult
-from optuna_ohgw.probes._function import FunctionProbe
-from optuna_ohgw.probes._lookahead import ROLES, LookaheadProbe
+from typing import TYPE_CHECKING
+
+from optuna_ohgw._lazy import lazy_exports
+
+_EXPORTS = {
+    "ROLES": "._roles",
+    "BaseProbe": "._base",
+    "ProbeResult": "._base",
+    "FunctionProbe": "._function",
+    "LookaheadProbe": "._lookahead",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from optuna_ohgw.probes._base import BaseProbe, ProbeResult
+    from optuna_ohgw.probes._function import FunctionProbe
+    from optuna_ohgw.probes._lookahead import LookaheadProbe
+    from optuna_ohgw.probes._roles import ROLES
 
 __all__ = ["ROLES", "BaseProbe", "FunctionProbe", "LookaheadProbe", "ProbeResult"]

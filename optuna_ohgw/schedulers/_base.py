@@ -11,20 +11,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_ohgw import lineage
-
-
-def rung_epochs(min_resource: int, reduction_factor: int, max_resource: int) -> list[int]:
-    """``r_min * eta**k`` below ``max_resource``, then ``max_resource`` itself."""
-    if min_resource < 1 or reduction_factor < 2 or max_resource < min_resource:
-        raise ValueError(
-            f"need 1 <= min_resource <= max_resource and reduction_factor >= 2, got "
-            f"{min_resource}, {max_resource}, {reduction_factor}"
-        )
-    levels, r = [], min_resource
-    while r < max_resource:
-        levels.append(r)
-        r *= reduction_factor
-    return [*levels, max_resource]
+from optuna_ohgw.schedulers._rungs import rung_epochs
 
 
 class BasePromotionScheduler(abc.ABC):

@@ -13,6 +13,9 @@ from optuna_ohgw.checkpoint import CheckpointError, CheckpointStore
 from optuna_ohgw.objective import EpochHooks
 from optuna_ohgw.schedulers._base import BasePromotionScheduler
 
+MAX_ATTEMPTS = 3
+"""Reads of one checkpoint (by different workers) before its configuration is given up."""
+
 
 class Checkpointable(Protocol):
     """What a training state must offer to be paused: the torch ``state_dict`` convention."""
@@ -26,7 +29,8 @@ class PauseResumeHooks(EpochHooks[Checkpointable]):
     """Lets :class:`~optuna_ohgw.EpochObjective` pause and resume without changing user code.
 
     At the start of a segment it restores the configuration's checkpoint (a missing or corrupt
-    one fails the segment: no silent restart from scratch); after each epoch it asks the
+    one fails the segment, no silent restart from scratch, and the resume is enqueued again for
+    another worker, up to ``max_attempts`` reads in all); after each epoch it asks the
     scheduler whether to pause, and if so saves the checkpoint, adds the WAITING continuation
     trial (same parameters, lineage attrs) and ends this segment. ``on_resume(trial, state)``,
     when given, runs after a checkpoint is loaded (for example
@@ -38,10 +42,12 @@ class PauseResumeHooks(EpochHooks[Checkpointable]):
         scheduler: BasePromotionScheduler,
         store: CheckpointStore,
         *,
+        max_attempts: int = MAX_ATTEMPTS,
         on_resume: Callable[[optuna.Trial, Any], Any] | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.store = store
+        self.max_attempts = max_attempts
         self.on_resume = on_resume
 
     def start(self, trial: optuna.Trial, state: Checkpointable) -> int:
@@ -52,13 +58,19 @@ class PauseResumeHooks(EpochHooks[Checkpointable]):
             trial.set_user_attr(lineage.START_EPOCH, 0)
             return 0
         config, epoch = int(info["config"]), int(info["epoch"])
-        checkpoint = self.store.load(config)
-        if int(checkpoint.get("epoch", -1)) != epoch:
-            raise CheckpointError(
-                f"checkpoint of configuration {config} holds epoch {checkpoint.get('epoch')}, "
-                f"but trial {trial.number} resumes it at epoch {epoch}"
-            )
+        try:
+            checkpoint = self.store.load(str(info.get("artifact")), config)
+            if int(checkpoint.get("epoch", -1)) != epoch:
+                raise CheckpointError(
+                    f"checkpoint of configuration {config} holds epoch {checkpoint.get('epoch')}"
+                    f", but trial {trial.number} resumes it at epoch {epoch}"
+                )
+        except CheckpointError as err:
+            self._retry_or_give_up(trial, info, err)
+            raise
         state.load_state_dict(checkpoint["state"])
+        if info.get("previous"):
+            self.store.delete(info["previous"])  # superseded by the one just read
         if self.on_resume is not None:
             self.on_resume(trial, state)
         return epoch
@@ -71,17 +83,20 @@ class PauseResumeHooks(EpochHooks[Checkpointable]):
         info = _resume_info(trial) or {}
         config = int(info.get("config", trial.number))
         if epochs_done >= self.scheduler.max_resource:
-            self.store.delete(config)
+            if info.get("artifact"):
+                self.store.delete(info["artifact"])
             return False
         if not self.scheduler.should_pause(epochs_done):
             return False
-        self.store.save(config, {"epoch": epochs_done, "state": state.state_dict()})
+        artifact = self.store.save(trial, config, epochs_done, state.state_dict())
         segment = int(info.get("segment", 0)) + 1
         resume = {
             "config": config,
             "parent": trial.number,
             "epoch": epochs_done,
             "segment": segment,
+            "artifact": artifact,
+            "previous": info.get("artifact"),
         }
         study.add_trial(
             create_trial(
@@ -99,6 +114,39 @@ class PauseResumeHooks(EpochHooks[Checkpointable]):
         )
         trial.set_user_attr(lineage.PAUSED, True)
         return True
+
+    def _retry_or_give_up(
+        self, trial: optuna.Trial, info: dict[str, Any], err: CheckpointError
+    ) -> None:
+        """Enqueue the resume again for another worker, or record why the configuration is lost.
+
+        A checkpoint one worker cannot read (a share not mounted there, a network error) may be
+        readable by another; this worker never takes the retry itself (``tried_by``).
+        """
+        attempts = int(info.get("attempts", 0)) + 1
+        trial.set_user_attr(lineage.CHECKPOINT_ERROR, str(err))
+        if attempts >= self.max_attempts:
+            trial.set_user_attr(
+                lineage.LOST, f"checkpoint unreadable in {attempts} attempt(s): {err}"
+            )
+            return
+        retry = {
+            **info,
+            "attempts": attempts,
+            "tried_by": [*info.get("tried_by", ()), lineage.worker_id()],
+            "error": str(err),
+        }
+        user_attrs = trial.user_attrs
+        keys = (lineage.CONFIG, lineage.SEGMENT, lineage.PARENT, lineage.START_EPOCH)
+        trial.study.add_trial(
+            create_trial(
+                state=TrialState.WAITING,
+                params=trial.params,
+                distributions=trial.distributions,
+                user_attrs={key: user_attrs[key] for key in keys if key in user_attrs},
+                system_attrs={"fixed_params": trial.params, lineage.RESUME: retry},
+            )
+        )
 
 
 def _resume_info(trial: optuna.Trial) -> dict[str, Any] | None:

@@ -94,7 +94,9 @@ def run_promotion_worker(
         decided = False
         if trial_id is None:
             allow_new = new_allowed(trials)
-            candidate = scheduler.choose(study, trials, allow_new)
+            # A resume this worker could not read is left to the others.
+            mine = [t for t in trials if not lineage.tried_here(t)]
+            candidate = scheduler.choose(study, mine, allow_new)
             decided = True
             if candidate is not None:
                 if not claim(study, candidate):
@@ -144,13 +146,37 @@ def _run_segment(
 
 def close_paused(study: optuna.Study, store: CheckpointStore | None = None) -> int:
     """End the study's leftover paused configurations (never promoted): their WAITING
-    continuations become PRUNED and their checkpoints are deleted. Returns how many."""
+    continuations become PRUNED and their checkpoints are deleted. Returns how many.
+
+    A continuation whose checkpoint some worker failed to read and nobody else took is a lost
+    configuration: its reason is recorded on the trial (``ohgw.lost``).
+    """
     closed = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         if lineage.is_continuation(t) and claim(study, t):
+            info = lineage.resume_info(t) or {}
             study._storage.set_trial_user_attr(t._trial_id, lineage.NOT_PROMOTED, True)
+            if info.get("tried_by"):
+                study._storage.set_trial_user_attr(
+                    t._trial_id,
+                    lineage.LOST,
+                    f"checkpoint unreadable on {', '.join(info['tried_by'])} and no other worker "
+                    f"took it: {info.get('error')}",
+                )
             study.tell(t.number, state=TrialState.PRUNED)
-            if store is not None:
-                store.delete(lineage.config_of(t))
+            if store is not None and info.get("artifact"):
+                store.delete(info["artifact"])
             closed += 1
     return closed
+
+
+def finish_study(study: optuna.Study, store: CheckpointStore) -> int:
+    """At the end of a study: close its paused configurations and remove every checkpoint
+    that no WAITING or RUNNING segment still resumes from (finished, abandoned, orphaned by a
+    killed worker). Safe to call from every worker; returns the checkpoints removed."""
+    close_paused(study, store)
+    keep = set()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)):
+        info = lineage.resume_info(t) or {}
+        keep.update(a for a in (info.get("artifact"), info.get("previous")) if a)
+    return store.sweep(study, keep)

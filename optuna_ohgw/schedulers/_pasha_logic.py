@@ -25,6 +25,9 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from optuna_ohgw.schedulers._rungs import rung_epochs
+from optuna_ohgw.schedulers._rungs import rung_levels as rung_levels
+
 Mode = Literal["min", "max"]
 Curves = Mapping[Hashable, Mapping[int, float]]
 
@@ -52,25 +55,6 @@ def _sign(x: float) -> int:
     return (x > 0) - (x < 0)
 
 
-def rung_levels(min_resource: int, reduction_factor: int, max_resource: int) -> list[int]:
-    """Return ``r_min * eta**k`` for ``k = 0, 1, ...`` up to the largest one ``<= max_resource``.
-
-    Integer arithmetic, so levels are exact (syne-tune rounds a float power).
-    """
-    if min_resource < 1 or reduction_factor < 2 or max_resource < min_resource:
-        raise ValueError(
-            "need 1 <= min_resource <= max_resource and reduction_factor >= 2, got "
-            f"min_resource={min_resource}, reduction_factor={reduction_factor}, "
-            f"max_resource={max_resource}."
-        )
-    levels = []
-    r = min_resource
-    while r <= max_resource:
-        levels.append(r)
-        r *= reduction_factor
-    return levels
-
-
 def resource_ladder(min_resource: int, reduction_factor: int, max_resource: int) -> list[int]:
     """Return the values PASHA's maximum resource can take, in increasing order.
 
@@ -83,8 +67,7 @@ def resource_ladder(min_resource: int, reduction_factor: int, max_resource: int)
         raise ValueError(
             f"max_resource ({max_resource}) must be greater than min_resource ({min_resource})."
         )
-    levels = rung_levels(min_resource, reduction_factor, max_resource)
-    return [*(r for r in levels if r < max_resource), max_resource]
+    return rung_epochs(min_resource, reduction_factor, max_resource)
 
 
 def initial_max_resource(min_resource: int, reduction_factor: int, max_resource: int) -> int:

@@ -26,6 +26,7 @@ import numpy as np
 import optuna
 from optuna.distributions import FloatDistribution
 
+from optuna_ohgw._coords import to_internal as _to_internal
 from optuna_ohgw.attrs import (
     REPROBE_SECONDS,
     REPROBE_STATUS,
@@ -34,7 +35,7 @@ from optuna_ohgw.attrs import (
     reprobe_to,
 )
 from optuna_ohgw.probes import BaseProbe
-from optuna_ohgw.sampler import _move, _to_internal
+from optuna_ohgw.sampler import _move
 from optuna_ohgw.seeding import trial_seed
 from optuna_ohgw.steps import BaseStepRule, StepContext
 

@@ -18,7 +18,10 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy.stats import qmc
 
 from optuna_ohgw import attrs, lineage
-from optuna_ohgw.schedulers._base import BasePromotionScheduler, rung_epochs
+from optuna_ohgw._coords import from_unit as from_unit
+from optuna_ohgw._coords import to_unit
+from optuna_ohgw.schedulers._base import BasePromotionScheduler
+from optuna_ohgw.schedulers._rungs import rung_epochs
 from optuna_ohgw.schedulers._surrogate import (
     DeepKernelGP,
     SurrogateFitError,
@@ -47,25 +50,6 @@ def budget_ladder(
         raise ValueError(f"advance must be one of {ADVANCE_MODES}, got {mode!r}")
     rung_epochs(min_resource, reduction_factor, max_resource)  # validates the arguments
     return list(range(min_resource, max_resource + 1))
-
-
-def to_unit(value: float, dist: FloatDistribution) -> float:
-    """A float parameter in ``[0, 1]`` internal coordinates (log scale for log floats)."""
-    if dist.log:
-        low, high, v = math.log(dist.low), math.log(dist.high), math.log(value)
-    else:
-        low, high, v = dist.low, dist.high, value
-    return 0.5 if high == low else min(1.0, max(0.0, (v - low) / (high - low)))
-
-
-def from_unit(u: float, dist: FloatDistribution) -> float:
-    if dist.log:
-        value = math.exp(math.log(dist.low) + u * (math.log(dist.high) - math.log(dist.low)))
-    else:
-        value = dist.low + u * (dist.high - dist.low)
-    if dist.step is not None:
-        value = dist.low + round((value - dist.low) / dist.step) * dist.step
-    return min(dist.high, max(dist.low, value))
 
 
 class DyHPO(BasePromotionScheduler):

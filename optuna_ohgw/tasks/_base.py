@@ -16,7 +16,7 @@ from torch import nn
 
 from optuna_ohgw.augmentations import BaseAugmentation
 from optuna_ohgw.objective import EpochObjective
-from optuna_ohgw.probes import ROLES, LookaheadProbe
+from optuna_ohgw.probes import LookaheadProbe
 from optuna_ohgw.seeding import trial_seed
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -29,6 +29,9 @@ DEFAULT_HYPERPARAMETERS: Mapping[str, float] = {
     "label_smoothing": 0.0,
 }
 """Values used for any of the five roles that a study neither tunes nor fixes."""
+
+ROLES = tuple(DEFAULT_HYPERPARAMETERS)
+"""The hyperparameters a task trains with (a subset of the probe's roles: SGD has no betas)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,8 +159,10 @@ class BaseTask(abc.ABC):
 
         The probe builds the model with the same per-trial seed as :meth:`setup`, so it starts
         from the weights the trial will train, and reads its held-out batch from the validation
-        split (never the test split). With ``model`` it starts from that network's current
-        weights instead (a resumed configuration's, for the re-probe at a promotion).
+        split (never the test split). It unrolls ``torch.optim.SGD`` with torch's defaults for
+        everything but the five roles (no dampening, no Nesterov), as :meth:`setup` builds it.
+        With ``model`` it starts from that network's current weights instead (a resumed
+        configuration's, for the re-probe at a promotion).
         """
         splits = self.splits(seed)
         values = self.hyperparameters(fixed)
@@ -167,6 +172,7 @@ class BaseTask(abc.ABC):
             splits.train,
             splits.val,
             roles,
+            optimizer=torch.optim.SGD,
             fixed={r: v for r, v in values.items() if r not in roles},
             k=k,
             batch_size=batch_size,

@@ -1,0 +1,187 @@
+"""``ohgw-optuna worker`` and ``ohgw-optuna storage-proxy``: the pieces a cluster launches."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import warnings
+
+import click
+import optuna
+from optuna.trial import TrialState
+
+from ._common import fail
+
+
+@click.command()
+@click.option("--study", "study", required=True, help="Study name in studies/ or a .toml path.")
+@click.option(
+    "--storage",
+    envvar="OHGW_STORAGE_URL",
+    default=None,
+    help="Storage URL shared by all workers: postgresql://..., grpc://HOST:PORT (a "
+    "storage-proxy), or a journal file on a shared folder (default: $OHGW_STORAGE_URL, else "
+    "runs/STUDY.journal; the variable keeps a password out of process lists).",
+)
+@click.option(
+    "--artifacts",
+    envvar="OHGW_ARTIFACTS",
+    default=None,
+    help="Checkpoint store every worker sees: a shared folder or s3://BUCKET/PREFIX (default: "
+    "$OHGW_ARTIFACTS, else the study file's `artifacts`, else runs/checkpoints).",
+)
+@click.option("--seed", type=int, default=None, help="Override the study file's seed.")
+@click.option("--budget", multiple=True, help="Override the budget: n_trials=N, ...")
+@click.option("--no-ohgw", is_flag=True, help="Run the vanilla twin (study name + '-vanilla').")
+@click.option("--data-dir", default=None, help="Dataset folder.")
+@click.option("--download", is_flag=True, help="Let torchvision download CIFAR-10.")
+@click.option(
+    "--index",
+    type=int,
+    default=None,
+    help="Worker index (seeds the sampler); default from SLURM_PROCID, RANK, "
+    "JOB_COMPLETION_INDEX or LOCAL_RANK.",
+)
+@click.option(
+    "--device",
+    default=None,
+    help="cuda:K or cpu; default cuda:(LOCAL_RANK or SLURM_LOCALID) among the visible GPUs.",
+)
+def worker(
+    study: str,
+    storage: str | None,
+    artifacts: str | None,
+    seed: int | None,
+    budget: tuple[str, ...],
+    no_ohgw: bool,
+    data_dir: str | None,
+    download: bool,
+    index: int | None,
+    device: str | None,
+) -> None:
+    """Run ONE worker in the foreground until the study's budget is spent (no supervisor).
+
+    Start one per GPU from Slurm (srun, job arrays) or a Kubernetes Indexed Job; all of them,
+    wherever they run, share the study's budget through the storage.
+    """
+    from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS, canonical
+    from optuna_ohgw.placement import local_rank, worker_device, worker_index
+    from optuna_ohgw.runner import (
+        MAX_CONSECUTIVE_FAILURES,
+        WORKER_ATTR,
+        create_study,
+        is_promotion,
+        run_worker,
+        summarize,
+    )
+    from optuna_ohgw.storage import default_url, open_storage, redact
+    from optuna_ohgw.tasks import get_task
+
+    from .main import _config, _user_errors
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with _user_errors():
+        config = _config(study, seed, no_ohgw, budget)
+        url = storage or default_url(config.study_name)
+        where = artifacts or config.artifacts or DEFAULT_ARTIFACTS
+        get_task(config.task)(data_dir=data_dir, download=download).check_data()
+        if index is None:
+            index, index_from = worker_index()
+        else:
+            index_from = "--index"
+        if device is None:
+            rank, rank_from = local_rank()
+            device = worker_device()
+            device_from = f"{rank_from}={rank}, CUDA_VISIBLE_DEVICES="
+            device_from += os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")
+        else:
+            device_from = "--device"
+        the_study = create_study(config, open_storage(url))
+        if is_promotion(config):
+            from optuna_ohgw.checkpoint import open_checkpoints
+
+            open_checkpoints(the_study, where)  # a different store is refused here, in one line
+        click.echo(
+            f"worker {index} ({index_from}) on {socket.gethostname()} pid {os.getpid()}: "
+            f"device {device} ({device_from}); study {config.study_name} on {redact(url)}"
+            + (f"; checkpoints in {canonical(where)}" if is_promotion(config) else ""),
+        )
+        start = time.time()
+        try:
+            run_worker(
+                config,
+                open_storage(url),
+                index,
+                data_dir=data_dir,
+                download=download,
+                device=device,
+                artifacts=where,
+            )
+        except KeyboardInterrupt:
+            fail("interrupted: this worker's trial is retried by the others (or the next run)")
+        trials = the_study.get_trials(deepcopy=False)
+        click.echo(summarize(the_study, time.time() - start).format())
+        me = {"host": socket.gethostname(), "pid": os.getpid()}
+        owner = {t.number: t.system_attrs.get(WORKER_ATTR) or {} for t in trials}
+        mine = [t for t in trials if all(owner[t.number].get(k) == v for k, v in me.items())]
+        last = mine[-MAX_CONSECUTIVE_FAILURES:]
+        if len(last) == MAX_CONSECUTIVE_FAILURES and all(t.state == TrialState.FAIL for t in last):
+            fail(
+                f"this worker stopped after {len(last)} failed trials in a row, with budget "
+                "left (see the warnings above)"
+            )
+
+
+@click.command("storage-proxy")
+@click.option(
+    "--storage",
+    envvar="OHGW_STORAGE_URL",
+    required=True,
+    help="RDB storage URL (postgresql://, mysql://); default $OHGW_STORAGE_URL.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=13000, show_default=True, help="Port to serve on.")
+@click.option(
+    "--threads", default=16, show_default=True, help="Threads serving worker requests."
+)
+def storage_proxy(storage: str, host: str, port: int, threads: int) -> None:
+    """Serve an RDB storage over gRPC; workers use --storage grpc://HOST:PORT.
+
+    One proxy holds a small pool of database connections for any number of workers (Optuna's
+    GrpcStorageProxy, experimental); worth it when hundreds of workers would otherwise each hold
+    their own connections to the database.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from optuna_ohgw.storage import is_grpc, is_journal, open_storage, redact
+
+    from .main import _user_errors
+
+    if is_journal(storage) or is_grpc(storage):
+        fail(
+            f"the gRPC proxy serves RDB storages only (postgresql://, mysql://, sqlite:///), "
+            f"not {redact(storage)}"
+        )
+    try:
+        from optuna.storages import get_storage, run_grpc_proxy_server
+    except ImportError:
+        fail("the storage proxy needs grpcio: pip install 'optuna-ohgw[grpc]'")
+    with _user_errors():
+        # No heartbeats: a proxy's clients cannot send them (Optuna 5), and the RDB cache of
+        # get_storage() keeps the database's load low, as Optuna recommends for the proxy.
+        backend = get_storage(open_storage(storage, heartbeat=False))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    click.echo(
+        f"storage proxy for {redact(storage)} on grpc://{host}:{port} "
+        f"(workers: --storage grpc://{host}:{port})",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            run_grpc_proxy_server(
+                backend, host=host, port=port, thread_pool=ThreadPoolExecutor(threads)
+            )
+        except KeyboardInterrupt:
+            pass

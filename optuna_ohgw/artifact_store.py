@@ -1,0 +1,146 @@
+"""Where a study keeps its checkpoints: one of Optuna's artifact stores, named by a URL.
+
+* a folder (the default ``runs/checkpoints``): ``FileSystemArtifactStore`` on ``FOLDER/STUDY``;
+  several machines need the same shared folder (NFS, Lustre, ...);
+* ``s3://BUCKET/PREFIX``: ``Boto3ArtifactStore`` under ``PREFIX/STUDY/``, for S3 and
+  S3-compatible servers; the endpoint and credentials come from boto3's usual environment
+  variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ...).
+
+The study records where its checkpoints live (:func:`bind_study`), so a worker that joins with
+another store is refused at start instead of failing every hand-over later.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pathlib
+import uuid
+from typing import TYPE_CHECKING, BinaryIO
+
+import optuna
+from optuna.artifacts import Boto3ArtifactStore, FileSystemArtifactStore
+from optuna.artifacts.exceptions import ArtifactNotFound
+
+if TYPE_CHECKING:
+    from optuna.artifacts._protocol import ArtifactStore
+
+DEFAULT_ARTIFACTS = "runs/checkpoints"
+LOCATION_ATTR = "ohgw.artifacts"
+"""Study user attr: the canonical URL of the study's artifact store (shown by the dashboard)."""
+TOKEN_ATTR = "ohgw:artifacts_token"
+"""Study system attr: the token whose marker object proves a store is the study's own."""
+_MARKER = "ohgw-store-{token}.json"
+
+
+class ArtifactStoreError(RuntimeError):
+    """The artifact store cannot be opened or is not the study's; the message says what to do."""
+
+
+def is_s3(url: str) -> bool:
+    return url.startswith("s3://")
+
+
+def canonical(url: str) -> str:
+    """``url`` as the study records it: ``s3://bucket/prefix`` or an absolute folder."""
+    if is_s3(url):
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        prefix = prefix.strip("/")
+        return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+    return str(pathlib.Path(url).expanduser().resolve())
+
+
+class PrefixedArtifactStore:
+    """An artifact store whose artifact ids live under ``prefix`` of another store's keys.
+
+    ``Boto3ArtifactStore`` writes each artifact at the bucket's top level; this keeps a study's
+    objects under ``PREFIX/STUDY/`` so that one bucket serves many studies.
+
+    Args:
+        store: The store that holds the objects.
+        prefix: Prepended to every artifact id (e.g. ``"runs/my-study/"``).
+    """
+
+    def __init__(self, *, store: ArtifactStore, prefix: str) -> None:
+        self.store = store
+        self.prefix = prefix
+
+    def open_reader(self, artifact_id: str) -> BinaryIO:
+        return self.store.open_reader(self.prefix + artifact_id)
+
+    def write(self, artifact_id: str, content_body: BinaryIO) -> None:
+        self.store.write(self.prefix + artifact_id, content_body)
+
+    def remove(self, artifact_id: str) -> None:
+        self.store.remove(self.prefix + artifact_id)
+
+
+def open_artifact_store(url: str, study_name: str) -> ArtifactStore:
+    """The artifact store of ``study_name`` at ``url``; :class:`ArtifactStoreError` in one line."""
+    if not is_s3(url):
+        folder = pathlib.Path(canonical(url)) / study_name
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ArtifactStoreError(
+                f"cannot create the checkpoint folder {folder}: {err.strerror}"
+            ) from None
+        return FileSystemArtifactStore(folder)
+    bucket, _, prefix = canonical(url).removeprefix("s3://").partition("/")
+    if not bucket:
+        raise ArtifactStoreError(f"--artifacts {url}: write s3://BUCKET/PREFIX")
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        raise ArtifactStoreError(
+            f"--artifacts {url} needs boto3: pip install 'optuna-ohgw[s3]'"
+        ) from None
+    client = boto3.client("s3")
+    try:
+        client.head_bucket(Bucket=bucket)
+    except (BotoCoreError, ClientError) as err:
+        endpoint = client.meta.endpoint_url
+        raise ArtifactStoreError(
+            f"cannot use S3 bucket {bucket!r} at {endpoint}: {str(err).splitlines()[0][:200]}. "
+            "Check that the bucket exists, AWS_ENDPOINT_URL and the credentials "
+            "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)."
+        ) from None
+    keys = f"{prefix}/{study_name}/" if prefix else f"{study_name}/"
+    return PrefixedArtifactStore(store=Boto3ArtifactStore(bucket, client=client), prefix=keys)
+
+
+def bind_study(study: optuna.Study, store: ArtifactStore, url: str) -> None:
+    """Record ``url`` as the study's artifact store, or check that ``store`` is the recorded one.
+
+    The first worker writes a random token on the study and a marker object named after it into
+    its store; a later worker must find that marker in its own store. So two machines that
+    would keep checkpoints in different places (a relative folder, a folder that is not shared,
+    another bucket) are refused at start, with one line that says which store to pass.
+    """
+    where = canonical(url)
+    storage, study_id = study._storage, study._study_id  # no public study system attrs
+    mine = None
+    if storage.get_study_system_attrs(study_id).get(TOKEN_ATTR) is None:
+        mine = uuid.uuid4().hex
+        body = json.dumps({"study": study.study_name, "token": mine}).encode()
+        store.write(_MARKER.format(token=mine), io.BytesIO(body))
+        study.set_user_attr(LOCATION_ATTR, where)
+        storage.set_study_system_attr(study_id, TOKEN_ATTR, mine)
+    # Read back: when two first workers race, the last token written wins for both.
+    token = storage.get_study_system_attrs(study_id)[TOKEN_ATTR]
+    if mine is not None and mine != token:
+        store.remove(_MARKER.format(token=mine))  # lost the race: only the winner's marker stays
+    try:
+        store.open_reader(_MARKER.format(token=token)).close()
+    except ArtifactNotFound:
+        recorded = study.user_attrs.get(LOCATION_ATTR, "?")
+        raise ArtifactStoreError(
+            f"study {study.study_name!r} keeps its checkpoints in {recorded}, not in {where}: "
+            f"pass --artifacts {recorded} (the same store, as this machine sees it)"
+        ) from None
+
+
+def recorded_location(study: optuna.Study) -> str | None:
+    """The artifact store URL the study recorded, if any."""
+    return study.user_attrs.get(LOCATION_ATTR)

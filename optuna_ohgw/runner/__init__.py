@@ -1,0 +1,67 @@
+"""Running a named study: the study, its sampler and pruner, budgets, and worker processes.
+
+The parent process (:func:`run_study`) creates the study once, starts one worker process per
+GPU (or per share of the CPU cores), watches them and the storage (progress, crashed workers)
+and returns a :class:`RunSummary`. Each worker is ``python -m optuna_ohgw.worker``: it receives
+the resolved configuration as JSON, builds the task, the OHGW-wrapped sampler and the pruner
+itself (:func:`run_worker`) and trains on the shared storage until the budget is spent. A worker
+that dies in the middle of a trial has that trial failed and retried with the same parameters.
+
+One module per job: ``_build`` (objects from a configuration), ``_budget``, ``_worker`` (the
+worker body), ``_supervise`` (worker processes), ``_recovery`` (crashed trials), ``_summary``.
+"""
+
+from optuna_ohgw.runner._budget import (
+    MAX_CONSECUTIVE_FAILURES,
+    BudgetCallback,
+    budget_spent,
+    epoch_budget_spent,
+    epochs_used,
+    new_configs_allowed,
+)
+from optuna_ohgw.runner._build import (
+    build_base_sampler,
+    build_pruner,
+    build_sampler,
+    build_scheduler,
+    create_study,
+    is_promotion,
+    study_attrs,
+)
+from optuna_ohgw.runner._recovery import (
+    WORKER_ATTR,
+    fail_and_retry,
+    recover_orphans,
+    retry_interrupted,
+)
+from optuna_ohgw.runner._summary import RunSummary, finished_counts, summarize
+from optuna_ohgw.runner._supervise import MAX_RESPAWNS, WorkerSpec, run_study, worker_specs
+from optuna_ohgw.runner._worker import run_worker
+
+__all__ = [
+    "MAX_CONSECUTIVE_FAILURES",
+    "MAX_RESPAWNS",
+    "WORKER_ATTR",
+    "BudgetCallback",
+    "RunSummary",
+    "WorkerSpec",
+    "budget_spent",
+    "build_base_sampler",
+    "build_pruner",
+    "build_sampler",
+    "build_scheduler",
+    "create_study",
+    "epoch_budget_spent",
+    "epochs_used",
+    "fail_and_retry",
+    "finished_counts",
+    "is_promotion",
+    "new_configs_allowed",
+    "recover_orphans",
+    "retry_interrupted",
+    "run_study",
+    "run_worker",
+    "study_attrs",
+    "summarize",
+    "worker_specs",
+]

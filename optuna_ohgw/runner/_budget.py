@@ -1,0 +1,66 @@
+"""A study's budget: what is used, whether it is spent, whether a new configuration may start."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from optuna_ohgw import attrs, lineage
+from optuna_ohgw.runner._build import is_promotion
+from optuna_ohgw.studyfile import StudyConfig
+
+MAX_CONSECUTIVE_FAILURES = 5
+"""A worker whose last this-many trials failed gives up."""
+
+
+def epochs_used(trials: Sequence[FrozenTrial]) -> int:
+    return sum(int(t.user_attrs.get(attrs.EPOCHS, 0)) for t in trials)
+
+
+def epoch_budget_spent(config: StudyConfig, trials: Sequence[FrozenTrial]) -> bool:
+    """True when the study has a ``total_epochs`` budget and its trials used it up."""
+    total = config.budget.total_epochs
+    return bool(total and epochs_used(trials) >= total)
+
+
+def new_configs_allowed(config: StudyConfig, trials: Sequence[FrozenTrial]) -> bool:
+    """Promotion mode: ``n_trials`` counts configurations, not segments."""
+    if epoch_budget_spent(config, trials):
+        return False
+    n_trials = config.budget.n_trials
+    return not n_trials or len(lineage.configurations(trials)) < n_trials
+
+
+def budget_spent(config: StudyConfig, trials: Sequence[FrozenTrial]) -> bool:
+    """True when the study's trial or epoch budget is used up (failed trials do not count)."""
+    if epoch_budget_spent(config, trials):
+        return True
+    if is_promotion(config):
+        # Paused continuations that nobody promotes do not keep the study open.
+        pending = any(
+            t.state == TrialState.RUNNING
+            or (t.state == TrialState.WAITING and not lineage.is_continuation(t))
+            for t in trials
+        )
+        return not new_configs_allowed(config, trials) and not pending
+    done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    return bool(config.budget.n_trials and done >= config.budget.n_trials)
+
+
+class BudgetCallback:
+    """Stops ``study.optimize`` in a worker when the budget is spent or trials keep failing."""
+
+    def __init__(self, config: StudyConfig) -> None:
+        self.config = config
+        self.consecutive_failures = 0
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.consecutive_failures = (
+            self.consecutive_failures + 1 if trial.state == TrialState.FAIL else 0
+        )
+        if self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+            study.stop()
+        elif budget_spent(self.config, study.get_trials(deepcopy=False)):
+            study.stop()

@@ -1,0 +1,135 @@
+"""Building a study's objects from its :class:`~optuna_ohgw.studyfile.StudyConfig`: the study,
+the pruner, the (OHGW-wrapped) sampler and the promotion-type scheduler."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.storages import BaseStorage
+
+from optuna_ohgw.studyfile import SAMPLERS, StudyConfig
+
+if TYPE_CHECKING:
+    from optuna_ohgw.schedulers import BasePromotionScheduler
+    from optuna_ohgw.tasks import BaseTask
+
+
+def is_promotion(config: StudyConfig) -> bool:
+    """True if the study's scheduler pauses and resumes trials instead of pruning them."""
+    return config.scheduler.spec.promotion
+
+
+def build_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
+    sched = config.scheduler
+    return sched.spec.make_pruner(sched.min_resource, sched.reduction_factor, config.max_epochs)
+
+
+def build_scheduler(config: StudyConfig, worker_index: int = 0) -> BasePromotionScheduler:
+    """The promotion-type scheduler of a study file (``asha-promotion``, ``pasha``, ``dyhpo``)."""
+    sched = config.scheduler
+    return sched.spec.make_scheduler(
+        sched.min_resource,
+        sched.reduction_factor,
+        config.max_epochs,
+        space=config.space,
+        seed=config.seed * 1000 + worker_index,
+        options=sched.options(),
+    )
+
+
+def build_base_sampler(config: StudyConfig, worker_index: int) -> optuna.samplers.BaseSampler:
+    """The study's Optuna sampler, seeded per worker so parallel workers do not draw alike."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return SAMPLERS[config.sampler](
+            seed=config.seed * 1000 + worker_index, **dict(config.sampler_options)
+        )
+
+
+def build_sampler(
+    config: StudyConfig, task: BaseTask, worker_index: int
+) -> optuna.samplers.BaseSampler:
+    """The worker's sampler chain: the base sampler (behind DyHPO's proposals where the
+    scheduler proposes configurations), wrapped by :class:`~optuna_ohgw.OHGWSampler`."""
+    from optuna_ohgw.sampler import OHGWSampler
+    from optuna_ohgw.steps import make_step_rule
+
+    base = build_base_sampler(config, worker_index)
+    if config.scheduler.spec.proposes:
+        from optuna_ohgw.schedulers import ProposalSampler
+
+        base = ProposalSampler(base)  # the scheduler's new configurations, then OHGW's nudge
+    probe = None
+    if config.ohgw.enabled:
+        probe = task.make_probe(
+            config.seed,
+            config.space,
+            config.fixed,
+            k=config.ohgw.k or None,
+            n_pairs=config.ohgw.n_pairs,
+            batch_size=config.ohgw.batch_size,
+        )
+    rule = make_step_rule(config.ohgw.step, base=config.ohgw.base, **config.ohgw.step_options())
+    return OHGWSampler(
+        base,
+        probe,
+        step=rule,
+        n_steps=config.ohgw.n_steps,
+        search_space=config.space,
+        seed=config.seed,
+    )
+
+
+def build_resume_probe(config: StudyConfig, task: BaseTask) -> Any:
+    """The re-probe at every promotion (:class:`~optuna_ohgw.schedulers.ResumeProbe`) when the
+    study file asks for it (``[ohgw] reprobe = true``), else ``None``."""
+    if not (config.ohgw.enabled and config.ohgw.reprobe):
+        return None
+    from optuna_ohgw.schedulers import ResumeProbe
+    from optuna_ohgw.steps import make_step_rule
+
+    def make_probe(state: Any) -> Any:  # starts from the resumed configuration's weights
+        return task.make_probe(
+            config.seed,
+            config.space,
+            config.fixed,
+            k=config.ohgw.k or None,
+            n_pairs=config.ohgw.n_pairs,
+            batch_size=config.ohgw.batch_size,
+            model=state.model,
+        )
+
+    rule = make_step_rule(config.ohgw.step, base=config.ohgw.base, **config.ohgw.step_options())
+    return ResumeProbe(make_probe, config.space, step=rule, seed=config.seed)
+
+
+def study_attrs(config: StudyConfig) -> dict[str, Any]:
+    """What the study was run with, stored on it for the dashboard and the evidence code."""
+    return {
+        "ohgw.task": config.task,
+        "ohgw.scheduler": config.scheduler.name,
+        "ohgw.sampler": config.sampler,
+        "ohgw.enabled": config.ohgw.enabled,
+        "ohgw.step_rule": config.ohgw.step if config.ohgw.enabled else "off",
+        "ohgw.seed": config.seed,
+        "ohgw.max_epochs": config.max_epochs,
+        "ohgw.target": config.target,
+        "ohgw.study_file": str(config.path),
+    }
+
+
+def create_study(config: StudyConfig, storage: BaseStorage) -> optuna.Study:
+    """Create the study (or load it, to resume) and record its settings."""
+    study = optuna.create_study(
+        study_name=config.study_name,
+        storage=storage,
+        direction=config.direction,
+        load_if_exists=True,
+        pruner=build_pruner(config),
+    )
+    for key, value in study_attrs(config).items():
+        if study.user_attrs.get(key) != value:
+            study.set_user_attr(key, value)
+    return study

@@ -1,0 +1,88 @@
+"""What a run (or a status query) found in the storage, as a table of lines."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from optuna_ohgw import attrs, lineage
+from optuna_ohgw.runner._budget import epochs_used
+
+
+def finished_counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
+    counts = {state.name.lower(): 0 for state in TrialState}
+    for t in trials:
+        counts[t.state.name.lower()] += 1
+    return counts
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """What a run (or a status query) found in the storage."""
+
+    study_name: str
+    counts: dict[str, int]
+    configurations: int
+    not_promoted: int
+    epochs: int
+    best_value: float | None
+    best_number: int | None
+    best_params: dict[str, Any]
+    best_test_accuracy: float | None
+    probe_seconds: float
+    wall_seconds: float
+
+    def rows(self) -> list[tuple[str, str]]:
+        c = self.counts
+        best = (
+            "-" if self.best_value is None else f"{self.best_value:.4f} (trial {self.best_number})"
+        )
+        test = "-" if self.best_test_accuracy is None else f"{self.best_test_accuracy:.4f}"
+        params = ", ".join(f"{k}={v:.4g}" for k, v in self.best_params.items()) or "-"
+        return [
+            ("study", self.study_name),
+            (
+                "trials",
+                f"{c['complete']} complete, {c['pruned']} pruned, {c['fail']} failed, "
+                f"{c['running']} running, {c['waiting']} waiting",
+            ),
+            ("configurations", str(self.configurations)),
+            ("paused, never resumed", str(self.not_promoted)),
+            ("epochs trained", str(self.epochs)),
+            ("best value", best),
+            ("best test accuracy", test),
+            ("best params", params),
+            ("probe seconds", f"{self.probe_seconds:.1f}"),
+            ("wall seconds", f"{self.wall_seconds:.1f}"),
+        ]
+
+    def format(self) -> str:
+        width = max(len(k) for k, _ in self.rows())
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in self.rows())
+
+
+def summarize(study: optuna.Study, wall_seconds: float = 0.0) -> RunSummary:
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    best = None
+    if complete:
+        pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+        best = pick(complete, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
+    test = best.user_attrs.get("test_accuracy") if best else None
+    return RunSummary(
+        study_name=study.study_name,
+        counts=finished_counts(trials),
+        configurations=len(lineage.configurations(trials)),
+        not_promoted=sum(bool(t.user_attrs.get(lineage.NOT_PROMOTED)) for t in trials),
+        epochs=epochs_used(trials),
+        best_value=None if best is None else float(best.value),  # type: ignore[arg-type]
+        best_number=None if best is None else best.number,
+        best_params={} if best is None else dict(best.params),
+        best_test_accuracy=None if test is None else float(test),
+        probe_seconds=sum(float(t.user_attrs.get(attrs.PROBE_SECONDS, 0.0)) for t in trials),
+        wall_seconds=wall_seconds,
+    )

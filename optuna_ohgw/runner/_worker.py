@@ -1,0 +1,103 @@
+"""The body of one worker process: build the task, the sampler chain and the pruner, then train
+trials on the shared storage until the study's budget is spent."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import optuna
+from optuna.storages import BaseStorage
+
+from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS
+from optuna_ohgw.runner._budget import (
+    BudgetCallback,
+    budget_spent,
+    epoch_budget_spent,
+    new_configs_allowed,
+)
+from optuna_ohgw.runner._build import (
+    build_pruner,
+    build_resume_probe,
+    build_sampler,
+    build_scheduler,
+    is_promotion,
+)
+from optuna_ohgw.runner._recovery import WORKER_ATTR
+from optuna_ohgw.studyfile import StudyConfig
+
+
+def run_worker(
+    config: StudyConfig,
+    storage: BaseStorage,
+    worker_index: int,
+    *,
+    data_dir: str | None = None,
+    download: bool = False,
+    device: str | None = None,
+    artifacts: str = DEFAULT_ARTIFACTS,
+) -> None:
+    """One worker: train trials of ``config`` on ``storage`` until the budget is spent;
+    paused trials keep their checkpoints in the artifact store at ``artifacts``."""
+    import torch
+
+    from optuna_ohgw.tasks import get_task
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    task = get_task(config.task)(device=device, data_dir=data_dir, download=download)
+    task.splits(config.seed)  # a missing dataset fails here, before any trial starts
+    objective = task.make_objective(
+        config.seed,
+        config.space,
+        config.max_epochs,
+        fixed=config.fixed,
+        batch_size=config.batch_size or None,
+    )
+    study = optuna.load_study(
+        study_name=config.study_name,
+        storage=storage,
+        sampler=build_sampler(config, task, worker_index),
+        pruner=build_pruner(config),
+    )
+    if budget_spent(config, study.get_trials(deepcopy=False)):
+        return
+    me = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "worker": worker_index,
+        "device": device,
+        "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
+
+    def tracked(trial: optuna.Trial) -> float:
+        trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, me)
+        return objective(trial)
+
+    if is_promotion(config):
+        from optuna_ohgw.checkpoint import open_checkpoints
+        from optuna_ohgw.schedulers import PauseResumeHooks, finish_study, run_promotion_worker
+
+        scheduler = build_scheduler(config, worker_index)
+        store = open_checkpoints(study, artifacts)
+        objective.hooks = PauseResumeHooks(
+            scheduler, store, on_resume=build_resume_probe(config, task)
+        )
+        wall = config.budget.wall_seconds
+        run_promotion_worker(
+            study,
+            tracked,
+            scheduler,
+            lambda trials: new_configs_allowed(config, trials),
+            budget_spent=lambda trials: epoch_budget_spent(config, trials),
+            deadline=time.time() + wall if wall else None,
+        )
+        if budget_spent(config, study.get_trials(deepcopy=False)):
+            finish_study(study, store)  # every worker may: the last one leaves no checkpoint
+        return
+    study.optimize(
+        tracked,
+        callbacks=[BudgetCallback(config)],
+        timeout=config.budget.wall_seconds or None,
+        catch=(Exception,),
+    )

@@ -1,0 +1,255 @@
+"""Beyond one machine: workers that share only a database and an artifact store.
+
+Each "machine" is an ``ohgw-optuna worker`` process started from its own working folder with its
+own local scratch folder (``TMPDIR``); they share the PostgreSQL study and a checkpoint store (a
+shared folder, or an S3-compatible server on 127.0.0.1). Configurations paused on one machine
+must resume on the other, bit for bit as if never paused, with nothing lost or left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import socket
+import subprocess
+import time
+import uuid
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState, create_trial
+
+from optuna_ohgw import lineage
+from optuna_ohgw.artifact_store import TOKEN_ATTR
+from optuna_ohgw.checkpoint import FILENAME_PREFIX, open_checkpoints
+from optuna_ohgw.placement import worker_device, worker_index
+from optuna_ohgw.runner import WORKER_ATTR, create_study
+from optuna_ohgw.storage import open_storage
+from optuna_ohgw.studyfile import load_study_file
+from optuna_ohgw.tasks import DigitsTask
+from tests.conftest import CLI, PG_URL, SMALL_STUDY, require_postgres, require_s3
+
+MACHINES = 2
+LEAVE_AFTER = 3
+"""Seconds machine 0 trains before it leaves the study to machine 1."""
+
+
+def _study_file(
+    folder: pathlib.Path, name: str, scheduler: str, n_trials: int, max_epochs: int = 9
+) -> pathlib.Path:
+    path = folder / "studies" / f"{name}.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        SMALL_STUDY.format(
+            name=name, max_epochs=max_epochs, n_trials=n_trials, scheduler=scheduler
+        )
+    )
+    return path
+
+
+def _start(
+    cwd: pathlib.Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    scratch = cwd / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    full = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(scratch), **(env or {})}
+    return subprocess.Popen(
+        [str(CLI), *args],
+        cwd=cwd,
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _two_machines(
+    tmp_path: pathlib.Path, scheduler: str, artifacts: str, env: dict[str, str] | None = None
+) -> tuple[optuna.Study, dict[int, int]]:
+    """Run one study with a worker on each machine; returns it and ``pid -> machine``.
+
+    Machine 0 leaves after a few seconds of training (a Slurm time limit, a preemption): the
+    configurations it paused and did not resume yet are the other machine's to resume. (While
+    both run, the worker that pauses a configuration is the first one free to resume it, so
+    hand-overs between running machines are rare.)
+    """
+    name = f"two-{scheduler}-{uuid.uuid4().hex[:8]}"
+    procs = []
+    for m in range(MACHINES):
+        cwd = tmp_path / f"machine{m}"
+        _study_file(cwd, name, scheduler, n_trials=12)
+        args = ["worker", "--study", name, "--storage", PG_URL, "--artifacts", artifacts]
+        if m == 0:
+            args += ["--budget", f"wall_seconds={LEAVE_AFTER}"]
+        procs.append(_start(cwd, *args, "--index", str(m), env=env))  # both join a new study
+    outputs = [p.communicate(timeout=240) for p in procs]
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err
+        assert "failed" not in err.lower(), err
+    study = optuna.load_study(study_name=name, storage=open_storage(PG_URL, heartbeat=False))
+    return study, {p.pid: m for m, p in enumerate(procs)}
+
+
+def _check(study: optuna.Study, machine_of: dict[int, int]) -> list[int]:
+    """Nothing failed or left over; returns the configurations handed over between machines."""
+    trials = study.trials
+    assert [t for t in trials if t.state == TrialState.FAIL] == []
+    assert [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)] == []
+    assert not [t for t in trials if lineage.LOST in t.user_attrs]
+    by_number = {t.number: t for t in trials}
+
+    def machine(t: optuna.trial.FrozenTrial) -> int:
+        return machine_of[t.system_attrs[WORKER_ATTR]["pid"]]
+
+    handed = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE
+        and t.user_attrs.get(lineage.PARENT) is not None
+        and machine(t) != machine(by_number[t.user_attrs[lineage.PARENT]])
+    ]
+    assert handed, "no configuration paused on one machine was resumed on the other"
+    assert {machine(t) for t in trials if WORKER_ATTR in t.system_attrs} == set(range(MACHINES))
+    return sorted({lineage.config_of(t) for t in handed})
+
+
+def _assert_bit_for_bit(study: optuna.Study, config: int, studies: pathlib.Path) -> None:
+    """The configuration's merged learning curve equals one uninterrupted training run."""
+    cfg = load_study_file(studies / f"{study.study_name}.toml")
+    curve = lineage.learning_curves(study.trials)[config]
+    first = next(t for t in study.trials if t.number == config)
+    straight = optuna.create_study(direction="maximize")
+    for _ in range(config):  # the model's initial weights are seeded by the trial number
+        straight.add_trial(create_trial(state=TrialState.FAIL))
+    straight.enqueue_trial(first.params)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the workers (OMP_NUM_THREADS=1)
+    try:
+        objective = DigitsTask().make_objective(
+            cfg.seed, cfg.space, cfg.max_epochs, fixed=cfg.fixed
+        )
+        straight.optimize(objective, n_trials=1)
+    finally:
+        torch.set_num_threads(threads)
+    expected = straight.trials[-1].intermediate_values
+    assert curve == {e: expected[e] for e in curve}  # bit for bit, over every epoch trained
+
+
+@pytest.mark.parametrize("scheduler", ["pasha", "asha-promotion"])
+def test_two_machines_share_a_folder(scheduler: str, tmp_path: pathlib.Path) -> None:
+    require_postgres()
+    shared = tmp_path / "shared-checkpoints"
+    study, machine_of = _two_machines(tmp_path, scheduler, str(shared))
+    handed = _check(study, machine_of)
+    _assert_bit_for_bit(study, handed[0], tmp_path / "machine0" / "studies")
+    token = study._storage.get_study_system_attrs(study._study_id)[TOKEN_ATTR]
+    left = sorted(p.name for p in (shared / study.study_name).iterdir())
+    assert left == [f"ohgw-store-{token}.json"]  # no checkpoint left, only the store's marker
+    for m in range(MACHINES):  # nothing of ours is left in the local scratch folders either
+        scratch = tmp_path / f"machine{m}" / "scratch"
+        assert [p for p in scratch.iterdir() if p.name.startswith("ohgw-")] == []
+    optuna.delete_study(study_name=study.study_name, storage=open_storage(PG_URL, heartbeat=False))
+
+
+def test_two_machines_share_an_s3_bucket(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_postgres()
+    bucket = require_s3(monkeypatch)
+    env = {k: os.environ[k] for k in os.environ if k.startswith("AWS_")}
+    study, machine_of = _two_machines(tmp_path, "pasha", f"{bucket}/runs", env=env)
+    handed = _check(study, machine_of)
+    _assert_bit_for_bit(study, handed[0], tmp_path / "machine0" / "studies")
+    import boto3
+
+    listed = boto3.client("s3").list_objects_v2(
+        Bucket=bucket.removeprefix("s3://"), Prefix=f"runs/{study.study_name}/"
+    )
+    keys = sorted(o["Key"] for o in listed.get("Contents", []))
+    token = study._storage.get_study_system_attrs(study._study_id)[TOKEN_ATTR]
+    assert keys == [f"runs/{study.study_name}/ohgw-store-{token}.json"]
+    # The dashboard finds the checkpoints on their trials: uploaded on the pausing segments.
+    paused = [t for t in study.trials if t.user_attrs.get(lineage.PAUSED)]
+    metas = optuna.artifacts.get_all_artifact_meta(paused[0], storage=study._storage)
+    assert any(m.filename.startswith(FILENAME_PREFIX) for m in metas)
+    optuna.delete_study(study_name=study.study_name, storage=open_storage(PG_URL, heartbeat=False))
+
+
+def test_a_worker_with_another_artifact_store_is_refused(tmp_path: pathlib.Path) -> None:
+    name = "refused"
+    _study_file(tmp_path, name, "pasha", n_trials=4)
+    url = f"journal:{tmp_path / 'shared.journal'}"
+    config = load_study_file(tmp_path / "studies" / f"{name}.toml")
+    study = create_study(config, open_storage(url))
+    open_checkpoints(study, str(tmp_path / "shared"))  # the first machine's store
+    other = tmp_path / "machine1"
+    other.mkdir()
+    proc = _start(
+        other, "worker", "--study", str(tmp_path / "studies" / f"{name}.toml"), "--storage", url
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert err.strip().count("\n") == 0, err  # one line
+    assert f"pass --artifacts {tmp_path / 'shared'}" in err
+    assert study.trials == []  # refused before any trial started
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_four_workers_through_the_grpc_proxy(tmp_path: pathlib.Path) -> None:
+    """The same study, four workers each: directly on PostgreSQL and through the proxy."""
+    require_postgres()
+    pytest.importorskip("grpc", reason="grpcio is not installed (pip install -e '.[test]')")
+    port = _free_port()
+    proxy = _start(tmp_path, "storage-proxy", "--storage", PG_URL, "--port", str(port))
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proxy.poll() is None, proxy.communicate()[1]
+                time.sleep(0.2)
+        counts = {}
+        for via, url in (("direct", PG_URL), ("proxy", f"grpc://127.0.0.1:{port}")):
+            name = f"grpc-{via}-{uuid.uuid4().hex[:8]}"
+            path = _study_file(tmp_path / via, name, "asha", n_trials=8, max_epochs=3)
+            cwd = path.parent.parent
+            run = _start(cwd, "run", "--study", name, "--storage", url, "--n-workers", "4")
+            out, err = run.communicate(timeout=240)
+            assert run.returncode == 0, err
+            study = optuna.load_study(
+                study_name=name, storage=open_storage(PG_URL, heartbeat=False)
+            )
+            states = [t.state for t in study.trials]
+            done = sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states)
+            counts[via] = (done >= 8, states.count(TrialState.FAIL), done <= 8 + 3)
+            assert f"study {name} on " in out
+            optuna.delete_study(study_name=name, storage=open_storage(PG_URL, heartbeat=False))
+        # Both reach the budget (8 finished trials, at most the 3 other workers' trials in
+        # flight beyond it) with nothing failed.
+        assert counts["proxy"] == counts["direct"] == (True, 0, True), counts
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=30)
+
+
+def test_placement_from_cluster_variables() -> None:
+    assert worker_index({"SLURM_PROCID": "3"}) == (3, "SLURM_PROCID")
+    slurm_array = {"SLURM_PROCID": "1", "SLURM_ARRAY_TASK_ID": "2", "SLURM_NTASKS": "4"}
+    assert worker_index(slurm_array)[0] == 9
+    assert worker_index({"JOB_COMPLETION_INDEX": "5"}) == (5, "JOB_COMPLETION_INDEX")
+    assert worker_index({"RANK": "7", "LOCAL_RANK": "1"}) == (7, "RANK")
+    assert worker_index({})[1] == "pid"
+    assert worker_device({"LOCAL_RANK": "5"}, n_gpus=4) == "cuda:1"
+    assert worker_device({"SLURM_LOCALID": "2"}, n_gpus=4) == "cuda:2"
+    assert worker_device({"SLURM_LOCALID": "2"}, n_gpus=1) == "cuda:0"  # srun --gpus-per-task=1
+    assert worker_device({"JOB_COMPLETION_INDEX": "3"}, n_gpus=1) == "cuda:0"  # its own GPU
+    assert worker_device({"LOCAL_RANK": "1"}, n_gpus=0) == "cpu"
+
