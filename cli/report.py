@@ -49,6 +49,11 @@ from ._common import bench_url, fail
     "optuna_ohgw.evidence.summary.TARGETS).",
 )
 @click.option(
+    "--finished-only",
+    is_flag=True,
+    help="Leave out the cells of a grid that are still running (or were stopped mid-cell).",
+)
+@click.option(
     "--planned-seeds",
     default=20,
     show_default=True,
@@ -62,6 +67,7 @@ def report(
     dashboard_notes: bool,
     summary: bool,
     targets: tuple[str, ...],
+    finished_only: bool,
     planned_seeds: int,
 ) -> None:
     """Write reports/NAME/: report.md, results.csv and PNG plots of the bench grid."""
@@ -82,6 +88,8 @@ def report(
     if task is not None:
         args += ["--task", task]
     args += ["--name", name, "--out", out]
+    if finished_only:
+        args += ["--finished-only"]
     if summary:
         args += ["--summary", *(f"--targets={t}" for t in targets)]
         args += ["--planned-seeds", str(planned_seeds)]
@@ -90,7 +98,7 @@ def report(
     try:
         for url in storage:
             opened = open_storage(url, heartbeat=False)
-            per_storage.append((opened, load_cells(opened, task)))
+            per_storage.append((opened, load_cells(opened, task, finished_only=finished_only)))
     except StorageError as err:
         fail(str(err))
         return

@@ -146,3 +146,32 @@ def test_cli_summary_over_two_grids_with_samplers(tmp_path) -> None:  # type: ig
     assert (figures / "curves-mnist1d-asha-random-epochs.png").exists()
     bad = CliRunner().invoke(report, [*args, "--targets", "mnist1d"])
     assert bad.exit_code == 2 and "TASK=T1,T2" in bad.output
+
+
+def test_finished_only_and_tiny_moves() -> None:
+    from optuna_ohgw.evidence.grid import DONE_ATTR
+
+    storage = optuna.storages.InMemoryStorage()
+    _make(storage, seeds=2)
+    done = "bench-mnist1d-asha-s0-vanilla"
+    optuna.load_study(study_name=done, storage=storage).set_user_attr(DONE_ATTR, True)
+    assert [c.name for c in rep.load_cells(storage, finished_only=True)] == [done]
+    assert len(rep.load_cells(storage)) == 6
+    # The seed's raw rule moves log-lr by ~1e-6 of the range: recorded, but not a move.
+    study = optuna.create_study(
+        study_name="bench-mnist1d-asha-s0-ohgw-raw", storage=storage, direction="maximize"
+    )
+    study.set_user_attr("ohgw.target", 0.9)
+    ua = {attrs.STATUS: "ok", attrs.raw("lr"): 0.5, attrs.nudged("lr"): 0.5 * (1 + 1e-6)}
+    study.add_trial(
+        create_trial(
+            state=TrialState.COMPLETE,
+            value=0.9,
+            params={"lr": 0.5},
+            distributions={"lr": LR},
+            user_attrs=ua,
+            intermediate_values={1: 0.9},
+        )
+    )
+    moves = sm.move_summaries([c for c in rep.load_cells(storage) if c.variant == "ohgw-raw"])
+    assert [(m.param, m.n, m.moved, m.inward) for m in moves] == [("lr", 1, 0.0, None)]

@@ -145,12 +145,23 @@ def _grads(trials: Sequence[optuna.trial.FrozenTrial], direction: str) -> list:
     return out
 
 
-def load_cells(storage: str | optuna.storages.BaseStorage, task: str | None = None) -> list[Cell]:
-    """Every bench cell on ``storage`` (of ``task`` when given), sorted by name."""
+def load_cells(
+    storage: str | optuna.storages.BaseStorage,
+    task: str | None = None,
+    *,
+    finished_only: bool = False,
+) -> list[Cell]:
+    """Every bench cell on ``storage`` (of ``task`` when given), sorted by name; with
+    ``finished_only``, only the cells whose run ended with the budget spent (``bench`` marks
+    them), so a grid still running shows no half-run cell."""
+    from optuna_ohgw.evidence.grid import DONE_ATTR
+
     cells = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         info = parse_name(summary.study_name)
         if info is None or (task is not None and info["task"] != task):
+            continue
+        if finished_only and not summary.user_attrs.get(DONE_ATTR):
             continue
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         try:
