@@ -122,6 +122,8 @@ def test_summary_page_says_the_grid_is_partial(cells, tmp_path) -> None:  # type
     assert "mnist1d / asha: 6 paired seed(s)" in text and "**The grid is partial**" in text
     assert "| asha | tpe | ohgw-normalized |" in text and "**pays off**" in text
     assert "## What the steps change" in text and "## Verdict" in text
+    assert "1.00-1.00 s (mnist1d / asha)" in text  # every made-up epoch takes 1 s
+    assert "0.52 [0.5, 0.538] p=0.031; epochs 0.52 p=0.031 (6/6 reached) **pays off**" in text
     plots = sorted(p.name for p in (tmp_path / "mnist1d").glob("ratio-vs-target-*.png"))
     assert plots == [
         "ratio-vs-target-mnist1d-asha-vs-random-sign-compute.png",
