@@ -54,6 +54,14 @@ from ._common import bench_url, fail
     help="Leave out the cells of a grid that are still running (or were stopped mid-cell).",
 )
 @click.option(
+    "--clock",
+    type=click.Choice(["compute", "epochs"]),
+    default="compute",
+    show_default=True,
+    help="The summary's deciding clock (the seed's criterion is on compute; epochs is machine "
+    "independent where other jobs shared the cores).",
+)
+@click.option(
     "--planned-seeds",
     default=20,
     show_default=True,
@@ -68,6 +76,7 @@ def report(
     summary: bool,
     targets: tuple[str, ...],
     finished_only: bool,
+    clock: str,
     planned_seeds: int,
 ) -> None:
     """Write reports/NAME/: report.md, results.csv and PNG plots of the bench grid."""
@@ -92,7 +101,7 @@ def report(
         args += ["--finished-only"]
     if summary:
         args += ["--summary", *(f"--targets={t}" for t in targets)]
-        args += ["--planned-seeds", str(planned_seeds)]
+        args += ["--clock", clock, "--planned-seeds", str(planned_seeds)]
     command = shlex.join(args)
     per_storage = []
     try:
@@ -119,6 +128,7 @@ def report(
             command,
             targets=goals,
             planned_seeds=planned_seeds,
+            clock=clock,
         )
         click.echo(f"wrote {done}")
     if dashboard_notes:

@@ -126,8 +126,9 @@ def test_summary_page_says_the_grid_is_partial(cells, tmp_path) -> None:  # type
     assert "0.52 [0.5, 0.538] p=0.031; epochs 0.52 p=0.031 (6/6 reached) **pays off**" in text
     plots = sorted(p.name for p in (tmp_path / "mnist1d").glob("ratio-vs-target-*.png"))
     assert plots == [
-        "ratio-vs-target-mnist1d-asha-vs-random-sign-compute.png",
-        "ratio-vs-target-mnist1d-asha-vs-vanilla-compute.png",
+        f"ratio-vs-target-mnist1d-asha-vs-{ref}-{clock}.png"
+        for ref in ("random-sign", "vanilla")
+        for clock in ("compute", "epochs")
     ]
     assert "](mnist1d/ratio-vs-target-mnist1d-asha-vs-vanilla-compute.png)" in text
 
@@ -138,9 +139,12 @@ def test_cli_summary_over_two_grids_with_samplers(tmp_path) -> None:  # type: ig
     _make(open_storage(b, heartbeat=False), seeds=3, sampler="-random")
     out = tmp_path / "reports"
     args = ["--storage", a, "--storage", b, "--name", "mnist1d", "--out", str(out), "--summary"]
-    result = CliRunner().invoke(report, [*args, "--targets", "mnist1d=0.95,0.97"])
+    result = CliRunner().invoke(
+        report, [*args, "--targets", "mnist1d=0.95,0.97", "--clock", "epochs"]
+    )
     assert result.exit_code == 0, result.output
     text = (out / "summary.md").read_text()
+    assert "(epochs clock decides)" in text and "p=0.25; compute" in text
     assert "| asha | random | ohgw-normalized |" in text and "| asha | tpe | vanilla" not in text
     assert "mnist1d / asha/random: 3 paired seed(s)" in text and "mnist1d: 0.95, 0.97" in text
     figures = out / "mnist1d"
