@@ -181,3 +181,34 @@ def test_finished_only_and_tiny_moves() -> None:
     )
     moves = sm.move_summaries([c for c in rep.load_cells(storage) if c.variant == "ohgw-raw"])
     assert [(m.param, m.n, m.moved, m.inward) for m in moves] == [("lr", 1, 0.0, None)]
+
+
+def test_reprobe_moves_are_listed_apart() -> None:
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(
+        study_name="bench-mnist1d-pasha-s0-re-probe", storage=storage, direction="maximize"
+    )
+    study.set_user_attr("ohgw.target", 0.9)
+    ua = {
+        attrs.STATUS: "skipped: every probed parameter is fixed (enqueued, retried or resumed)",
+        attrs.REPROBE_STATUS: "ok",
+        attrs.reprobe_from("momentum"): 0.9,
+        attrs.reprobe_to("momentum"): 0.855,
+    }
+    study.add_trial(
+        create_trial(
+            state=TrialState.COMPLETE,
+            value=0.9,
+            params={"momentum": 0.9},
+            distributions={"momentum": MOM},
+            user_attrs=ua,
+            intermediate_values={2: 0.9},
+        )
+    )
+    (cell,) = rep.load_cells(storage)
+    assert cell.moves == [] and len(cell.reprobe_moves) == 1
+    (m,) = sm.move_summaries([cell])
+    assert (m.variant, m.param) == ("re-probe (at promotions)", "momentum")
+    assert (m.clipped, m.inward) == (0.0, 1.0)
+    assert m.median_move == pytest.approx(-0.05)
+    assert m.from_edge == 1.0  # 0.9 of [0, 0.9] is the upper bound

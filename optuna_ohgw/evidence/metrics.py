@@ -606,27 +606,34 @@ class Move:
 
 
 def warm_start_moves(
-    trials: Iterable[FrozenTrial], direction: Direction = "maximize"
+    trials: Iterable[FrozenTrial], direction: Direction = "maximize", *, reprobe: bool = False
 ) -> list[Move]:
     """Every warm-start step of the counted trials whose ``ohgw.status`` is ``"ok"`` (first
-    segments only: a resumed segment does not run the warm start), as :class:`Move`.
+    segments only: a resumed segment does not run the warm start), as :class:`Move`; with
+    ``reprobe``, every re-probe at a promotion instead (``ohgw.reprobe.from/to.<p>`` of the
+    resumed segments whose ``ohgw.reprobe.status`` is ``"ok"``).
 
-    A parameter is read only when the trial has both ``ohgw.raw.<p>`` and ``ohgw.nudged.<p>``
-    and a float distribution for it; ``outcome`` comes from :func:`ranked_configurations`.
+    A parameter is read only when the trial has both values and a float distribution for it;
+    ``outcome`` comes from :func:`ranked_configurations`.
     """
     trials = counted(trials)
     best = dict(ranked_configurations(trials, direction))
-    prefix = attrs.raw("")
+    status, before, after = (
+        (attrs.REPROBE_STATUS, attrs.reprobe_from, attrs.reprobe_to)
+        if reprobe
+        else (attrs.STATUS, attrs.raw, attrs.nudged)
+    )
+    prefix = before("")
     out = []
     for t in sorted(trials, key=lambda t: t.number):
-        if t.user_attrs.get(attrs.STATUS) != STATUS_OK:
+        if t.user_attrs.get(status) != STATUS_OK:
             continue
         for key in sorted(t.user_attrs):
             if not key.startswith(prefix):
                 continue
             name = key[len(prefix) :]
             dist = t.distributions.get(name)
-            raw, nudged = _finite(t.user_attrs[key]), _finite(t.user_attrs.get(attrs.nudged(name)))
+            raw, nudged = _finite(t.user_attrs[key]), _finite(t.user_attrs.get(after(name)))
             if raw is None or nudged is None or not hasattr(dist, "log"):
                 continue
             low, high = float(dist.low), float(dist.high)  # type: ignore[union-attr]

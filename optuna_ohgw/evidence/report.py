@@ -112,6 +112,8 @@ class Cell:
     """``(parameter, ohgw.grad.<p>, the configuration's best validation value)``."""
     moves: list[Move] = dataclasses.field(default_factory=list)
     """Every warm-start step of the cell (:func:`~.metrics.warm_start_moves`)."""
+    reprobe_moves: list[Move] = dataclasses.field(default_factory=list)
+    """Every re-probe step at a promotion (``reprobe=True``)."""
 
 
 def parse_name(name: str) -> dict[str, Any] | None:
@@ -176,6 +178,7 @@ def load_cells(
                 metrics=m,
                 grads=_grads(trials, m.direction),
                 moves=warm_start_moves(trials, m.direction),
+                reprobe_moves=warm_start_moves(trials, m.direction, reprobe=True),
                 **info,
             )
         )

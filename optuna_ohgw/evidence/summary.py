@@ -203,11 +203,15 @@ def _share(k: int, n: int) -> float | None:
 
 def move_summaries(cells: Sequence[Cell]) -> list[MoveSummary]:
     """:class:`MoveSummary` per ``(task, scheduler, variant, parameter)`` from the cells'
-    ``moves`` (the ``ohgw.raw.*`` / ``ohgw.nudged.*`` attrs)."""
+    ``moves`` (the ``ohgw.raw.*`` / ``ohgw.nudged.*`` attrs), and the re-probes' steps
+    (``ohgw.reprobe.from/to.*``) as variant ``"<variant> (at promotions)"``."""
     pools: dict[tuple[str, str, str, str], list] = {}
     for c in cells:
         for m in c.moves:
             pools.setdefault((c.task, c.scheduler, c.variant, m.param), []).append(m)
+        for m in c.reprobe_moves:  # listed apart: "re-probe (at promotions)"
+            key = (c.task, c.scheduler, f"{c.variant} (at promotions)", m.param)
+            pools.setdefault(key, []).append(m)
     out = []
     for (task, scheduler, variant, param), moves in sorted(pools.items()):
         moved = [m for m in moves if abs(m.nudged - m.raw) >= MOVED]
