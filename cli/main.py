@@ -69,7 +69,10 @@ def app() -> None:
 )
 @click.option("--no-ohgw", is_flag=True, help="Run the vanilla twin (study name + '-vanilla').")
 @click.option(
-    "--data-dir", default=None, help="Dataset folder (CIFAR-10: holds cifar-10-batches-py)."
+    "--data-dir",
+    default=None,
+    help="Dataset folder (CIFAR-10: holds cifar-10-batches-py; Fashion-MNIST: the IDX files, "
+    "default /usr/share/datasets/fashion-mnist).",
 )
 @click.option(
     "--download", is_flag=True, help="Let torchvision download CIFAR-10 into --data-dir."

@@ -16,6 +16,10 @@ FAILED_STATUSES = ("error", "nonfinite")
 PROBE_SECONDS = f"{PREFIX}.probe_seconds"
 PROBE_LOSS = f"{PREFIX}.probe_loss"
 N_PROBES = f"{PREFIX}.n_probes"
+"""Hypergradient probes run (0 for a rule that needs none, such as ``toward-middle``)."""
+LOOKAHEADS = f"{PREFIX}.lookaheads"
+"""Extra probe calls made for their loss alone (``line-search``); their seconds are in
+``probe_seconds``."""
 STEP_RULE = f"{PREFIX}.step_rule"
 SEED = f"{PREFIX}.seed"
 """The seed the probe built the trial's model with (:func:`optuna_ohgw.trial_seed`)."""
@@ -71,3 +75,26 @@ def unpack_floats(raw: object) -> list[float] | None:
     if isinstance(raw, list | tuple):
         return list(raw)
     return None
+
+
+REPROBE = f"{PREFIX}.reprobe"
+"""Prefix of the attrs of the re-probe at a promotion, set on the resumed segment."""
+REPROBE_STATUS = f"{REPROBE}.status"
+"""``ok``, ``error: ...`` or ``nonfinite: ...`` (then nothing moved)."""
+REPROBE_SECONDS = f"{REPROBE}.seconds"
+"""Seconds the re-probe took (after setup, so charged on top of the start-up)."""
+
+
+def reprobe_from(name: str) -> str:
+    """The value a configuration trained with up to this resume."""
+    return f"{REPROBE}.from.{name}"
+
+
+def reprobe_to(name: str) -> str:
+    """The value it trains with from this resume on."""
+    return f"{REPROBE}.to.{name}"
+
+
+def reprobe_grad(name: str) -> str:
+    """dL/dpsi at the resume, internal coordinates (d/dlog x for log-scaled floats)."""
+    return f"{REPROBE}.grad.{name}"

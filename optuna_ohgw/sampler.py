@@ -28,7 +28,7 @@ from optuna_ohgw import attrs, seeding
 from optuna_ohgw._coords import to_external as _to_external
 from optuna_ohgw._coords import to_internal as _to_internal
 from optuna_ohgw.probes import BaseProbe
-from optuna_ohgw.steps import BaseStepRule, make_step_rule
+from optuna_ohgw.steps import BaseStepRule, StepContext, make_step_rule
 
 _logger = logging.getLogger("optuna_ohgw")
 
@@ -382,32 +382,55 @@ class OHGWSampler(BaseSampler):
         }
         values = dict(raw)
         seconds = 0.0
+        lookaheads = 0
         first: tuple[float, dict[str, float]] | None = None
         status = "ok"
+        lows = {n: _to_internal(d.low, d) for n, d in dists.items()}
+        highs = {n: _to_internal(d.high, d) for n, d in dists.items()}
+
+        def lookahead(delta: Mapping[str, float]) -> float:
+            # The look-ahead loss at the values the step would give (clipped and snapped).
+            nonlocal seconds, lookaheads
+            moved = {n: _move(v, float(delta[n]), dists[n]) for n, v in values.items()}
+            result = self._probe({**pinned, **moved}, seed=probe_seed)  # type: ignore[misc]
+            seconds += result.seconds
+            lookaheads += 1
+            return float(result.value)
+
         for _ in range(self._n_steps):
             try:
-                result = self._probe({**pinned, **values}, seed=probe_seed)
+                if self._rule.needs_probe:
+                    result = self._probe({**pinned, **values}, seed=probe_seed)
+                    seconds += result.seconds
+                    grads = {
+                        n: float(result.grads[n]) * (values[n] if dists[n].log else 1.0)
+                        for n in values
+                    }
+                    bad = [n for n, g in grads.items() if not math.isfinite(g)]
+                    if bad or not math.isfinite(result.value):
+                        status = (
+                            f"nonfinite: probe loss {result.value}, gradient of {bad or 'none'}"
+                        )
+                        break
+                    if first is None:
+                        first = (float(result.value), grads)
+                else:
+                    grads = {n: 0.0 for n in values}
+                coords = {n: _to_internal(v, dists[n]) for n, v in values.items()}
+                context = StepContext(coords, lows, highs, lookahead)
+                delta = self._rule(grads, spans, rng, context)
             except Exception as err:  # noqa: BLE001 - a probe must never crash the study
                 status = f"error: {type(err).__name__}: {err}"
                 break
-            seconds += result.seconds
-            grads = {
-                n: float(result.grads[n]) * (values[n] if dists[n].log else 1.0) for n in values
-            }
-            bad = [n for n, g in grads.items() if not math.isfinite(g)]
-            if bad or not math.isfinite(result.value):
-                status = f"nonfinite: probe loss {result.value}, gradient of {bad or 'none'}"
-                break
-            if first is None:
-                first = (float(result.value), grads)
-            delta = self._rule(grads, spans, rng)
             values = {n: _move(v, float(delta[n]), dists[n]) for n, v in values.items()}
         record: dict[str, Any] = {
             attrs.STATUS: status,
             attrs.PROBE_SECONDS: seconds,
             attrs.STEP_RULE: self._rule.name,
-            attrs.N_PROBES: self._n_steps,
+            attrs.N_PROBES: self._n_steps if self._rule.needs_probe else 0,
         }
+        if lookaheads:
+            record[attrs.LOOKAHEADS] = lookaheads
         failures = self._count_failure(status != "ok")
         if status != "ok":
             values = dict(raw)

@@ -1199,3 +1199,58 @@ def test_fully_enqueued_trial_is_marked_skipped() -> None:
     assert first.params["x"] == 0.25
     assert first.user_attrs[attrs.STATUS].startswith("skipped: every probed parameter is fixed")
     assert second.user_attrs[attrs.STATUS] == "ok"
+
+
+def test_line_search_through_the_sampler_charges_lookaheads_and_lands_on_the_best_scale() -> None:
+    # Quadratic look-ahead loss in log(lr), minimum at lr = 0.01: the chosen value must be the
+    # best of the four clipped candidates, found here by brute force.
+    names = ["lr"]
+    space = {"lr": FloatDistribution(1e-4, 1.0, log=True)}
+
+    def fn(p):  # type: ignore[no-untyped-def]
+        u = math.log(p["lr"]) - math.log(0.01)
+        return u * u, {"lr": 2.0 * u / p["lr"]}
+
+    probe = FunctionProbe(fn, names)
+    sampler = OHGWSampler(
+        RandomSampler(seed=3), probe, step="line-search", search_space=space, seed=0
+    )
+    study = optuna.create_study(sampler=sampler)
+    for _ in range(3):
+        study.optimize(lambda t: t.suggest_float("lr", 1e-4, 1.0, log=True), n_trials=1)
+    span = math.log(1.0) - math.log(1e-4)
+    for t in study.trials:
+        raw = t.user_attrs[attrs.raw("lr")]
+        u0 = math.log(raw) - math.log(0.01)
+        sign = math.copysign(1.0, u0)
+
+        def moved(s: float) -> float:
+            return min(max(math.log(raw) - sign * s * 0.05 * span, -span), 0.0)  # noqa: B023
+
+        best = min((0.5, 1.0, 2.0, 4.0), key=lambda s: (moved(s) - math.log(0.01)) ** 2)
+        expected = math.exp(moved(best))
+        assert t.params["lr"] == pytest.approx(expected)
+        assert t.user_attrs[attrs.LOOKAHEADS] == 4
+        assert t.user_attrs[attrs.N_PROBES] == 1
+        assert t.user_attrs[attrs.STATUS] == "ok"
+
+
+def test_toward_middle_runs_no_probe() -> None:
+    calls = []
+
+    def fn(p):  # type: ignore[no-untyped-def]
+        calls.append(p)
+        return 0.0, {"x": 1.0}
+
+    space = {"x": FloatDistribution(0.0, 10.0)}
+    sampler = OHGWSampler(
+        RandomSampler(seed=0), FunctionProbe(fn, ["x"]), step="toward-middle", search_space=space
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0.0, 10.0), n_trials=5)
+    assert calls == []
+    for t in study.trials:
+        raw = t.user_attrs[attrs.raw("x")]
+        assert t.params["x"] == pytest.approx(raw + math.copysign(min(0.5, abs(5 - raw)), 5 - raw))
+        assert t.user_attrs[attrs.N_PROBES] == 0 and t.user_attrs[attrs.PROBE_SECONDS] == 0.0
+        assert attrs.grad("x") not in t.user_attrs

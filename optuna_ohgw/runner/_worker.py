@@ -21,7 +21,13 @@ from optuna_ohgw.runner._budget import (
     epoch_budget_spent,
     new_configs_allowed,
 )
-from optuna_ohgw.runner._build import build_pruner, build_sampler, build_scheduler, is_promotion
+from optuna_ohgw.runner._build import (
+    build_pruner,
+    build_resume_probe,
+    build_sampler,
+    build_scheduler,
+    is_promotion,
+)
 from optuna_ohgw.runner._note import save_warm_start_note
 from optuna_ohgw.runner._recovery import WORKER_ATTR
 from optuna_ohgw.studyfile import StudyConfig
@@ -95,7 +101,9 @@ def run_worker(
 
         scheduler = build_scheduler(config, worker_index)
         store = open_checkpoints(study, artifacts)
-        objective.hooks = PauseResumeHooks(scheduler, store)
+        objective.hooks = PauseResumeHooks(
+            scheduler, store, on_resume=build_resume_probe(config, task)
+        )
         wall = config.budget.wall_seconds
         run_promotion_worker(
             study,
