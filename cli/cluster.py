@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 import warnings
 
 import click
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from ._common import fail
 
@@ -72,6 +73,7 @@ def worker(
         WORKER_ATTR,
         create_study,
         is_promotion,
+        recover_orphans,
         run_worker,
         summarize,
     )
@@ -98,7 +100,8 @@ def worker(
             device_from += os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")
         else:
             device_from = "--device"
-        the_study = create_study(config, open_storage(url))
+        opened = open_storage(url)
+        the_study = create_study(config, opened)
         if is_promotion(config):
             from optuna_ohgw.checkpoint import open_checkpoints
 
@@ -109,10 +112,13 @@ def worker(
             + (f"; checkpoints in {canonical(where)}" if is_promotion(config) else ""),
         )
         start = time.time()
+        # Slurm (time limit, scancel) and Kubernetes (pod deletion) stop a worker with SIGTERM:
+        # handle it like Ctrl-C, so the trial in flight is failed and retried, not left RUNNING.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             run_worker(
                 config,
-                open_storage(url),
+                opened,
                 index,
                 data_dir=data_dir,
                 download=download,
@@ -120,18 +126,34 @@ def worker(
                 artifacts=where,
             )
         except KeyboardInterrupt:
-            fail("interrupted: this worker's trial is retried by the others (or the next run)")
-        trials = the_study.get_trials(deepcopy=False)
+            # A promotion segment is left RUNNING; study.optimize fails its trial itself.
+            retried = recover_orphans(the_study, dead_pids={os.getpid()})
+            last = _mine(the_study.get_trials(deepcopy=False), WORKER_ATTR)[-1:]
+            if not retried and last and last[0].state == TrialState.FAIL:
+                optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)(the_study, last[0])
+                retried = [last[0].number]
+            fail(
+                f"interrupted: trial(s) {retried} enqueued again for the other workers (or the "
+                "next run)"
+            )
         click.echo(summarize(the_study, time.time() - start).format())
-        me = {"host": socket.gethostname(), "pid": os.getpid()}
-        owner = {t.number: t.system_attrs.get(WORKER_ATTR) or {} for t in trials}
-        mine = [t for t in trials if all(owner[t.number].get(k) == v for k, v in me.items())]
-        last = mine[-MAX_CONSECUTIVE_FAILURES:]
+        last = _mine(the_study.get_trials(deepcopy=False), WORKER_ATTR)[-MAX_CONSECUTIVE_FAILURES:]
         if len(last) == MAX_CONSECUTIVE_FAILURES and all(t.state == TrialState.FAIL for t in last):
             fail(
                 f"this worker stopped after {len(last)} failed trials in a row, with budget "
                 "left (see the warnings above)"
             )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _mine(trials: list[FrozenTrial], key: str) -> list[FrozenTrial]:
+    """The trials this process ran (by the worker attr ``key``), in order."""
+    me = (socket.gethostname(), os.getpid())
+    owners = [t.system_attrs.get(key) or {} for t in trials]
+    return [t for t, o in zip(trials, owners) if (o.get("host"), o.get("pid")) == me]
 
 
 @click.command("storage-proxy")
