@@ -39,7 +39,14 @@ def _split(value: str, what: str) -> list[str]:
     "--variants",
     default=",".join(DEFAULT_VARIANTS),
     show_default=True,
-    help=f"Comma-separated: {', '.join(VARIANTS)}.",
+    help=f"Comma-separated: {', '.join(VARIANTS)} (re-probe: promotion schedulers only).",
+)
+@click.option(
+    "--samplers",
+    default="tpe",
+    show_default=True,
+    help="Comma-separated base samplers: tpe, random, cmaes, gp, qmc (each arm of a seed uses "
+    "the same sampler seed, so arms stay paired).",
 )
 @click.option("--seeds", default=3, show_default=True, help="Seeds 0..N-1 (paired across arms).")
 @click.option(
@@ -60,7 +67,10 @@ def _split(value: str, what: str) -> list[str]:
     help="Folder with TASK-SCHEDULER.toml (default: ./studies, then the package's).",
 )
 @click.option(
-    "--data-dir", default=None, help="Dataset folder (CIFAR-10: holds cifar-10-batches-py)."
+    "--data-dir",
+    default=None,
+    help="Dataset folder (CIFAR-10: holds cifar-10-batches-py; Fashion-MNIST: the IDX files, "
+    "default /usr/share/datasets/fashion-mnist).",
 )
 @click.option(
     "--download", is_flag=True, help="Let torchvision download CIFAR-10 into --data-dir."
@@ -69,6 +79,7 @@ def bench(
     task: str,
     schedulers: str,
     variants: str,
+    samplers: str,
     seeds: int,
     budget: tuple[str, ...],
     n_workers: int,
@@ -92,7 +103,11 @@ def bench(
         if n_workers < 1:
             raise StudyFileError(f"--n-workers must be at least 1, got {n_workers}")
         cells = grid_cells(
-            task, _split(schedulers, "schedulers"), _split(variants, "variants"), range(seeds)
+            task,
+            _split(schedulers, "schedulers"),
+            _split(variants, "variants"),
+            range(seeds),
+            _split(samplers, "samplers"),
         )
         dirs = (pathlib.Path(studies_dir),) if studies_dir else STUDY_DIRS
         overrides = parse_budget(budget)

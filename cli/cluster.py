@@ -10,7 +10,6 @@ import warnings
 
 import click
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
 from ._common import fail
 
@@ -69,11 +68,9 @@ def worker(
     from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS, canonical
     from optuna_ohgw.placement import local_rank, worker_device, worker_index
     from optuna_ohgw.runner import (
-        MAX_CONSECUTIVE_FAILURES,
-        WORKER_ATTR,
+        WorkerGaveUpError,
         create_study,
         is_promotion,
-        recover_orphans,
         run_worker,
         summarize,
     )
@@ -112,6 +109,7 @@ def worker(
             + (f"; checkpoints in {canonical(where)}" if is_promotion(config) else ""),
         )
         start = time.time()
+        gave_up = None
         # Slurm (time limit, scancel) and Kubernetes (pod deletion) stop a worker with SIGTERM:
         # handle it like Ctrl-C, so the trial in flight is failed and retried, not left RUNNING.
         signal.signal(signal.SIGTERM, _interrupt)
@@ -126,34 +124,41 @@ def worker(
                 artifacts=where,
             )
         except KeyboardInterrupt:
-            # A promotion segment is left RUNNING; study.optimize fails its trial itself.
-            retried = recover_orphans(the_study, dead_pids={os.getpid()})
-            last = _mine(the_study.get_trials(deepcopy=False), WORKER_ATTR)[-1:]
-            if not retried and last and last[0].state == TrialState.FAIL:
-                optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)(the_study, last[0])
-                retried = [last[0].number]
+            retried = _hand_back(the_study)
             fail(
                 f"interrupted: trial(s) {retried} enqueued again for the other workers (or the "
                 "next run)"
             )
+        except WorkerGaveUpError as err:  # trials kept failing: say so after the summary
+            gave_up = err
         click.echo(summarize(the_study, time.time() - start).format())
-        last = _mine(the_study.get_trials(deepcopy=False), WORKER_ATTR)[-MAX_CONSECUTIVE_FAILURES:]
-        if len(last) == MAX_CONSECUTIVE_FAILURES and all(t.state == TrialState.FAIL for t in last):
-            fail(
-                f"this worker stopped after {len(last)} failed trials in a row, with budget "
-                "left (see the warnings above)"
-            )
+        if gave_up is not None:
+            fail(str(gave_up), code=1)
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _mine(trials: list[FrozenTrial], key: str) -> list[FrozenTrial]:
-    """The trials this process ran (by the worker attr ``key``), in order."""
+def _hand_back(study: optuna.Study) -> list[int]:
+    """Fail and enqueue again the trial this interrupted worker was running; its numbers."""
+    from optuna_ohgw.runner import WORKER_ATTR, recover_orphans
+
+    # A promotion segment is left RUNNING; study.optimize fails its trial itself.
+    retried = recover_orphans(study, dead_pids={os.getpid()})
+    if retried:
+        return retried
     me = (socket.gethostname(), os.getpid())
-    owners = [t.system_attrs.get(key) or {} for t in trials]
-    return [t for t, o in zip(trials, owners) if (o.get("host"), o.get("pid")) == me]
+    mine = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if ((t.system_attrs.get(WORKER_ATTR) or {}).get("host"),
+            (t.system_attrs.get(WORKER_ATTR) or {}).get("pid")) == me
+    ]
+    if mine and mine[-1].state == optuna.trial.TrialState.FAIL:
+        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)(study, mine[-1])
+        return [mine[-1].number]
+    return []
 
 
 @click.command("storage-proxy")

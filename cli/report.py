@@ -18,8 +18,9 @@ from ._common import bench_url, fail
 @click.command()
 @click.option(
     "--storage",
-    default=None,
-    help="Storage URL of the bench grid (default: journal:runs/bench/TASK.journal with --task).",
+    multiple=True,
+    help="Storage URL of the bench grid (default: journal:runs/bench/TASK.journal with --task); "
+    "repeat it to report on several grids at once.",
 )
 @click.option("--task", default=None, help="Only the cells of this task.")
 @click.option("--name", default=None, help="Report folder name (default: TASK, or 'bench').")
@@ -35,38 +36,123 @@ from ._common import bench_url, fail
     is_flag=True,
     help="Also save a short summary as the optuna-dashboard note of every cell's study.",
 )
+@click.option(
+    "--summary",
+    is_flag=True,
+    help="Also write OUT/summary.md: time to target at several targets against vanilla and "
+    "random-sign, the step diagnostic and a verdict (plots in OUT/NAME).",
+)
+@click.option(
+    "--targets",
+    multiple=True,
+    help="TASK=T1,T2,... targets of the summary (default: the ones fixed in "
+    "optuna_ohgw.evidence.summary.TARGETS).",
+)
+@click.option(
+    "--finished-only",
+    is_flag=True,
+    help="Leave out the cells of a grid that are still running (or were stopped mid-cell).",
+)
+@click.option(
+    "--clock",
+    type=click.Choice(["compute", "epochs"]),
+    default="compute",
+    show_default=True,
+    help="The summary's deciding clock (the seed's criterion is on compute; epochs is machine "
+    "independent where other jobs shared the cores).",
+)
+@click.option(
+    "--planned-seeds",
+    default=20,
+    show_default=True,
+    help="Seeds the grid is meant to have (the summary says when it has fewer).",
+)
 def report(
-    storage: str | None, task: str | None, name: str | None, out: str, dashboard_notes: bool
+    storage: tuple[str, ...],
+    task: str | None,
+    name: str | None,
+    out: str,
+    dashboard_notes: bool,
+    summary: bool,
+    targets: tuple[str, ...],
+    finished_only: bool,
+    clock: str,
+    planned_seeds: int,
 ) -> None:
     """Write reports/NAME/: report.md, results.csv and PNG plots of the bench grid."""
     from optuna_ohgw.evidence.report import compare, load_cells, row_of, write_report
 
-    if storage is None:
+    if not storage:
         if task is None:
             fail("give --storage URL, or --task TASK for journal:runs/bench/TASK.journal")
-        storage = bench_url(task)
-    if is_journal(storage) and not journal_path(storage).exists():
-        fail(f"no journal file {journal_path(storage)}; run the bench grid first")
+        storage = (bench_url(task),)
+    for url in storage:
+        if is_journal(url) and not journal_path(url).exists():
+            fail(f"no journal file {journal_path(url)}; run the bench grid first")
+    goals = _targets(targets)
     name = name or task or "bench"
-    args = ["ohgw-optuna", "report", "--storage", redact(storage)]
+    args = ["ohgw-optuna", "report"]
+    for url in storage:
+        args += ["--storage", redact(url)]
     if task is not None:
         args += ["--task", task]
     args += ["--name", name, "--out", out]
+    if finished_only:
+        args += ["--finished-only"]
+    if summary:
+        args += ["--summary", *(f"--targets={t}" for t in targets)]
+        args += ["--clock", clock, "--planned-seeds", str(planned_seeds)]
     command = shlex.join(args)
+    per_storage = []
     try:
-        opened = open_storage(storage, heartbeat=False)
-        cells = load_cells(opened, task)
+        for url in storage:
+            opened = open_storage(url, heartbeat=False, create=False)
+            per_storage.append((opened, load_cells(opened, task, finished_only=finished_only)))
     except StorageError as err:
         fail(str(err))
         return
+    cells = [c for _, own in per_storage for c in own]
     if not cells:
         what = f" of task {task!r}" if task else ""
-        fail(f"no bench-* studies{what} in {redact(storage)}")
+        fail(f"no bench-* studies{what} in {', '.join(redact(u) for u in storage)}")
     rows = [row_of(c) for c in cells]
     path = write_report(rows, cells, pathlib.Path(out) / name, command)
     click.echo(f"{len(cells)} cells; wrote {path} and {path.parent / 'results.csv'}")
+    if summary:
+        from optuna_ohgw.evidence.summary import write_summary
+
+        done = write_summary(
+            cells,
+            pathlib.Path(out) / "summary.md",
+            pathlib.Path(out) / name,
+            command,
+            targets=goals,
+            planned_seeds=planned_seeds,
+            clock=clock,
+        )
+        click.echo(f"wrote {done}")
     if dashboard_notes:
         from optuna_ohgw.evidence.notes import publish_notes
 
-        n = publish_notes(opened, cells, compare(rows), str(path))
+        comps = compare(rows)
+        n = sum(publish_notes(s, own, comps, str(path)) for s, own in per_storage)
         click.echo(f"saved an optuna-dashboard note on {n} studies")
+
+
+def _targets(specs: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
+    """``("mnist1d=0.9,0.95", ...)`` over the fixed defaults; a bad spec is a one-line error."""
+    from optuna_ohgw.evidence.summary import TARGETS
+
+    goals = dict(TARGETS)
+    for spec in specs:
+        task, sep, values = spec.partition("=")
+        try:
+            if not sep or not task:
+                raise ValueError
+            goals[task] = tuple(sorted(float(v) for v in values.split(",") if v.strip()))
+            if not goals[task]:
+                raise ValueError
+        except ValueError:
+            fail(f"--targets {spec!r}: write TASK=T1,T2,... (for example mnist1d=0.9,0.95,0.97)")
+    return goals
+

@@ -22,6 +22,8 @@ import optuna
 from optuna.artifacts import Boto3ArtifactStore, FileSystemArtifactStore
 from optuna.artifacts.exceptions import ArtifactNotFound
 
+from optuna_ohgw import _optuna_compat as compat
+
 if TYPE_CHECKING:
     from optuna.artifacts._protocol import ArtifactStore
 
@@ -121,7 +123,7 @@ def bind_study(study: optuna.Study, store: ArtifactStore, url: str) -> None:
     pass. Workers that join a new study at the same moment write the same marker.
     """
     where = canonical(url)
-    storage, study_id = study._storage, study._study_id  # no public study system attrs
+    storage, study_id = compat.storage_of(study), compat.study_id(study)
     token = uuid.uuid5(uuid.NAMESPACE_URL, f"optuna-ohgw/{study.study_name}/{study_id}").hex
     if storage.get_study_system_attrs(study_id).get(TOKEN_ATTR) is None:
         body = json.dumps({"study": study.study_name, "token": token}).encode()

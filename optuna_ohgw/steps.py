@@ -8,22 +8,53 @@ snaps it to the step grid. ``span`` is the width of each parameter's range in th
 log-lr by ~1e-6 (a no-op in practice); ``normalized`` moves a fixed fraction of the range and is
 the rule that can change what a scheduler sees. ``none``, ``random-sign`` and ``flipped`` are the
 controls that make the evidence honest: same probe cost, no step / random direction / wrong way.
+
+Two rules look beyond the gradient, through a :class:`StepContext` the sampler passes:
+``line-search`` tries a few multiples of the normalized step and keeps the one whose look-ahead
+loss is lowest (a few extra probe calls, no extra hypergradient), and ``toward-middle`` is the
+control that needs no probe at all: it moves each parameter toward the middle of its range by the
+normalized step's size, to tell apart "a hypergradient helps" from "moving inward helps".
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 
+@dataclasses.dataclass(frozen=True)
+class StepContext:
+    """What a rule may read besides the gradient (all in internal coordinates).
+
+    Attributes:
+        coords: The current value of each parameter.
+        lows: The lower bound of each parameter.
+        highs: The upper bound of each parameter.
+        lookahead: ``delta -> loss``: the probe's held-out loss after moving by ``delta`` (the
+            sampler clips and snaps the moved values as it would for the real step, and charges
+            the call's seconds to the trial); ``None`` where no probe is available.
+    """
+
+    coords: Mapping[str, float]
+    lows: Mapping[str, float]
+    highs: Mapping[str, float]
+    lookahead: Callable[[Mapping[str, float]], float] | None = None
+
+
 class BaseStepRule(abc.ABC):
-    """Turns hypergradients (internal coordinates) into a proposed change per parameter."""
+    """Turns hypergradients (internal coordinates) into a proposed change per parameter.
+
+    ``needs_probe`` is False for a rule that ignores the gradient: the sampler then runs no
+    probe and passes zero gradients.
+    """
 
     name: str = ""
+    needs_probe: bool = True
 
     @abc.abstractmethod
     def __call__(
@@ -31,6 +62,7 @@ class BaseStepRule(abc.ABC):
         grads: Mapping[str, float],
         spans: Mapping[str, float],
         rng: np.random.Generator,
+        context: StepContext | None = None,
     ) -> dict[str, float]:
         """Return the change of each parameter in ``grads``, in internal coordinates."""
 
@@ -53,6 +85,7 @@ class RawStep(BaseStepRule):
         grads: Mapping[str, float],
         spans: Mapping[str, float],
         rng: np.random.Generator,
+        context: StepContext | None = None,
     ) -> dict[str, float]:
         return {name: -self.eta * g for name, g in grads.items()}
 
@@ -81,6 +114,7 @@ class NormalizedStep(BaseStepRule):
         grads: Mapping[str, float],
         spans: Mapping[str, float],
         rng: np.random.Generator,
+        context: StepContext | None = None,
     ) -> dict[str, float]:
         if self.direction == "sign":
             return {n: -self.fraction * spans[n] * float(np.sign(g)) for n, g in grads.items()}
@@ -101,6 +135,7 @@ class NoStep(BaseStepRule):
         grads: Mapping[str, float],
         spans: Mapping[str, float],
         rng: np.random.Generator,
+        context: StepContext | None = None,
     ) -> dict[str, float]:
         return {n: 0.0 for n in grads}
 
@@ -118,8 +153,9 @@ class RandomSignStep(BaseStepRule):
         grads: Mapping[str, float],
         spans: Mapping[str, float],
         rng: np.random.Generator,
+        context: StepContext | None = None,
     ) -> dict[str, float]:
-        steps = self.base(grads, spans, rng)
+        steps = self.base(grads, spans, rng, context)
         signs = rng.choice([-1.0, 1.0], size=len(steps))
         return {n: abs(v) * s for (n, v), s in zip(steps.items(), signs)}
 
@@ -137,17 +173,105 @@ class FlippedStep(BaseStepRule):
         grads: Mapping[str, float],
         spans: Mapping[str, float],
         rng: np.random.Generator,
+        context: StepContext | None = None,
     ) -> dict[str, float]:
-        return {n: -v for n, v in self.base(grads, spans, rng).items()}
+        return {n: -v for n, v in self.base(grads, spans, rng, context).items()}
+
+
+class LineSearchStep(BaseStepRule):
+    """The step of ``base`` scaled by whichever of ``scales`` gives the lowest look-ahead loss.
+
+    Each scale costs one extra call of the probe at the moved values (the look-ahead loss; the
+    probe protocol has no value-only call, so each of these also pays for a hypergradient it
+    throws away: with four scales a warm start costs five probe calls instead of one). Ties go
+    to the earlier scale; scales whose loss is not finite are skipped, and with no finite loss
+    nothing moves.
+
+    Args:
+        base: The rule whose step is scaled (``NormalizedStep()`` by default).
+        scales: The multiples of the base step to try.
+    """
+
+    name = "line-search"
+
+    def __init__(
+        self, base: BaseStepRule | None = None, scales: Sequence[float] = (0.5, 1.0, 2.0, 4.0)
+    ) -> None:
+        scales = tuple(float(s) for s in scales)
+        if not scales or not all(s > 0 and math.isfinite(s) for s in scales):
+            raise ValueError(f"scales must be positive finite numbers, got {scales}.")
+        self.base = base if base is not None else NormalizedStep()
+        self.scales = scales
+
+    def __call__(
+        self,
+        grads: Mapping[str, float],
+        spans: Mapping[str, float],
+        rng: np.random.Generator,
+        context: StepContext | None = None,
+    ) -> dict[str, float]:
+        if context is None or context.lookahead is None:
+            raise ValueError("line-search needs a look-ahead loss (run it inside OHGWSampler).")
+        step = self.base(grads, spans, rng, context)
+        best: tuple[float, dict[str, float]] | None = None
+        for scale in self.scales:
+            delta = {n: scale * v for n, v in step.items()}
+            loss = float(context.lookahead(delta))
+            if math.isfinite(loss) and (best is None or loss < best[0]):
+                best = (loss, delta)
+        return best[1] if best is not None else {n: 0.0 for n in grads}
+
+
+class TowardMiddleStep(BaseStepRule):
+    """Control without a probe: move each parameter ``fraction`` of its range toward the middle
+    of the range (stopping at the middle), in internal coordinates.
+
+    Same size as ``NormalizedStep(fraction)``, no hypergradient: if this control does as well as
+    the warm start, the gain comes from moving extreme configurations inward, not from the
+    gradient.
+    """
+
+    name = "toward-middle"
+    needs_probe = False
+
+    def __init__(self, fraction: float = 0.05) -> None:
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction}.")
+        self.fraction = fraction
+
+    def __call__(
+        self,
+        grads: Mapping[str, float],
+        spans: Mapping[str, float],
+        rng: np.random.Generator,
+        context: StepContext | None = None,
+    ) -> dict[str, float]:
+        if context is None:
+            raise ValueError("toward-middle needs the current values and bounds (a StepContext).")
+        out = {}
+        for n in grads:
+            gap = 0.5 * (context.lows[n] + context.highs[n]) - context.coords[n]
+            out[n] = math.copysign(min(self.fraction * spans[n], abs(gap)), gap) if gap else 0.0
+        return out
 
 
 _BASE_RULES: dict[str, type[BaseStepRule]] = {"raw": RawStep, "normalized": NormalizedStep}
+STEP_RULES = (
+    "raw",
+    "normalized",
+    "none",
+    "random-sign",
+    "flipped",
+    "line-search",
+    "toward-middle",
+)
+"""Every rule :func:`make_step_rule` builds."""
 
 
 def make_step_rule(name: str, *, base: str = "normalized", **kwargs: Any) -> BaseStepRule:
-    """Build a step rule by name: ``raw``, ``normalized``, ``none``, ``random-sign``,
-    ``flipped``. The two controls take the rule whose magnitude they copy as ``base`` and pass
-    ``kwargs`` (``eta``; ``fraction``, ``direction``) to it.
+    """Build a step rule by name (one of :data:`STEP_RULES`). ``random-sign``, ``flipped`` and
+    ``line-search`` take the rule whose step they change as ``base`` and pass ``kwargs``
+    (``eta``; ``fraction``, ``direction``) to it; ``toward-middle`` takes ``fraction``.
     """
     if name == "none":
         if kwargs:
@@ -155,11 +279,15 @@ def make_step_rule(name: str, *, base: str = "normalized", **kwargs: Any) -> Bas
         return NoStep()
     if name in _BASE_RULES:
         return _BASE_RULES[name](**kwargs)
-    controls = {"random-sign": RandomSignStep, "flipped": FlippedStep}
-    if name in controls:
+    if name == "toward-middle":
+        return TowardMiddleStep(**kwargs)
+    wrappers: dict[str, Callable[[BaseStepRule], BaseStepRule]] = {
+        "random-sign": RandomSignStep,
+        "flipped": FlippedStep,
+        "line-search": LineSearchStep,
+    }
+    if name in wrappers:
         if base not in _BASE_RULES:
             raise ValueError(f"base must be one of {sorted(_BASE_RULES)}, got {base!r}.")
-        return controls[name](_BASE_RULES[base](**kwargs))
-    raise ValueError(
-        f"Unknown step rule {name!r}; choose from raw, normalized, none, random-sign, flipped."
-    )
+        return wrappers[name](_BASE_RULES[base](**kwargs))
+    raise ValueError(f"Unknown step rule {name!r}; choose from {', '.join(STEP_RULES)}.")

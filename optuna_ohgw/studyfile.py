@@ -19,6 +19,7 @@ import optuna
 from optuna.distributions import FloatDistribution, distribution_to_json, json_to_distribution
 
 from optuna_ohgw.schedulers._registry import SCHEDULER_SPECS, SchedulerSpec
+from optuna_ohgw.steps import STEP_RULES
 
 SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
     "tpe": optuna.samplers.TPESampler,
@@ -30,8 +31,7 @@ SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
 SCHEDULERS = tuple(SCHEDULER_SPECS)
 PROMOTION_SCHEDULERS = tuple(name for name, spec in SCHEDULER_SPECS.items() if spec.promotion)
 """Schedulers that pause and resume trials (checkpoints, promotion loop) instead of pruning."""
-STEP_RULES = ("raw", "normalized", "none", "random-sign", "flipped")
-TASK_NAMES = ("digits", "mnist1d", "cifar10")
+TASK_NAMES = ("digits", "mnist1d", "cifar10", "fashion")
 ROLES = ("lr", "weight_decay", "momentum", "label_smoothing", "augment")
 """The hyperparameters the tasks train with (SGD: the probe's ``beta1``/``beta2`` do not apply)."""
 
@@ -64,10 +64,16 @@ class OHGWConfig:
     n_pairs: int = 1
     n_steps: int = 1
     batch_size: int = 128
+    reprobe: bool = False
+    """Promotion schedulers: probe again from the checkpoint's weights at every resume and nudge
+    the configuration before it trains on (see :mod:`optuna_ohgw.schedulers._reprobe`)."""
 
     def step_options(self) -> dict[str, Any]:
         """Keyword options for :func:`optuna_ohgw.steps.make_step_rule`."""
-        rule = self.base if self.step in ("random-sign", "flipped") else self.step
+        if self.step == "toward-middle":
+            return {"fraction": self.fraction}
+        wrappers = ("random-sign", "flipped", "line-search")
+        rule = self.base if self.step in wrappers else self.step
         if rule == "raw":
             return {"eta": self.eta}
         if rule == "normalized":
@@ -82,6 +88,8 @@ class SchedulerConfig:
     reduction_factor: int = 3
     advance: str = "epoch"
     """DyHPO only: one step is one ``epoch`` or one ``rung`` of the geometric ladder."""
+    promotion: str = "floor"
+    """Promotion ASHA and PASHA: ``floor`` (top ``floor(n/eta)``) or ``quantile``."""
 
     @property
     def spec(self) -> SchedulerSpec:
@@ -313,6 +321,7 @@ def load_study_file(path: str | pathlib.Path) -> StudyConfig:
         n_pairs=ohgw_t.take("n_pairs", int, 1),
         n_steps=ohgw_t.take("n_steps", int, 1),
         batch_size=ohgw_t.take("batch_size", int, 128),
+        reprobe=ohgw_t.take("reprobe", bool, False),
     )
     ohgw_t.done()
     _positive(ohgw_t, "eta", ohgw.eta)
@@ -321,6 +330,10 @@ def load_study_file(path: str | pathlib.Path) -> StudyConfig:
     for key in ("n_pairs", "n_steps", "batch_size"):
         if getattr(ohgw, key) < 1:
             raise ohgw_t.error(key, f"must be >= 1, got {getattr(ohgw, key)}")
+    if ohgw.reprobe and scheduler.name not in PROMOTION_SCHEDULERS:
+        raise ohgw_t.error(
+            "reprobe", f"needs a promotion scheduler ({', '.join(PROMOTION_SCHEDULERS)})"
+        )
     if ohgw.k < 0:
         raise ohgw_t.error("k", f"must be >= 1 (or 0 for automatic), got {ohgw.k}")
 

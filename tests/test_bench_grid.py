@@ -24,6 +24,7 @@ from optuna_ohgw.evidence.grid import (
 from optuna_ohgw.runner import budget_spent
 from optuna_ohgw.storage import open_storage
 from optuna_ohgw.studyfile import (
+    PROMOTION_SCHEDULERS,
     SCHEDULERS,
     StudyFileError,
     config_from_dict,
@@ -44,11 +45,15 @@ def test_variants_change_only_the_ohgw_table() -> None:
         "probe-only": (True, "none", base.base),
         "random-sign": (True, "random-sign", "normalized"),
         "flipped": (True, "flipped", "normalized"),
+        "line-search": (True, "line-search", "normalized"),
+        "toward-middle": (True, "toward-middle", base.base),
+        "re-probe": (True, "normalized", base.base),
     }
     assert set(VARIANTS) == set(expected)
     for name, (enabled, step, rule_base) in expected.items():
         c = VARIANTS[name](base)
         assert (c.enabled, c.step, c.base) == (enabled, step, rule_base)
+        assert c.reprobe == (name == "re-probe")
         assert (c.fraction, c.eta, c.k, c.batch_size) == (
             base.fraction,
             base.eta,
@@ -61,6 +66,10 @@ def test_variants_change_only_the_ohgw_table() -> None:
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_cell_config_names_seeds_and_budgets(scheduler: str, variant: str) -> None:
     cell = Cell("digits", scheduler, variant, 3)
+    if variant == "re-probe" and scheduler not in PROMOTION_SCHEDULERS:
+        with pytest.raises(StudyFileError, match="re-probes at promotions"):
+            cell_config(cell)
+        return
     config = cell_config(cell, {"n_trials": "5", "total_epochs": 50})
     assert config.study_name == cell.study_name == f"bench-digits-{scheduler}-s3-{variant}"
     assert config.seed == 3
@@ -85,6 +94,23 @@ def test_cells_and_names_are_distinct_and_seed_major() -> None:
         Cell("digits", "sha", "vanilla", 0)
     with pytest.raises(StudyFileError, match="--budget"):
         cell_config(cells[0], {"n_trials": "many"})
+    with pytest.raises(StudyFileError, match="unknown sampler"):
+        Cell("digits", "asha", "vanilla", 0, "nope")
+
+
+def test_sampler_axis_keeps_pairs_and_old_names() -> None:
+    variants = ["vanilla", "line-search"]
+    cells = grid_cells("mnist1d", ["asha"], variants, range(2), ["tpe", "random"])
+    assert [c.study_name for c in cells[:4]] == [
+        "bench-mnist1d-asha-s0-vanilla",
+        "bench-mnist1d-asha-s0-line-search",
+        "bench-mnist1d-asha-random-s0-vanilla",
+        "bench-mnist1d-asha-random-s0-line-search",
+    ]
+    assert [c.seed for c in cells] == [0] * 4 + [1] * 4
+    tpe, random = cell_config(cells[0]), cell_config(cells[2])
+    assert (tpe.sampler, random.sampler) == ("tpe", "random")
+    assert tpe.seed == random.seed == 0 and random.replace(sampler="tpe", name=tpe.name) == tpe
 
 
 def _through_json(config):
@@ -96,6 +122,8 @@ def _through_json(config):
 def test_json_round_trip(path: pathlib.Path) -> None:
     for variant in VARIANTS:
         config = load_study_file(path)
+        if variant == "re-probe" and config.scheduler.name not in PROMOTION_SCHEDULERS:
+            continue
         config = config.replace(ohgw=VARIANTS[variant](config.ohgw), seed=7)
         assert _through_json(config) == config
 

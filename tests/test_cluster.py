@@ -324,5 +324,6 @@ def test_a_worker_stopped_by_sigterm_hands_its_trial_back(tmp_path: pathlib.Path
     trials = optuna.load_study(study_name="term", storage=open_storage(url)).trials
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     (failed,) = [t for t in trials if t.state == TrialState.FAIL]
-    (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == failed.number]
+    retried_from = optuna.storages.RetryFailedTrialCallback.retried_trial_number
+    (retry,) = [t for t in trials if retried_from(t) == failed.number]
     assert retry.state == TrialState.WAITING and retry.params == failed.params

@@ -165,6 +165,15 @@ def test_names_are_parsed() -> None:
         "variant": "random-sign",
         "seed": 3,
     }
+    assert rep.parse_name("bench-mnist1d-asha-random-s3-line-search") == {
+        "task": "mnist1d",
+        "scheduler": "asha/random",
+        "variant": "line-search",
+        "seed": 3,
+    }
+    assert rep.parse_name("bench-fashion-asha-promotion-s0-re-probe")["scheduler"] == (
+        "asha-promotion"
+    )
     assert rep.parse_name("digits-asha") is None
     assert rep.parse_name("bench-digits-asha-unknown-s0") is None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import pathlib
 
@@ -210,3 +211,60 @@ def test_a_worker_stops_when_segments_keep_failing(tmp_path: pathlib.Path) -> No
     done = run_promotion_worker(study, broken, PromotionASHA(1, 3, 9), lambda trials: True)
     assert done == 5
     assert [t.state for t in study.trials] == [TrialState.FAIL] * 5
+
+
+def test_reprobe_nudges_each_resumed_segment_from_its_checkpoint(tmp_path: pathlib.Path) -> None:
+    from optuna_ohgw import attrs
+    from optuna_ohgw.evidence.metrics import startup_seconds
+    from optuna_ohgw.schedulers import ResumeProbe
+    from optuna_ohgw.seeding import trial_seed
+    from optuna_ohgw.steps import NormalizedStep
+
+    task = DigitsTask()
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"lr": 0.1, "momentum": 0.5})
+    objective = task.make_objective(0, SPACE, 4)
+    seen: list[tuple[dict, list]] = []
+    states = []
+
+    def make_probe(state):  # type: ignore[no-untyped-def]
+        states.append(state)
+        seen.append((dict(state.hyperparameters), [p.clone() for p in state.model.parameters()]))
+        return task.make_probe(0, SPACE, model=state.model)
+
+    reprobe = ResumeProbe(make_probe, SPACE, step=NormalizedStep(0.1), seed=0)
+    objective.hooks = PauseResumeHooks(
+        PromotionASHA(1, 2, 4), CheckpointStore(tmp_path, "s"), on_resume=reprobe
+    )
+    run_promotion_worker(study, objective, _AlwaysPromote(1, 2, 4), lambda trials: False)
+
+    segments = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(segments) == 3 and len(seen) == 2
+    first, second, third = segments
+    assert not any(k.startswith(attrs.REPROBE) for k in first.user_attrs)
+    for seg in (second, third):
+        assert seg.user_attrs[attrs.REPROBE_STATUS] == "ok"
+        assert seg.user_attrs[attrs.REPROBE_SECONDS] > 0
+        assert seg.params == first.params  # Optuna's params stay the starting values
+        for name, dist in SPACE.items():
+            a, b = seg.user_attrs[attrs.reprobe_from(name)], seg.user_attrs[attrs.reprobe_to(name)]
+            grad = seg.user_attrs[attrs.reprobe_grad(name)]
+            span = math.log(dist.high / dist.low) if dist.log else dist.high - dist.low
+            move = (math.log(b / a) if dist.log else b - a) / span
+            if grad != 0 and dist.low < b < dist.high:
+                assert move == pytest.approx(-0.1 * math.copysign(1.0, grad))
+        assert startup_seconds(seg) >= seg.user_attrs[attrs.REPROBE_SECONDS]
+    # The probe started from the checkpoint's trained weights, not a fresh network, and the
+    # second resume starts from the values the first one set (carried by the checkpoint).
+    fresh = list(task.model(trial_seed(0, 0)).parameters())
+    assert any(not torch.equal(p, q) for p, q in zip(seen[0][1], fresh))
+    assert seen[0][0]["lr"] == 0.1 and seen[0][0]["momentum"] == 0.5
+    for name in SPACE:
+        assert second.user_attrs[attrs.reprobe_to(name)] == third.user_attrs[
+            attrs.reprobe_from(name)
+        ]
+        assert seen[1][0][name] == second.user_attrs[attrs.reprobe_to(name)]
+    # The optimizer trains on with the new momentum (lr is set from the values every epoch).
+    assert states[1].optimizer.param_groups[0]["momentum"] == third.user_attrs[
+        attrs.reprobe_to("momentum")
+    ]

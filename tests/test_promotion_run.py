@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from optuna_ohgw import attrs, lineage
 from optuna_ohgw.artifact_store import TOKEN_ATTR
-from optuna_ohgw.schedulers.pasha import INCREASES, MAX_RESOURCE
+from optuna_ohgw.schedulers.pasha import PASHA, increases
 from optuna_ohgw.storage import open_storage
 from tests.conftest import run_cli
 
@@ -82,9 +82,9 @@ def _check_lineage(study: optuna.Study, tmp_path: pathlib.Path) -> None:
 def test_pasha_with_two_workers(tmp_path: pathlib.Path) -> None:
     study = _run(tmp_path, "pasha")
     _check_lineage(study, tmp_path)
-    increases = study.user_attrs.get(INCREASES, [])
-    maximum = study.user_attrs.get(MAX_RESOURCE, 3)
-    assert [i["max_resource"] for i in increases] == sorted(i["max_resource"] for i in increases)
+    raised = [i["max_resource"] for i in increases(study.user_attrs)]
+    maximum = PASHA(1, 3, 9).resource_limit(study)
+    assert raised == sorted(set(raised)) and maximum == max([3, *raised])
     reached = max(max(t.intermediate_values, default=0) for t in study.trials)
     assert reached <= maximum
 
@@ -94,3 +94,36 @@ def test_promotion_asha_with_two_workers(tmp_path: pathlib.Path) -> None:
     _check_lineage(study, tmp_path)
     reached = max(max(t.intermediate_values, default=0) for t in study.trials)
     assert reached == 9  # 12 configurations: the best one reaches the top rung
+
+
+def test_reprobe_switch_nudges_every_resumed_segment(tmp_path: pathlib.Path) -> None:
+    # The study-file switch, through real worker processes: every resumed segment that trained
+    # was re-probed from its checkpoint and records where its configuration moved.
+    path = tmp_path / "digits-pasha-small.toml"
+    text = PASHA_STUDY.format(scheduler="asha-promotion").replace("n_trials = 12", "n_trials = 6")
+    text = text.replace("max_epochs = 9", "max_epochs = 3")
+    path.write_text(text.replace("[budget]", "[ohgw]\nreprobe = true\n\n[budget]"))
+    result = run_cli("run", "--study", str(path), "--n-workers", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    storage = open_storage(f"journal:{tmp_path / 'runs' / 'digits-pasha-small.journal'}")
+    trials = optuna.load_study(study_name="digits-pasha-small", storage=storage).trials
+    resumed = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.user_attrs.get(lineage.PARENT) is not None
+    ]
+    assert resumed, "nothing was ever resumed"
+    by_number = {t.number: t for t in trials}
+    for t in resumed:
+        assert t.user_attrs[attrs.REPROBE_STATUS] == "ok"
+        parent = by_number[t.user_attrs[lineage.PARENT]]
+        for name in ("lr", "momentum", "label_smoothing"):
+            # Where it moved from: the first segment's nudged value, or the last re-probe's.
+            before = parent.user_attrs.get(
+                attrs.reprobe_to(name), parent.user_attrs.get(attrs.nudged(name))
+            )
+            assert t.user_attrs[attrs.reprobe_from(name)] == before
+        assert any(
+            t.user_attrs[attrs.reprobe_to(n)] != t.user_attrs[attrs.reprobe_from(n)]
+            for n in ("lr", "momentum", "label_smoothing")
+        )

@@ -36,9 +36,10 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_ohgw import attrs
+from optuna_ohgw._optuna_compat import set_user_attrs as _set_user_attrs
 from optuna_ohgw.objective import EpochHooks, EpochObjective, epoch_objective
 from optuna_ohgw.probes import BaseProbe, FunctionProbe, ProbeResult
-from optuna_ohgw.sampler import OHGWSampler, _set_user_attrs
+from optuna_ohgw.sampler import OHGWSampler
 from optuna_ohgw.steps import NormalizedStep, RawStep
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -1050,9 +1051,10 @@ def test_epoch_objective_reports_each_epoch_and_records_attrs() -> None:
         assert trial.value == x + 30.0
         ua = trial.user_attrs
         assert ua[attrs.EPOCHS] == 4
-        assert len(ua[attrs.EPOCH_SECONDS]) == 4
-        assert all(type(s) is float and s >= 0 for s in ua[attrs.EPOCH_SECONDS])
-        assert ua[attrs.TRAIN_SECONDS] == pytest.approx(sum(ua[attrs.EPOCH_SECONDS]))
+        seconds = attrs.unpack_floats(ua[attrs.EPOCH_SECONDS])
+        assert len(seconds) == 4
+        assert all(type(s) is float and s >= 0 for s in seconds)
+        assert ua[attrs.TRAIN_SECONDS] == pytest.approx(sum(seconds))
         assert type(ua[attrs.SETUP_SECONDS]) is float
         assert ua["test_acc"] == 0.5 and type(ua["test_acc"]) is float
     assert ev.names() == ["setup", "epoch", "epoch", "epoch", "epoch", "final", "teardown"] * 2
@@ -1125,7 +1127,7 @@ def test_epoch_hooks_start_skips_epochs() -> None:
     assert [e for n, e in ev.log if n == "epoch"] == [3, 4]
     assert trial.intermediate_values == {4: x + 30.0, 5: x + 40.0}
     assert trial.user_attrs[attrs.EPOCHS] == 2  # the resource this run used: epochs trained
-    assert len(trial.user_attrs[attrs.EPOCH_SECONDS]) == 2
+    assert len(attrs.unpack_floats(trial.user_attrs[attrs.EPOCH_SECONDS])) == 2
     assert obj.hooks.after == [(4, x + 30.0), (5, x + 40.0)]
     assert ev.names()[-2:] == ["final", "teardown"]
 
@@ -1197,3 +1199,58 @@ def test_fully_enqueued_trial_is_marked_skipped() -> None:
     assert first.params["x"] == 0.25
     assert first.user_attrs[attrs.STATUS].startswith("skipped: every probed parameter is fixed")
     assert second.user_attrs[attrs.STATUS] == "ok"
+
+
+def test_line_search_through_the_sampler_charges_lookaheads_and_lands_on_the_best_scale() -> None:
+    # Quadratic look-ahead loss in log(lr), minimum at lr = 0.01: the chosen value must be the
+    # best of the four clipped candidates, found here by brute force.
+    names = ["lr"]
+    space = {"lr": FloatDistribution(1e-4, 1.0, log=True)}
+
+    def fn(p):  # type: ignore[no-untyped-def]
+        u = math.log(p["lr"]) - math.log(0.01)
+        return u * u, {"lr": 2.0 * u / p["lr"]}
+
+    probe = FunctionProbe(fn, names)
+    sampler = OHGWSampler(
+        RandomSampler(seed=3), probe, step="line-search", search_space=space, seed=0
+    )
+    study = optuna.create_study(sampler=sampler)
+    for _ in range(3):
+        study.optimize(lambda t: t.suggest_float("lr", 1e-4, 1.0, log=True), n_trials=1)
+    span = math.log(1.0) - math.log(1e-4)
+    for t in study.trials:
+        raw = t.user_attrs[attrs.raw("lr")]
+        u0 = math.log(raw) - math.log(0.01)
+        sign = math.copysign(1.0, u0)
+
+        def moved(s: float) -> float:
+            return min(max(math.log(raw) - sign * s * 0.05 * span, -span), 0.0)  # noqa: B023
+
+        best = min((0.5, 1.0, 2.0, 4.0), key=lambda s: (moved(s) - math.log(0.01)) ** 2)
+        expected = math.exp(moved(best))
+        assert t.params["lr"] == pytest.approx(expected)
+        assert t.user_attrs[attrs.LOOKAHEADS] == 4
+        assert t.user_attrs[attrs.N_PROBES] == 1
+        assert t.user_attrs[attrs.STATUS] == "ok"
+
+
+def test_toward_middle_runs_no_probe() -> None:
+    calls = []
+
+    def fn(p):  # type: ignore[no-untyped-def]
+        calls.append(p)
+        return 0.0, {"x": 1.0}
+
+    space = {"x": FloatDistribution(0.0, 10.0)}
+    sampler = OHGWSampler(
+        RandomSampler(seed=0), FunctionProbe(fn, ["x"]), step="toward-middle", search_space=space
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0.0, 10.0), n_trials=5)
+    assert calls == []
+    for t in study.trials:
+        raw = t.user_attrs[attrs.raw("x")]
+        assert t.params["x"] == pytest.approx(raw + math.copysign(min(0.5, abs(5 - raw)), 5 - raw))
+        assert t.user_attrs[attrs.N_PROBES] == 0 and t.user_attrs[attrs.PROBE_SECONDS] == 0.0
+        assert attrs.grad("x") not in t.user_attrs

@@ -214,3 +214,70 @@ def test_make_step_rule_errors() -> None:
         make_step_rule("raw", fraction=0.1)
     with pytest.raises(ValueError, match="fraction"):
         make_step_rule("normalized", fraction=2.0)
+
+
+# ----- line-search and toward-middle ----------------------------------------------------------
+
+
+def _context(coords, lows, highs, lookahead=None):  # type: ignore[no-untyped-def]
+    from optuna_ohgw.steps import StepContext
+
+    return StepContext(coords, lows, highs, lookahead)
+
+
+def test_line_search_keeps_the_scale_with_the_lowest_lookahead_loss() -> None:
+    from optuna_ohgw.steps import LineSearchStep
+
+    base = NormalizedStep(fraction=0.1)
+    calls: list[dict[str, float]] = []
+
+    def loss(delta):  # type: ignore[no-untyped-def]
+        calls.append(dict(delta))
+        return (delta["a"] + 2.0) ** 2  # lowest at a move of -2 = 2x the base step of -1
+
+    rule = LineSearchStep(base)
+    ctx = _context({"a": 0.0, "b": 0.0}, {"a": -5, "b": -2}, {"a": 5, "b": 2}, loss)
+    step = rule({"a": 2.0, "b": -0.5}, {"a": 10.0, "b": 4.0}, _rng(), ctx)
+    assert step == pytest.approx({"a": -2.0, "b": 0.8})
+    assert [c["a"] for c in calls] == pytest.approx([-0.5, -1.0, -2.0, -4.0])
+
+
+def test_line_search_skips_nonfinite_losses_and_needs_a_lookahead() -> None:
+    from optuna_ohgw.steps import LineSearchStep
+
+    rule = LineSearchStep(scales=(1.0, 2.0))
+    ctx = _context({"a": 0.0}, {"a": 0}, {"a": 1}, lambda d: math.nan)
+    assert rule({"a": 1.0}, {"a": 1.0}, _rng(), ctx) == {"a": 0.0}
+    ctx = _context({"a": 0.0}, {"a": 0}, {"a": 1}, lambda d: math.inf if d["a"] < -0.07 else 1.0)
+    assert rule({"a": 1.0}, {"a": 1.0}, _rng(), ctx) == pytest.approx({"a": -0.05})
+    with pytest.raises(ValueError, match="look-ahead"):
+        rule({"a": 1.0}, {"a": 1.0}, _rng())
+    with pytest.raises(ValueError, match="scales"):
+        LineSearchStep(scales=(1.0, -1.0))
+
+
+def test_toward_middle_moves_inward_by_the_normalized_size_and_stops_at_the_middle() -> None:
+    from optuna_ohgw.steps import TowardMiddleStep
+
+    rule = TowardMiddleStep(fraction=0.1)
+    assert rule.needs_probe is False
+    ctx = _context(
+        {"a": 9.0, "b": -1.9, "c": 0.52}, {"a": 0, "b": -2, "c": 0}, {"a": 10, "b": 2, "c": 1}
+    )
+    step = rule({"a": 0.0, "b": 0.0, "c": 0.0}, {"a": 10.0, "b": 4.0, "c": 1.0}, _rng(), ctx)
+    assert step == pytest.approx({"a": -1.0, "b": 0.4, "c": -0.02})
+    at_middle = _context({"a": 5.0}, {"a": 0}, {"a": 10})
+    assert rule({"a": 0.0}, {"a": 10.0}, _rng(), at_middle) == {"a": 0.0}
+
+
+def test_make_step_rule_builds_the_new_rules() -> None:
+    from optuna_ohgw.steps import STEP_RULES, LineSearchStep, TowardMiddleStep
+
+    rule = make_step_rule("line-search", fraction=0.2, direction="unit")
+    assert isinstance(rule, LineSearchStep) and isinstance(rule.base, NormalizedStep)
+    assert rule.base.fraction == 0.2 and rule.base.direction == "unit"
+    assert isinstance(make_step_rule("line-search", base="raw", eta=0.1).base, RawStep)
+    middle = make_step_rule("toward-middle", fraction=0.3)
+    assert isinstance(middle, TowardMiddleStep) and middle.fraction == 0.3
+    for name in STEP_RULES:
+        assert make_step_rule(name).name == name

@@ -97,7 +97,7 @@ def task(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
 
 
 def test_registry() -> None:
-    assert set(TASKS) == {"digits", "mnist1d", "cifar10"}
+    assert set(TASKS) == {"digits", "mnist1d", "cifar10", "fashion"}
     for name, cls in TASKS.items():
         assert cls.name == name
         assert get_task(name) is cls
@@ -463,9 +463,10 @@ def test_two_trial_study_with_the_warm_start(
         assert ua[attrs.STATUS] == "ok", ua[attrs.STATUS]
         assert 0.0 <= ua["test_accuracy"] <= 1.0
         assert ua[attrs.EPOCHS] == max_epochs
-        assert len(ua[attrs.EPOCH_SECONDS]) == max_epochs
-        assert all(s > 0 for s in ua[attrs.EPOCH_SECONDS])
-        assert ua[attrs.TRAIN_SECONDS] == pytest.approx(sum(ua[attrs.EPOCH_SECONDS]))
+        seconds = attrs.unpack_floats(ua[attrs.EPOCH_SECONDS])
+        assert len(seconds) == max_epochs
+        assert all(s > 0 for s in seconds)
+        assert ua[attrs.TRAIN_SECONDS] == pytest.approx(sum(seconds))
         assert ua[attrs.PROBE_SECONDS] > 0
         assert sorted(t.intermediate_values) == list(range(1, max_epochs + 1))
         assert t.value == t.intermediate_values[max_epochs]
@@ -587,3 +588,127 @@ def test_translation_is_a_smooth_function_of_the_magnitude() -> None:
     seed, u0 = _generator_with_sign(1)
     out = RandomTranslate()(x, 0.5 / u0, torch.Generator().manual_seed(seed))
     assert torch.allclose(out[..., :-1], 0.5 * (x[..., :-1] + x[..., 1:]), atol=1e-9)
+
+
+# ----- Fashion-MNIST -------------------------------------------------------------------------
+
+
+def _write_idx(path: pathlib.Path, array: np.ndarray) -> None:
+    """An IDX file (big-endian dims, uint8 data), gzipped when ``path`` ends in ``.gz``."""
+    import gzip
+
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
+    data = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+
+
+@pytest.fixture(scope="module")
+def fashion_folder(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """A small Fashion-MNIST-format folder: 300 train / 100 test images (gzipped, as Debian
+    ships them), the real ones when the Debian package is installed, else random pixels."""
+    from optuna_ohgw.tasks import fashion
+
+    folder = tmp_path_factory.mktemp("fashion")
+    gen = np.random.default_rng(0)
+    sizes = {"train": 300, "test": 100}
+    for split, n in sizes.items():
+        prefix = "t10k" if split == "test" else "train"
+        images = gen.integers(0, 256, (n, 28, 28))
+        labels = np.arange(n) % 10
+        if fashion.DEBIAN_DIR.is_dir():
+            task = fashion.FashionMNISTTask()
+            images = task._read(f"{split}_images")[:n].numpy()
+            labels = task._read(f"{split}_labels")[:n].numpy()
+        _write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
+        _write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return folder
+
+
+def test_fashion_missing_folder_is_one_line(tmp_path: pathlib.Path) -> None:
+    from optuna_ohgw.tasks import FashionMNISTTask
+
+    task = FashionMNISTTask(data_dir=str(tmp_path))
+    with pytest.raises(DatasetMissingError) as info:
+        task.splits(0)
+    message = str(info.value)
+    assert "\n" not in message and "apt-get install dataset-fashion-mnist" in message
+    assert str(tmp_path) in message
+
+
+def test_fashion_subset_splits(
+    fashion_folder: pathlib.Path, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optuna_ohgw.tasks import FashionMNISTTask, fashion
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # the unpacked copies go here
+    task = FashionMNISTTask(data_dir=str(fashion_folder), n_train=200, n_val=50)
+    a, b = task.load(0), task.load(1)
+    assert [len(s[1]) for s in (a.train, a.val, a.test)] == [200, 50, 100]
+    assert a.train[0].shape[1:] == (1, 28, 28) and a.train[0].dtype == torch.float32
+    # The same fixed subset for every seed, cut differently per seed; the official test set.
+
+    def pool(s):  # type: ignore[no-untyped-def]
+        return sorted(map(tuple, torch.cat([s.train[0], s.val[0]]).flatten(1).tolist()))
+
+    assert pool(a) == pool(b)
+    assert not torch.equal(a.val[0], b.val[0])
+    assert torch.equal(a.test[0], b.test[0]) and set(a.train[1].tolist()) <= set(range(10))
+    # Uncompressed files in --data-dir are read in place.
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    unpacked = tmp_path / "optuna-ohgw" / "fashion-mnist"
+    for name in fashion.FILES.values():
+        (plain / name).write_bytes((unpacked / name).read_bytes())
+    again = FashionMNISTTask(data_dir=str(plain), n_train=200, n_val=50).load(0)
+    assert torch.equal(again.train[0], a.train[0]) and torch.equal(again.test[1], a.test[1])
+    with pytest.raises(ValueError, match="exceeds"):
+        FashionMNISTTask(data_dir=str(fashion_folder), n_train=300, n_val=1).load(0)
+
+
+def test_fashion_corrupt_file_is_one_line(tmp_path: pathlib.Path) -> None:
+    from optuna_ohgw.tasks import FashionMNISTTask
+
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"):
+        (tmp_path / name).write_bytes(b"\x00\x00\x08\x03" + b"\x00" * 8)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(3))
+    with pytest.raises(DatasetMissingError) as info:
+        FashionMNISTTask(data_dir=str(tmp_path)).load(0)
+    assert "\n" not in str(info.value) and "unreadable" in str(info.value)
+
+
+@pytest.mark.skipif(
+    not pathlib.Path("/usr/share/datasets/fashion-mnist").is_dir(),
+    reason="needs 'apt-get install dataset-fashion-mnist' (.ci/run installs it)",
+)
+def test_fashion_from_the_debian_package(tmp_path: pathlib.Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from optuna_ohgw.tasks import FashionMNISTTask
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    splits = FashionMNISTTask().load(0)
+    assert [len(s[1]) for s in (splits.train, splits.val, splits.test)] == [10_000, 2_000, 10_000]
+    x = splits.train[0]
+    assert abs(float(x.mean())) < 0.05 and abs(float(x.std()) - 1) < 0.05
+    assert torch.bincount(splits.test[1]).tolist() == [1000] * 10  # the official test set
+
+
+def test_fashion_study_with_the_warm_start(
+    fashion_folder: pathlib.Path, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optuna_ohgw.tasks import FashionMNISTTask
+    from optuna_ohgw.tasks.models import StridedCNN2d
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    task = FashionMNISTTask(data_dir=str(fashion_folder), n_train=200, n_val=50)
+    assert isinstance(task.build_model(0), StridedCNN2d)
+    assert isinstance(task.augmentation, RandomTranslate) and task.augmentation.flip
+    objective = task.make_objective(0, SPACE, 2)
+    probe = task.make_probe(0, SPACE, batch_size=32)
+    sampler = OHGWSampler(TPESampler(seed=0), probe, search_space=SPACE, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=NopPruner())
+    study.optimize(objective, n_trials=2)
+    for t in study.get_trials():
+        assert t.state == TrialState.COMPLETE and t.user_attrs[attrs.STATUS] == "ok"
+        assert t.user_attrs[attrs.PROBE_SECONDS] > 0 and 0 <= t.user_attrs["test_accuracy"] <= 1
+        assert sorted(t.intermediate_values) == [1, 2]

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from optuna_ohgw.studyfile import (
+    PROMOTION_SCHEDULERS,
+    SAMPLERS,
     SCHEDULERS,
     STUDY_DIRS,
     OHGWConfig,
@@ -56,6 +58,11 @@ VARIANTS: dict[str, Callable[[OHGWConfig], OHGWConfig]] = {
         c, enabled=True, step="random-sign", base="normalized"
     ),
     "flipped": lambda c: dataclasses.replace(c, enabled=True, step="flipped", base="normalized"),
+    "line-search": lambda c: dataclasses.replace(
+        c, enabled=True, step="line-search", base="normalized"
+    ),
+    "toward-middle": lambda c: dataclasses.replace(c, enabled=True, step="toward-middle"),
+    "re-probe": lambda c: dataclasses.replace(c, enabled=True, step="normalized", reprobe=True),
 }
 """Variant name -> how it changes the study file's ``[ohgw]`` table."""
 DEFAULT_VARIANTS = ("vanilla", "ohgw-raw", "ohgw-normalized", "probe-only", "random-sign")
@@ -68,8 +75,14 @@ class Cell:
     scheduler: str
     variant: str
     seed: int
+    sampler: str = "tpe"
+    """The base sampler; TPE cells keep the names they had before the sampler axis existed."""
 
     def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise StudyFileError(
+                f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}"
+            )
         if self.scheduler not in SCHEDULERS:
             raise StudyFileError(
                 f"unknown scheduler {self.scheduler!r}; choose from {', '.join(SCHEDULERS)}"
@@ -83,18 +96,29 @@ class Cell:
     def study_name(self) -> str:
         """The study's name in the storage. The variant comes last so that the vanilla cell's
         name is exactly what :attr:`StudyConfig.study_name` gives (it appends ``-vanilla``)."""
-        return f"bench-{self.task}-{self.scheduler}-s{self.seed}-{self.variant}"
+        sampler = "" if self.sampler == "tpe" else f"-{self.sampler}"
+        return f"bench-{self.task}-{self.scheduler}{sampler}-s{self.seed}-{self.variant}"
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 def grid_cells(
-    task: str, schedulers: Sequence[str], variants: Sequence[str], seeds: Iterable[int]
+    task: str,
+    schedulers: Sequence[str],
+    variants: Sequence[str],
+    seeds: Iterable[int],
+    samplers: Sequence[str] = ("tpe",),
 ) -> list[Cell]:
-    """All cells, seed-major (then scheduler, then variant): a grid stopped part-way still has
-    every variant of the seeds it finished, i.e. complete pairs."""
-    return [Cell(task, s, v, seed) for seed in seeds for s in schedulers for v in variants]
+    """All cells, seed-major (then scheduler, sampler, variant): a grid stopped part-way still
+    has every arm of the seeds it finished, i.e. complete pairs."""
+    return [
+        Cell(task, s, v, seed, sampler)
+        for seed in seeds
+        for s in schedulers
+        for sampler in samplers
+        for v in variants
+    ]
 
 
 def cell_config(
@@ -122,6 +146,13 @@ def cell_config(
     if not ohgw.enabled:
         name = name.removesuffix("-vanilla")  # study_name appends it again
     config = config.replace(ohgw=ohgw, name=name)
+    if cell.sampler != config.sampler:  # the file's sampler options belong to its sampler
+        config = config.replace(sampler=cell.sampler, sampler_options={})
+    if ohgw.reprobe and config.scheduler.name not in PROMOTION_SCHEDULERS:
+        raise StudyFileError(
+            f"variant {cell.variant!r} re-probes at promotions: use it with "
+            f"{', '.join(PROMOTION_SCHEDULERS)}, not {config.scheduler.name}"
+        )
     assert config.study_name == cell.study_name
     return config
 

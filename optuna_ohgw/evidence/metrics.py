@@ -154,6 +154,7 @@ _INHERITABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
     (attrs.EPOCH_SECONDS, (attrs.EPOCHS, attrs.EPOCH_SECONDS, attrs.TRAIN_SECONDS)),
     (attrs.SETUP_SECONDS, (attrs.SETUP_SECONDS,)),
     (attrs.PROBE_SECONDS, (attrs.PROBE_SECONDS,)),
+    (attrs.REPROBE_SECONDS, (attrs.REPROBE_SECONDS,)),
     (TEST_ACCURACY, (TEST_ACCURACY,)),
 )
 """``(identifying attr, attrs dropped with it)``: the epoch accounting goes as one group."""
@@ -205,32 +206,40 @@ def epoch_count(trial: FrozenTrial) -> int:
     """Epochs trained by this trial (segment): ``max(ohgw.epochs, len(epoch_seconds),
     len(intermediate_values))``."""
     recorded = _finite(trial.user_attrs.get(attrs.EPOCHS))
-    seconds = trial.user_attrs.get(attrs.EPOCH_SECONDS)
-    n_seconds = len(seconds) if isinstance(seconds, list | tuple) else 0
+    seconds = attrs.unpack_floats(trial.user_attrs.get(attrs.EPOCH_SECONDS))
+    n_seconds = len(seconds) if seconds is not None else 0
     return max(int(recorded or 0), n_seconds, len(trial.intermediate_values))
 
 
 def epoch_seconds(trial: FrozenTrial) -> list[float]:
     """Per-epoch compute seconds, one per :func:`epoch_count` epoch (0 where not recorded)."""
-    raw = trial.user_attrs.get(attrs.EPOCH_SECONDS)
-    values = [_seconds(s) for s in raw] if isinstance(raw, list | tuple) else []
+    raw = attrs.unpack_floats(trial.user_attrs.get(attrs.EPOCH_SECONDS))
+    values = [_seconds(s) for s in raw] if raw is not None else []
     n = epoch_count(trial)
     return values + [0.0] * (n - len(values))
 
 
-def probe_seconds_of(trial: FrozenTrial) -> float:
-    """Seconds the OHGW probe took in this trial: 0 when it did not run, including when the
-    trial's ``ohgw.status`` says the warm start was ``skipped`` (any ``probe_seconds`` there
-    was copied from a failed attempt)."""
+def _warm_start_seconds(trial: FrozenTrial) -> float:
     status = trial.user_attrs.get(attrs.STATUS)
     if isinstance(status, str) and status.startswith("skipped"):
         return 0.0
     return _seconds(trial.user_attrs.get(attrs.PROBE_SECONDS))
 
 
+def probe_seconds_of(trial: FrozenTrial) -> float:
+    """Seconds the OHGW probes took in this trial: the warm start's (0 when it did not run,
+    including when the trial's ``ohgw.status`` says it was ``skipped``: any ``probe_seconds``
+    there was copied from a failed attempt) plus a re-probe at a promotion
+    (``ohgw.reprobe.seconds``)."""
+    return _warm_start_seconds(trial) + _seconds(trial.user_attrs.get(attrs.REPROBE_SECONDS))
+
+
 def startup_seconds(trial: FrozenTrial) -> float:
-    """The start-up charge: ``max(setup_seconds, probe_seconds)`` (setup contains the probe)."""
-    return max(_seconds(trial.user_attrs.get(attrs.SETUP_SECONDS)), probe_seconds_of(trial))
+    """The start-up charge: ``max(setup_seconds, warm-start probe seconds)`` (setup contains
+    that probe) plus the re-probe's seconds (run after setup, when the checkpoint is loaded)."""
+    setup = _seconds(trial.user_attrs.get(attrs.SETUP_SECONDS))
+    reprobe = _seconds(trial.user_attrs.get(attrs.REPROBE_SECONDS))
+    return max(setup, _warm_start_seconds(trial)) + reprobe
 
 
 def trial_compute(trial: FrozenTrial) -> float:
@@ -281,8 +290,8 @@ def _trial_events(trial: FrozenTrial) -> list[_Event]:
     end = trial.datetime_complete
     n = epoch_count(trial)
     secs = epoch_seconds(trial)
-    raw = trial.user_attrs.get(attrs.EPOCH_SECONDS)
-    timed = isinstance(raw, list | tuple) and len(raw) >= n
+    raw = attrs.unpack_floats(trial.user_attrs.get(attrs.EPOCH_SECONDS))
+    timed = raw is not None and len(raw) >= n
     startup = startup_seconds(trial)
     values = [v for _, v in sorted(trial.intermediate_values.items())]
     use_values = trial.state in VALUE_STATES
@@ -578,6 +587,74 @@ def applied_steps(trials: Iterable[FrozenTrial]) -> dict[str, list[float]]:
             if value is not None:
                 out.setdefault(key[len(prefix) :], []).append(value)
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Move:
+    """One warm-start step of one parameter, read from a trial's ``raw``/``nudged`` attrs.
+
+    Positions are in internal coordinates scaled to the range (0 = low, 1 = high; log space
+    for log-scaled floats). ``outcome`` is the best validation value its configuration reached.
+    """
+
+    param: str
+    raw: float
+    nudged: float
+    at_bound: bool
+    """The nudged value sits on a bound the raw value was not on: the step was clipped there."""
+    outcome: float | None
+
+
+def warm_start_moves(
+    trials: Iterable[FrozenTrial], direction: Direction = "maximize", *, reprobe: bool = False
+) -> list[Move]:
+    """Every warm-start step of the counted trials whose ``ohgw.status`` is ``"ok"`` (first
+    segments only: a resumed segment does not run the warm start), as :class:`Move`; with
+    ``reprobe``, every re-probe at a promotion instead (``ohgw.reprobe.from/to.<p>`` of the
+    resumed segments whose ``ohgw.reprobe.status`` is ``"ok"``).
+
+    A parameter is read only when the trial has both values and a float distribution for it;
+    ``outcome`` comes from :func:`ranked_configurations`.
+    """
+    trials = counted(trials)
+    best = dict(ranked_configurations(trials, direction))
+    status, before, after = (
+        (attrs.REPROBE_STATUS, attrs.reprobe_from, attrs.reprobe_to)
+        if reprobe
+        else (attrs.STATUS, attrs.raw, attrs.nudged)
+    )
+    prefix = before("")
+    out = []
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.user_attrs.get(status) != STATUS_OK:
+            continue
+        for key in sorted(t.user_attrs):
+            if not key.startswith(prefix):
+                continue
+            name = key[len(prefix) :]
+            dist = t.distributions.get(name)
+            raw, nudged = _finite(t.user_attrs[key]), _finite(t.user_attrs.get(after(name)))
+            if raw is None or nudged is None or not hasattr(dist, "log"):
+                continue
+            low, high = float(dist.low), float(dist.high)  # type: ignore[union-attr]
+            log = bool(dist.log)  # type: ignore[union-attr]
+            at_bound = nudged != raw and (nudged in (low, high)) and raw not in (low, high)
+            out.append(
+                Move(
+                    name,
+                    _scaled(raw, low, high, log),
+                    _scaled(nudged, low, high, log),
+                    at_bound,
+                    best.get(lineage.config_of(t)),
+                )
+            )
+    return out
+
+
+def _scaled(x: float, low: float, high: float, log: bool) -> float:
+    if log:
+        return (math.log(x) - math.log(low)) / (math.log(high) - math.log(low))
+    return (x - low) / (high - low)
 
 
 # ----- everything for one study -----------------------------------------------------------------

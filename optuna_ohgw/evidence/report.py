@@ -21,6 +21,7 @@ Success criteria (from the seed claim), evaluated per ``(task, scheduler, varian
 
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import math
@@ -37,21 +38,32 @@ from optuna_ohgw.evidence import stats
 from optuna_ohgw.evidence.grid import VARIANTS as VARIANT_RULES
 from optuna_ohgw.evidence.metrics import (
     CLOCKS,
+    Move,
     StudyMetrics,
     compute_metrics,
     ranked_configurations,
+    warm_start_moves,
 )
+from optuna_ohgw.studyfile import SAMPLERS, SCHEDULERS
 
 VARIANTS = tuple(VARIANT_RULES)
 """The variant names, in the order tables list them."""
 BASELINE = "vanilla"
 OHGW_MAIN = "ohgw-normalized"
 _VARIANT = "(?P<variant>" + "|".join(re.escape(v) for v in VARIANTS) + ")"
-STUDY_NAME = re.compile(rf"^bench-(?P<task>.+?)-(?P<scheduler>.+)-{_VARIANT}-s(?P<seed>\d+)$")
-"""``bench-{task}-{scheduler}-{variant}-s{seed}``; :func:`parse_name` also accepts
-``bench-{task}-{scheduler}-s{seed}-{variant}`` (:data:`STUDY_NAME_SEED_FIRST`)."""
+_SCHEDULER = (
+    "(?P<scheduler>"
+    + "|".join(re.escape(s) for s in sorted(SCHEDULERS, key=len, reverse=True))
+    + ")(?:-(?P<sampler>"
+    + "|".join(re.escape(s) for s in SAMPLERS)
+    + "))?"
+)
+STUDY_NAME = re.compile(rf"^bench-(?P<task>.+?)-{_SCHEDULER}-{_VARIANT}-s(?P<seed>\d+)$")
+"""``bench-{task}-{scheduler}[-{sampler}]-{variant}-s{seed}``; :func:`parse_name` also accepts
+``bench-{task}-{scheduler}[-{sampler}]-s{seed}-{variant}`` (:data:`STUDY_NAME_SEED_FIRST`,
+what ``bench`` writes). No sampler in the name means TPE."""
 STUDY_NAME_SEED_FIRST = re.compile(
-    rf"^bench-(?P<task>.+?)-(?P<scheduler>.+)-s(?P<seed>\d+)-{_VARIANT}$"
+    rf"^bench-(?P<task>.+?)-{_SCHEDULER}-s(?P<seed>\d+)-{_VARIANT}$"
 )
 PRIMARY_CLOCK = "compute"
 MAX_RATIO = 0.85
@@ -84,6 +96,8 @@ CSV_FIELDS = (
     "extra_compute",
     "total_epochs",
     "n_trials",
+    "probe_ok",
+    "probe_failed",
 )
 
 
@@ -99,16 +113,30 @@ class Cell:
     metrics: StudyMetrics
     grads: list[tuple[str, float, float]]
     """``(parameter, ohgw.grad.<p>, the configuration's best validation value)``."""
+    probe_status: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    """Trials per kind of ``ohgw.status`` (``ok``, ``skipped``, ``error``, ...)."""
+    moves: list[Move] = dataclasses.field(default_factory=list)
+    """Every warm-start step of the cell (:func:`~.metrics.warm_start_moves`)."""
+    reprobe_moves: list[Move] = dataclasses.field(default_factory=list)
+    """Every re-probe step at a promotion (``reprobe=True``)."""
+
+    @property
+    def probe_failed(self) -> int:
+        return sum(self.probe_status.get(kind, 0) for kind in attrs.FAILED_STATUSES)
 
 
 def parse_name(name: str) -> dict[str, Any] | None:
     """``{task, scheduler, variant, seed}`` of a bench study name (either order of seed and
-    variant), else ``None``."""
+    variant), else ``None``. A cell of a non-TPE sampler has ``scheduler`` ``"asha/random"``
+    (scheduler, then sampler), so that every table keeps the two samplers' arms apart."""
     m = STUDY_NAME.match(name) or STUDY_NAME_SEED_FIRST.match(name)
     if m is None:
         return None
     out: dict[str, Any] = m.groupdict()
     out["seed"] = int(out["seed"])
+    sampler = out.pop("sampler")
+    if sampler and sampler != "tpe":
+        out["scheduler"] = f"{out['scheduler']}/{sampler}"
     return out
 
 
@@ -128,12 +156,23 @@ def _grads(trials: Sequence[optuna.trial.FrozenTrial], direction: str) -> list:
     return out
 
 
-def load_cells(storage: str | optuna.storages.BaseStorage, task: str | None = None) -> list[Cell]:
-    """Every bench cell on ``storage`` (of ``task`` when given), sorted by name."""
+def load_cells(
+    storage: str | optuna.storages.BaseStorage,
+    task: str | None = None,
+    *,
+    finished_only: bool = False,
+) -> list[Cell]:
+    """Every bench cell on ``storage`` (of ``task`` when given), sorted by name; with
+    ``finished_only``, only the cells whose run ended with the budget spent (``bench`` marks
+    them), so a grid still running shows no half-run cell."""
+    from optuna_ohgw.evidence.grid import DONE_ATTR
+
     cells = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         info = parse_name(summary.study_name)
         if info is None or (task is not None and info["task"] != task):
+            continue
+        if finished_only and not summary.user_attrs.get(DONE_ATTR):
             continue
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         try:
@@ -142,8 +181,21 @@ def load_cells(storage: str | optuna.storages.BaseStorage, task: str | None = No
             optuna.logging.get_logger(__name__).warning(f"{summary.study_name}: skipped ({err})")
             continue
         trials = study.get_trials(deepcopy=False)
+        status = collections.Counter(
+            attrs.status_kind(t.user_attrs[attrs.STATUS])
+            for t in trials
+            if attrs.STATUS in t.user_attrs
+        )
         cells.append(
-            Cell(summary.study_name, metrics=m, grads=_grads(trials, m.direction), **info)
+            Cell(
+                summary.study_name,
+                metrics=m,
+                grads=_grads(trials, m.direction),
+                probe_status=dict(status),
+                moves=warm_start_moves(trials, m.direction),
+                reprobe_moves=warm_start_moves(trials, m.direction, reprobe=True),
+                **info,
+            )
         )
     return sorted(cells, key=lambda c: (c.task, c.scheduler, c.variant, c.seed))
 
@@ -174,6 +226,8 @@ def row_of(cell: Cell) -> dict[str, Any]:
         extra_compute=(m.probe_seconds / rest) if rest > 0 else None,
         total_epochs=m.total_epochs,
         n_trials=sum(m.counts.values()),
+        probe_ok=cell.probe_status.get("ok", 0),
+        probe_failed=cell.probe_failed,
     )
     return row
 
@@ -524,7 +578,7 @@ def _plots(cells: Sequence[Cell], out: pathlib.Path) -> tuple[list[str], list[st
         groups.setdefault((c.task, c.scheduler), []).append(c)
 
     for (task, scheduler), group in sorted(groups.items()):
-        tag = f"{task}-{scheduler}"
+        tag = f"{task}-{scheduler}".replace("/", "-")  # "asha/random": not a folder
         variants = _order({c.variant for c in group})
         # Anytime curves, median and IQR over seeds.
         for clock in ("epochs", PRIMARY_CLOCK):
@@ -650,6 +704,34 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: pathlib.Path) -> None:
             writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CSV_FIELDS})
 
 
+def _probe_status(studies: Sequence[Cell]) -> list[str]:
+    """Probe statuses per arm, seeds pooled; an arm whose probes failed is flagged (its trials
+    ran on their raw values, so it is partly vanilla whatever its name says)."""
+    arms: dict[tuple[str, str, str], collections.Counter] = {}
+    for c in studies:
+        arms.setdefault((c.task, c.scheduler, c.variant), collections.Counter()).update(
+            c.probe_status
+        )
+    lines = [
+        "## Probe status",
+        "",
+        "Trials per `ohgw.status`, seeds pooled. A failed probe (error, nonfinite) leaves its "
+        "trial on the raw values.",
+        "",
+        "| task | scheduler | variant | ok | skipped | failed | other | |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (task, scheduler, variant), n in sorted(arms.items()):
+        failed = sum(n[k] for k in attrs.FAILED_STATUSES)
+        other = sum(n.values()) - n["ok"] - n["skipped"] - failed
+        flag = f"**PROBES FAILED ({failed} of {sum(n.values())})**" if failed else ""
+        lines.append(
+            f"| {task} | {scheduler} | {variant} | {n['ok']} | {n['skipped']} | {failed} | "
+            f"{other} | {flag} |"
+        )
+    return [*lines, ""]
+
+
 def write_report(
     rows: Sequence[Mapping[str, Any]],
     studies: Sequence[Cell],
@@ -685,6 +767,7 @@ def write_report(
         "",
         *_headline(comps),
         "",
+        *_probe_status(studies),
         *_schedulers_table(rows, n_boot),
         "## Success criteria",
         "",

@@ -82,6 +82,29 @@ def build_sampler(
     )
 
 
+def build_resume_probe(config: StudyConfig, task: BaseTask) -> Any:
+    """The re-probe at every promotion (:class:`~optuna_ohgw.schedulers.ResumeProbe`) when the
+    study file asks for it (``[ohgw] reprobe = true``), else ``None``."""
+    if not (config.ohgw.enabled and config.ohgw.reprobe):
+        return None
+    from optuna_ohgw.schedulers import ResumeProbe
+    from optuna_ohgw.steps import make_step_rule
+
+    def make_probe(state: Any) -> Any:  # starts from the resumed configuration's weights
+        return task.make_probe(
+            config.seed,
+            config.space,
+            config.fixed,
+            k=config.ohgw.k or None,
+            n_pairs=config.ohgw.n_pairs,
+            batch_size=config.ohgw.batch_size,
+            model=state.model,
+        )
+
+    rule = make_step_rule(config.ohgw.step, base=config.ohgw.base, **config.ohgw.step_options())
+    return ResumeProbe(make_probe, config.space, step=rule, seed=config.seed)
+
+
 def study_attrs(config: StudyConfig) -> dict[str, Any]:
     """What the study was run with, stored on it for the dashboard and the evidence code."""
     return {

@@ -15,6 +15,7 @@ _EXPORTS = {
     "run_promotion_worker": "._loop",
     "PROPOSAL": "._proposal",
     "ProposalSampler": "._proposal",
+    "ResumeProbe": "._reprobe",
     "SCHEDULER_SPECS": "._registry",
     "SchedulerSpec": "._registry",
     "scheduler_spec": "._registry",
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     )
     from optuna_ohgw.schedulers._proposal import PROPOSAL, ProposalSampler
     from optuna_ohgw.schedulers._registry import SCHEDULER_SPECS, SchedulerSpec, scheduler_spec
+    from optuna_ohgw.schedulers._reprobe import ResumeProbe
     from optuna_ohgw.schedulers._rungs import rung_epochs
     from optuna_ohgw.schedulers._surrogate import (
         DeepKernelGP,
@@ -58,6 +60,7 @@ __all__ = [
     "PauseResumeHooks",
     "PromotionASHA",
     "ProposalSampler",
+    "ResumeProbe",
     "SchedulerSpec",
     "SurrogateFitError",
     "claim",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import optuna
 from optuna.trial import TrialState, create_trial
 
+from optuna_ohgw import _optuna_compat as compat
 from optuna_ohgw import lineage
 from optuna_ohgw.checkpoint import CheckpointError, CheckpointStore
 from optuna_ohgw.objective import EpochHooks
@@ -31,7 +33,9 @@ class PauseResumeHooks(EpochHooks[Checkpointable]):
     one fails the segment, no silent restart from scratch, and the resume is enqueued again for
     another worker, up to ``max_attempts`` reads in all); after each epoch it asks the
     scheduler whether to pause, and if so saves the checkpoint, adds the WAITING continuation
-    trial (same parameters, lineage attrs) and ends this segment.
+    trial (same parameters, lineage attrs) and ends this segment. ``on_resume(trial, state)``,
+    when given, runs after a checkpoint is loaded (for example
+    :class:`~optuna_ohgw.schedulers.ResumeProbe`, the re-probe at every promotion).
     """
 
     def __init__(
@@ -40,10 +44,12 @@ class PauseResumeHooks(EpochHooks[Checkpointable]):
         store: CheckpointStore,
         *,
         max_attempts: int = MAX_ATTEMPTS,
+        on_resume: Callable[[optuna.Trial, Any], Any] | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.store = store
         self.max_attempts = max_attempts
+        self.on_resume = on_resume
 
     def start(self, trial: optuna.Trial, state: Checkpointable) -> int:
         info = _resume_info(trial)
@@ -66,6 +72,8 @@ class PauseResumeHooks(EpochHooks[Checkpointable]):
         state.load_state_dict(checkpoint["state"])
         if info.get("previous"):
             self.store.delete(info["previous"])  # superseded by the one just read
+        if self.on_resume is not None:
+            self.on_resume(trial, state)
         return epoch
 
     def after_epoch(
@@ -144,4 +152,5 @@ class PauseResumeHooks(EpochHooks[Checkpointable]):
 
 def _resume_info(trial: optuna.Trial) -> dict[str, Any] | None:
     # ``Trial.system_attrs`` is gone in Optuna 5: read the storage.
-    return trial.storage.get_trial_system_attrs(trial._trial_id).get(lineage.RESUME)
+    tid = compat.trial_id(trial.study, trial)
+    return trial.storage.get_trial_system_attrs(tid).get(lineage.RESUME)

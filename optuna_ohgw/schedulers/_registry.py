@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
+from optuna_ohgw.schedulers._base import PROMOTION_RULES
+
 if TYPE_CHECKING:
     from optuna.distributions import FloatDistribution
 
@@ -81,16 +83,20 @@ def _hyperband_pruner(r_min: int, eta: int, r_max: int) -> optuna.pruners.BasePr
     )
 
 
-def _promotion_asha(r_min: int, eta: int, r_max: int, **_: Any) -> BasePromotionScheduler:
+def _promotion_asha(
+    r_min: int, eta: int, r_max: int, *, promotion: str = "floor", **_: Any
+) -> BasePromotionScheduler:
     from optuna_ohgw.schedulers._base import PromotionASHA
 
-    return PromotionASHA(r_min, eta, r_max)
+    return PromotionASHA(r_min, eta, r_max, promotion=promotion)
 
 
-def _pasha(r_min: int, eta: int, r_max: int, **_: Any) -> BasePromotionScheduler:
+def _pasha(
+    r_min: int, eta: int, r_max: int, *, promotion: str = "floor", **_: Any
+) -> BasePromotionScheduler:
     from optuna_ohgw.schedulers.pasha import PASHA
 
-    return PASHA(r_min, eta, r_max)
+    return PASHA(r_min, eta, r_max, promotion=promotion)
 
 
 def _dyhpo(
@@ -118,9 +124,16 @@ SCHEDULER_SPECS: dict[str, SchedulerSpec] = {
             name="asha-promotion",
             label="promotion ASHA",
             promotion=True,
+            options={"promotion": PROMOTION_RULES},
             _scheduler=_promotion_asha,
         ),
-        SchedulerSpec(name="pasha", label="PASHA", promotion=True, _scheduler=_pasha),
+        SchedulerSpec(
+            name="pasha",
+            label="PASHA",
+            promotion=True,
+            options={"promotion": PROMOTION_RULES},
+            _scheduler=_pasha,
+        ),
         SchedulerSpec(
             name="dyhpo",
             label="DyHPO",

@@ -5,12 +5,14 @@ from __future__ import annotations
 from optuna_ohgw.tasks._base import BaseTask, Splits, TrainState
 from optuna_ohgw.tasks.cifar10 import CIFAR10Task, DatasetMissingError
 from optuna_ohgw.tasks.digits import DigitsTask
+from optuna_ohgw.tasks.fashion import FashionMNISTTask
 from optuna_ohgw.tasks.mnist1d import MNIST1DTask
 
 TASKS: dict[str, type[BaseTask]] = {
     DigitsTask.name: DigitsTask,
     MNIST1DTask.name: MNIST1DTask,
     CIFAR10Task.name: CIFAR10Task,
+    FashionMNISTTask.name: FashionMNISTTask,
 }
 
 
@@ -27,6 +29,7 @@ __all__ = [
     "CIFAR10Task",
     "DatasetMissingError",
     "DigitsTask",
+    "FashionMNISTTask",
     "MNIST1DTask",
     "Splits",
     "TrainState",

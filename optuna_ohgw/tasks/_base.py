@@ -82,6 +82,15 @@ class TrainState:
         self.seed = int(state["seed"])
         self.hyperparameters = dict(state["hyperparameters"])
 
+    def set_hyperparameters(self, values: Mapping[str, float]) -> None:
+        """Change hyperparameters between epochs (the re-probe at a promotion): the optimizer's
+        momentum and weight decay at once; lr, augmentation and label smoothing are read from
+        :attr:`hyperparameters` at every epoch."""
+        self.hyperparameters.update({k: float(v) for k, v in values.items()})
+        for group in self.optimizer.param_groups:
+            group["momentum"] = self.hyperparameters["momentum"]
+            group["weight_decay"] = self.hyperparameters["weight_decay"]
+
 
 class BaseTask(abc.ABC):
     """A classification benchmark over the seed's five continuous hyperparameters.
@@ -144,6 +153,7 @@ class BaseTask(abc.ABC):
         k: int | None = None,
         n_pairs: int = 1,
         batch_size: int = 128,
+        model: nn.Module | None = None,
     ) -> LookaheadProbe:
         """The look-ahead probe of this task's training for the tuned roles in ``space``.
 
@@ -151,12 +161,14 @@ class BaseTask(abc.ABC):
         from the weights the trial will train, and reads its held-out batch from the validation
         split (never the test split). It unrolls ``torch.optim.SGD`` with torch's defaults for
         everything but the five roles (no dampening, no Nesterov), as :meth:`setup` builds it.
+        With ``model`` it starts from that network's current weights instead (a resumed
+        configuration's, for the re-probe at a promotion).
         """
         splits = self.splits(seed)
         values = self.hyperparameters(fixed)
         roles = {name: name for name in space}
         return LookaheadProbe(
-            self.model,
+            model if model is not None else self.model,
             splits.train,
             splits.val,
             roles,

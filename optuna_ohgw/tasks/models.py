@@ -225,3 +225,43 @@ class ResNet20(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable scalars in ``model``."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class StridedCNN2d(nn.Module):
+    """Three stride-2 3x3 convolutions and a linear classifier, for 28x28 images.
+
+    ``conv/2(width) -> conv/2(2*width) -> conv/2(2*width) -> linear`` (28 -> 14 -> 7 -> 4
+    pixels): 19,258 parameters at width 16, about a second per 10,000 images on one CPU core.
+
+    Args:
+        n_classes: Number of output logits.
+        in_channels: Input channels.
+        width: Channels of the first convolution; the others have twice as many.
+        activation: Factory of the non-linearity.
+        batch_norm: Insert BatchNorm after each convolution.
+        image_size: Input height and width.
+    """
+
+    def __init__(
+        self,
+        n_classes: int = 10,
+        in_channels: int = 1,
+        width: int = 16,
+        activation: ActivationFactory = nn.ReLU,
+        *,
+        batch_norm: bool = True,
+        image_size: int = 28,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = [in_channels, width, 2 * width, 2 * width]
+        size = image_size
+        for c_in, c_out in zip(channels, channels[1:]):
+            conv = nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=not batch_norm)
+            layers += _conv_block(conv, c_out, activation, batch_norm, 2)
+            size = (size + 1) // 2
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(channels[-1] * size * size, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))

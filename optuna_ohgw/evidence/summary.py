@@ -1,0 +1,565 @@
+"""Time to target at several targets, the controls, the step diagnostic and ``summary.md``.
+
+Pure functions on :class:`~optuna_ohgw.evidence.report.Cell` lists and plain rows; statistics
+come from :mod:`optuna_ohgw.evidence.stats` (censoring rules there) and every time to target is
+recomputed from a cell's anytime curves with :func:`~optuna_ohgw.evidence.metrics.time_to_target`,
+so one grid gives every target without rerunning anything.
+
+Rules
+-----
+* Targets are fixed per task *before* a grid runs (:data:`TARGETS`); the study file's own target
+  is the first criterion's (see :mod:`~optuna_ohgw.evidence.report`).
+* An arm is compared with a reference arm of the same ``(task, scheduler, sampler)`` on the
+  seeds both have (paired): ratio of censored medians with a paired bootstrap 95% CI and the
+  two-sided paired Wilcoxon p. Every arm is compared with ``vanilla``, and every arm that runs a
+  warm start also with ``random-sign``, the control with the same probe and step size but a
+  random direction: an arm that beats vanilla but not random-sign shows that *moving* a
+  configuration helps, not that the hypergradient does.
+* An arm *pays off* at a target when its ratio on the compute clock is ``<= MAX_RATIO`` (0.85)
+  and ``p < ALPHA`` (0.05) against vanilla, the seed's first criterion at that target.
+* Step diagnostic: a step *moved* a parameter when ``|nudged - raw|`` is at least
+  :data:`MOVED` of its range (range-scaled internal coordinates: the seed's raw rule moves by
+  ~1e-6 and does not count); a move is *inward* when the nudged value is closer to the middle of
+  the range than the raw value, *clipped* when it ends on a bound the raw value was not on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from optuna_ohgw.evidence import stats
+from optuna_ohgw.evidence.metrics import time_to_target
+from optuna_ohgw.evidence.report import (
+    ALPHA,
+    BASELINE,
+    MAX_RATIO,
+    N_BOOT,
+    PRIMARY_CLOCK,
+    Cell,
+    Comparison,
+    _f,
+    _order,
+    _pct,
+    _ttt,
+)
+
+TARGETS: dict[str, tuple[float, ...]] = {
+    "mnist1d": (0.90, 0.95, 0.97),
+    "fashion": (0.85, 0.88, 0.89),
+}
+"""Targets per task, fixed before the grids ran. MNIST-1D: from issue 13 (vanilla ASHA ends
+near 0.98; 0.90 is reached in its first configuration in most seeds). Fashion-MNIST: from a
+3-seed pilot of vanilla ASHA (TPE), the last one near its median best validation accuracy."""
+CONTROL = "random-sign"
+MOVED = 1e-3
+"""Smallest change, in range units, that counts as a move in the step diagnostic."""
+CLOCKS_SHOWN = ("epochs", PRIMARY_CLOCK)
+
+
+def split_label(scheduler: str) -> tuple[str, str]:
+    """``"asha/random"`` -> ``("asha", "random")``; no sampler in the label means TPE."""
+    name, _, sampler = scheduler.partition("/")
+    return name, sampler or "tpe"
+
+
+def target_rows(
+    cells: Sequence[Cell], targets: Mapping[str, Sequence[float]]
+) -> list[dict[str, Any]]:
+    """One row per (cell, target of its task): ``ttt_<clock>`` (``None`` = censored) and
+    ``budget_<clock>`` (the censoring time) on every clock of the cell's curves."""
+    rows = []
+    for c in cells:
+        for tau in targets.get(c.task, ()):
+            row: dict[str, Any] = {
+                "task": c.task,
+                "scheduler": c.scheduler,
+                "variant": c.variant,
+                "seed": c.seed,
+                "target": float(tau),
+            }
+            for clock, curve in c.metrics.curves.items():
+                row[f"ttt_{clock}"] = time_to_target(curve, tau, c.metrics.direction)
+                row[f"budget_{clock}"] = c.metrics.budget[clock]
+            rows.append(row)
+    return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetComparison:
+    """One arm against a reference arm at one target, paired by seed."""
+
+    task: str
+    scheduler: str
+    variant: str
+    reference: str
+    target: float
+    n_paired: int
+    n_reached: int
+    """Seeds of the arm (of the paired ones) that reached the target."""
+    n_reached_reference: int
+    ratio: dict[str, stats.RatioCI]
+    wilcoxon: dict[str, stats.WilcoxonResult]
+    clock: str = PRIMARY_CLOCK
+    """The clock that decides :attr:`pays_off`."""
+
+    @property
+    def pays_off(self) -> bool:
+        """Ratio ``<= MAX_RATIO`` and ``p < ALPHA`` on :attr:`clock`."""
+        r, w = self.ratio[self.clock], self.wilcoxon[self.clock]
+        return bool(
+            r.ratio is not None and r.ratio <= MAX_RATIO and w.p is not None and w.p < ALPHA
+        )
+
+
+def compare_at_targets(
+    rows: Sequence[Mapping[str, Any]],
+    reference: str = BASELINE,
+    *,
+    variants: Iterable[str] | None = None,
+    n_boot: int = N_BOOT,
+    clock: str = PRIMARY_CLOCK,
+) -> list[TargetComparison]:
+    """Every arm (or only ``variants``) against ``reference`` at each target, per ``(task,
+    scheduler label)``, on :data:`CLOCKS_SHOWN`; ``clock`` decides :attr:`~TargetComparison.
+    pays_off` and the counts of seeds that reached the target. Arms without a paired seed are
+    left out."""
+    groups: dict[tuple[str, str, float], dict[str, dict[int, Mapping[str, Any]]]] = {}
+    for r in rows:
+        key = (r["task"], r["scheduler"], r["target"])
+        groups.setdefault(key, {}).setdefault(r["variant"], {})[r["seed"]] = r
+    wanted = None if variants is None else set(variants)
+    out = []
+    for (task, scheduler, tau), arms in sorted(groups.items()):
+        ref = arms.get(reference, {})
+        for variant in _order(arms):
+            if variant == reference or (wanted is not None and variant not in wanted):
+                continue
+            seeds = sorted(set(arms[variant]) & set(ref))
+            if not seeds:
+                continue
+            a = [arms[variant][s] for s in seeds]
+            b = [ref[s] for s in seeds]
+            ratio, wil = {}, {}
+            for shown in CLOCKS_SHOWN:
+                ta, tb = _ttt(a, shown), _ttt(b, shown)
+                ratio[shown] = stats.median_ratio_ci(
+                    ta.time, tb.time, n_boot, a_censored=ta.censored, b_censored=tb.censored
+                )
+                wil[shown] = stats.paired_wilcoxon(ta.time, tb.time, ta.censored, tb.censored)
+            out.append(
+                TargetComparison(
+                    task=task,
+                    scheduler=scheduler,
+                    variant=variant,
+                    reference=reference,
+                    target=tau,
+                    n_paired=len(seeds),
+                    n_reached=sum(r[f"ttt_{clock}"] is not None for r in a),
+                    n_reached_reference=sum(r[f"ttt_{clock}"] is not None for r in b),
+                    ratio=ratio,
+                    wilcoxon=wil,
+                    clock=clock,
+                )
+            )
+    return out
+
+
+# ----- what the steps do ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class MoveSummary:
+    """The warm-start steps of one ``(task, scheduler, variant, parameter)``, seeds pooled."""
+
+    task: str
+    scheduler: str
+    variant: str
+    param: str
+    n: int
+    moved: float | None
+    """Share of steps that changed the value by at least :data:`MOVED` of the range."""
+    inward: float | None
+    """Share of the moved ones that ended closer to the middle of the range."""
+    clipped: float | None
+    """Share of the moved ones that ended on a bound (the step was clipped there)."""
+    from_edge: float | None
+    """Share of all raw values in the outer 10% of the range at either end."""
+    median_move: float
+    """Median signed move in range units (nudged - raw)."""
+    outcome_inward: float | None
+    outcome_outward: float | None
+    """Median best validation value of the configurations moved inward / outward."""
+
+
+def _share(k: int, n: int) -> float | None:
+    return k / n if n else None
+
+
+def move_summaries(cells: Sequence[Cell]) -> list[MoveSummary]:
+    """:class:`MoveSummary` per ``(task, scheduler, variant, parameter)`` from the cells'
+    ``moves`` (the ``ohgw.raw.*`` / ``ohgw.nudged.*`` attrs), and the re-probes' steps
+    (``ohgw.reprobe.from/to.*``) as variant ``"<variant> (at promotions)"``."""
+    pools: dict[tuple[str, str, str, str], list] = {}
+    for c in cells:
+        for m in c.moves:
+            pools.setdefault((c.task, c.scheduler, c.variant, m.param), []).append(m)
+        for m in c.reprobe_moves:  # listed apart: "re-probe (at promotions)"
+            key = (c.task, c.scheduler, f"{c.variant} (at promotions)", m.param)
+            pools.setdefault(key, []).append(m)
+    out = []
+    for (task, scheduler, variant, param), moves in sorted(pools.items()):
+        moved = [m for m in moves if abs(m.nudged - m.raw) >= MOVED]
+        inward = [m for m in moved if abs(m.nudged - 0.5) < abs(m.raw - 0.5)]
+        outward = [m for m in moved if abs(m.nudged - 0.5) >= abs(m.raw - 0.5)]
+
+        def _outcome(ms: list) -> float | None:
+            xs = [m.outcome for m in ms if m.outcome is not None]
+            return float(np.median(xs)) if xs else None
+
+        out.append(
+            MoveSummary(
+                task=task,
+                scheduler=scheduler,
+                variant=variant,
+                param=param,
+                n=len(moves),
+                moved=_share(len(moved), len(moves)),
+                inward=_share(len(inward), len(moved)),
+                clipped=_share(sum(m.at_bound for m in moved), len(moved)),
+                from_edge=_share(sum(min(m.raw, 1 - m.raw) < 0.1 for m in moves), len(moves)),
+                median_move=float(np.median([m.nudged - m.raw for m in moves])),
+                outcome_inward=_outcome(inward),
+                outcome_outward=_outcome(outward),
+            )
+        )
+    return out
+
+
+# ----- the plot ---------------------------------------------------------------------------------
+
+
+def plot_ratio_vs_target(
+    comps: Sequence[TargetComparison], out: pathlib.Path, clock: str = PRIMARY_CLOCK
+) -> list[str]:
+    """Per ``(task, scheduler label)``, the ratio against the target (one line per arm, its
+    bootstrap 95% CI as a band; ``inf`` and undefined points left out), log y axis; returns the
+    file names written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[tuple[str, str, str], list[TargetComparison]] = {}
+    for c in comps:
+        groups.setdefault((c.task, c.scheduler, c.reference), []).append(c)
+    files = []
+    for (task, scheduler, reference), group in sorted(groups.items()):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for variant in _order({c.variant for c in group}):
+            pts = sorted((c for c in group if c.variant == variant), key=lambda c: c.target)
+            xs, ys, lo, hi = [], [], [], []
+            for c in pts:
+                r = c.ratio[clock]
+                if r.ratio is None or not math.isfinite(r.ratio) or r.ratio <= 0:
+                    continue
+                xs.append(c.target)
+                ys.append(r.ratio)
+                lo.append(r.low if r.low is not None and r.low > 0 else r.ratio)
+                hi.append(r.high if r.high is not None and math.isfinite(r.high) else r.ratio)
+            if not xs:
+                continue
+            n = max(c.n_paired for c in pts)
+            (line,) = ax.plot(xs, ys, marker="o", label=f"{variant} (n={n})")
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15)
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.axhline(MAX_RATIO, color="k", ls="--", lw=0.8, label=f"criterion {MAX_RATIO}")
+        ax.set_yscale("log")
+        ax.set_xlabel("target (validation accuracy)")
+        ax.set_ylabel(f"median TTT ratio vs {reference} ({clock})")
+        ax.set_title(f"{task} / {scheduler}: arm / {reference}, 95% CI band")
+        ax.legend(fontsize=7)
+        tag = scheduler.replace("/", "-")
+        name = f"ratio-vs-target-{task}-{tag}-vs-{reference}-{clock}.png"
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=100)
+        plt.close(fig)
+        files.append(name)
+    return files
+
+
+# ----- markdown ---------------------------------------------------------------------------------
+
+
+def _cell_text(c: TargetComparison | None) -> str:
+    if c is None:
+        return "n/a"
+    r, w = c.ratio[c.clock], c.wilcoxon[c.clock]
+    ratio = "n/a" if r.ratio is None else f"{_f(r.ratio)} [{_f(r.low)}, {_f(r.high)}]"
+    p = "n/a" if w.p is None else f"{w.p:.2g}"
+    mark = " **pays off**" if c.pays_off and c.reference == BASELINE else ""
+    other = next(k for k in CLOCKS_SHOWN if k != c.clock)
+    ro, wo = c.ratio[other], c.wilcoxon[other]
+    second = f"{other} {_f(ro.ratio)} p={'n/a' if wo.p is None else f'{wo.p:.2g}'}"
+    return f"{ratio} p={p}; {second} ({c.n_reached}/{c.n_paired} reached){mark}"
+
+
+def seconds_per_epoch(cells: Sequence[Cell]) -> dict[tuple[str, str], tuple[float, float]]:
+    """``(task, scheduler label) -> (min, max)`` over cells of training seconds per epoch
+    (compute less probe seconds, over epochs): how much the machine's speed varied between
+    cells, which the compute clock inherits and the epochs clock does not."""
+    out: dict[tuple[str, str], list[float]] = {}
+    for c in cells:
+        m = c.metrics
+        if m.total_epochs:
+            rate = (m.total_compute - m.probe_seconds) / m.total_epochs
+            out.setdefault((c.task, c.scheduler), []).append(rate)
+    return {k: (min(v), max(v)) for k, v in out.items()}
+
+
+def target_table(
+    vs_vanilla: Sequence[TargetComparison],
+    vs_control: Sequence[TargetComparison],
+    targets: Mapping[str, Sequence[float]],
+    comparisons: Sequence[Comparison] = (),
+) -> list[str]:
+    """Markdown: per ``(task, scheduler, sampler, variant)`` the compute-clock ratio against
+    vanilla at each target, against random-sign at the hardest target, and the seed's
+    accuracy and compute criteria (from the report's :class:`Comparison` at the study target)."""
+    by = {(c.task, c.scheduler, c.variant, c.target): c for c in vs_vanilla}
+    ctl = {(c.task, c.scheduler, c.variant, c.target): c for c in vs_control}
+    crit = {(c.task, c.scheduler, c.variant): c for c in comparisons}
+    lines = []
+    for task in sorted({c.task for c in vs_vanilla}):
+        taus = sorted(targets.get(task, ()))
+        if not taus:
+            continue
+        lines += [
+            f"### {task} (targets {', '.join(f'{t:g}' for t in taus)})",
+            "",
+            "| scheduler | sampler | variant | "
+            + " | ".join(f"vs vanilla @ {t:g}" for t in taus)
+            + f" | vs {CONTROL} @ {taus[-1]:g} | accuracy drop | probe share | 3 criteria |",
+            "|" + "---|" * (len(taus) + 7),
+        ]
+        arms = sorted(
+            {(c.scheduler, c.variant) for c in vs_vanilla if c.task == task},
+            key=lambda sv: (split_label(sv[0]), _order([sv[1]]), sv[1]),
+        )
+        for scheduler, variant in arms:
+            name, sampler = split_label(scheduler)
+            cells = [_cell_text(by.get((task, scheduler, variant, t))) for t in taus]
+            control = "-" if variant == CONTROL else _cell_text(
+                ctl.get((task, scheduler, variant, taus[-1]))
+            )
+            comp = crit.get((task, scheduler, variant))
+            drop = _pct(comp.accuracy_drop) if comp else "n/a"
+            share = _pct(comp.median_probe_share) if comp else "n/a"
+            three = "n/a"
+            if comp is not None:
+                hard = by.get((task, scheduler, variant, taus[-1]))
+                flags = [
+                    None if hard is None else hard.pays_off,
+                    comp.criteria["accuracy"],
+                    comp.criteria["compute"],
+                ]
+                three = "/".join({True: "yes", False: "no", None: "?"}[f] for f in flags)
+            lines.append(
+                f"| {name} | {sampler} | {variant} | " + " | ".join(cells)
+                + f" | {control} | {drop} | {share} | {three} |"
+            )
+        lines.append("")
+    return lines
+
+
+def move_table(moves: Sequence[MoveSummary]) -> list[str]:
+    """Markdown table of :func:`move_summaries`."""
+    lines = [
+        "| task | scheduler | variant | parameter | steps | moved | inward | clipped at a bound "
+        "| raw in outer 10% | median move (range units) | best value: inward / outward |",
+        "|" + "---|" * 11,
+    ]
+    for m in moves:
+        lines.append(
+            f"| {m.task} | {m.scheduler} | {m.variant} | {m.param} | {m.n} | {_pct(m.moved)} | "
+            f"{_pct(m.inward)} | {_pct(m.clipped)} | {_pct(m.from_edge)} | "
+            f"{m.median_move:+.3f} | {_f(m.outcome_inward, 4)} / {_f(m.outcome_outward, 4)} |"
+        )
+    return lines
+
+
+def statements(
+    vs_vanilla: Sequence[TargetComparison], vs_control: Sequence[TargetComparison]
+) -> list[str]:
+    """Plain sentences: which arms pay off at which targets against vanilla, and whether they
+    also beat random-sign there (paired Wilcoxon p < ALPHA with a ratio below 1)."""
+    ctl = {(c.task, c.scheduler, c.variant, c.target): c for c in vs_control}
+    wins = [c for c in vs_vanilla if c.pays_off]
+    lines = []
+    clock = vs_vanilla[0].clock if vs_vanilla else PRIMARY_CLOCK
+    if not wins:
+        lines.append(
+            f"- No arm reaches any target at least {100 * (1 - MAX_RATIO):.0f}% sooner than "
+            f"vanilla with p < {ALPHA} on the {clock} clock: on these seeds a warm "
+            "start does not pay off anywhere."
+        )
+    for c in wins:
+        control = ctl.get((c.task, c.scheduler, c.variant, c.target))
+        r = c.ratio[c.clock].ratio
+        text = (
+            f"- {c.task} / {c.scheduler} / {c.variant} @ {c.target:g}: ratio {_f(r)} vs "
+            f"vanilla on the {c.clock} clock (p {c.wilcoxon[c.clock].p:.2g}, n={c.n_paired})"
+        )
+        if c.variant == CONTROL:
+            text += ": this is the random-direction control itself."
+        elif control is None:
+            text += f"; no {CONTROL} arm to tell the hypergradient from the move."
+        else:
+            rc, wc = control.ratio[c.clock].ratio, control.wilcoxon[c.clock]
+            beats = rc is not None and rc < 1 and wc.p is not None and wc.p < ALPHA
+            text += (
+                f"; against {CONTROL} {_f(rc)} (p {_f(wc.p, 2)}): "
+                + (
+                    "the hypergradient's direction matters."
+                    if beats
+                    else "not better than a random direction, so the gain is the move, not "
+                    "the hypergradient."
+                )
+            )
+        lines.append(text)
+    arms: dict[tuple[str, str, str], list[TargetComparison]] = {}
+    for c in vs_vanilla:
+        arms.setdefault((c.task, c.scheduler, c.variant), []).append(c)
+    for (task, scheduler, variant), cs in sorted(arms.items()):
+        if any(c.pays_off for c in cs):
+            continue
+        ratios = ", ".join(
+            f"{_f(c.ratio[c.clock].ratio)} @ {c.target:g}"
+            for c in sorted(cs, key=lambda c: c.target)
+        )
+        lines.append(
+            f"- {task} / {scheduler} / {variant}: does not pay off at any target "
+            f"(ratio vs vanilla {ratios}; n={max(c.n_paired for c in cs)})."
+        )
+    return lines
+
+
+def paired_seed_counts(cells: Sequence[Cell]) -> dict[tuple[str, str], tuple[int, int]]:
+    """``(task, scheduler label) -> (seeds with every arm, largest seed count of an arm)``."""
+    arms: dict[tuple[str, str], dict[str, set[int]]] = {}
+    for c in cells:
+        arms.setdefault((c.task, c.scheduler), {}).setdefault(c.variant, set()).add(c.seed)
+    out = {}
+    for key, by in arms.items():
+        common = set.intersection(*by.values()) if by else set()
+        out[key] = (len(common), max(len(s) for s in by.values()))
+    return out
+
+
+def write_summary(
+    cells: Sequence[Cell],
+    path: str | pathlib.Path,
+    figures: str | pathlib.Path,
+    command: str,
+    *,
+    targets: Mapping[str, Sequence[float]] = TARGETS,
+    planned_seeds: int = 20,
+    n_boot: int = N_BOOT,
+    clock: str = PRIMARY_CLOCK,
+) -> pathlib.Path:
+    """Write the one-page verdict to ``path`` and its ratio-vs-target plots into ``figures``
+    (linked relative to ``path``); return ``path``. ``clock`` decides what pays off (the seed's
+    criterion is on ``compute``; ``epochs`` where other jobs made the machine's speed vary)."""
+    from optuna_ohgw.evidence.report import compare, row_of
+
+    path, figures = pathlib.Path(path), pathlib.Path(figures)
+    figures.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    comps = compare([row_of(c) for c in cells], n_boot=n_boot)
+    rows = target_rows(cells, targets)
+    vs_vanilla = compare_at_targets(rows, BASELINE, n_boot=n_boot, clock=clock)
+    warm = {c.variant for c in cells} - {BASELINE, CONTROL, "toward-middle"}
+    vs_control = compare_at_targets(rows, CONTROL, variants=warm, n_boot=n_boot, clock=clock)
+    files = [
+        f
+        for shown in CLOCKS_SHOWN
+        for comps_ in (vs_vanilla, vs_control)
+        for f in plot_ratio_vs_target(comps_, figures, shown)
+    ]
+    counts = paired_seed_counts(cells)
+    partial = [k for k, (n, _) in counts.items() if n < planned_seeds]
+    rel = figures.relative_to(path.parent) if figures.is_relative_to(path.parent) else figures
+    lines = [
+        "# Where does a warm start pay off? (summary)",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        "## The grid",
+        "",
+        f"{len(cells)} cells. Paired seeds (seeds with every arm of the group) per "
+        f"(task, scheduler/sampler), of {planned_seeds} planned:",
+        "",
+        *(
+            f"- {task} / {sched}: {n} paired seed(s) (the fullest arm has {m})"
+            for (task, sched), (n, m) in sorted(counts.items())
+        ),
+        "",
+        (
+            f"**The grid is partial** ({len(partial)} of {len(counts)} groups have fewer than "
+            f"{planned_seeds} paired seeds): every figure below is provisional, and with a few "
+            "seeds no test can reach p < 0.05 (a two-sided Wilcoxon test needs at least 6 "
+            "non-zero pairs)."
+            if partial
+            else f"Every group has {planned_seeds} paired seeds."
+        ),
+        "",
+        "Machine speed: training seconds per epoch ranged "
+        + "; ".join(
+            f"{lo:.2f}-{hi:.2f} s ({task} / {sched})"
+            for (task, sched), (lo, hi) in sorted(seconds_per_epoch(cells).items())
+        )
+        + " across cells (other jobs shared the cores). The compute clock inherits that "
+        "spread; the epochs clock (machine independent) is shown next to it.",
+        "",
+        "Targets, fixed before the grid ran: "
+        + "; ".join(f"{t}: {', '.join(f'{x:g}' for x in v)}" for t, v in sorted(targets.items()))
+        + ".",
+        "",
+        f"## Time to target ({clock} clock decides), OHGW / vanilla and OHGW / random-sign",
+        "",
+        f"Ratio of median time to target on the {clock} clock (compute: seconds of training "
+        "and probing summed; epochs: trained epochs, probes not counted, see 'probe share'), "
+        "paired bootstrap 95% CI, paired two-sided Wilcoxon p, then the ratio and p on the other "
+        "clock; 'reached' counts "
+        f"the arm's paired seeds that reached the target. **pays off**: ratio <= {MAX_RATIO} and "
+        f"p < {ALPHA} against vanilla on the {clock} clock (the seed's first criterion). "
+        "'3 criteria': time to target at the hardest target / final accuracy / extra compute, "
+        "the last two at the study file's target as in the task's report.",
+        "",
+        *target_table(vs_vanilla, vs_control, targets, comps),
+        "## What the steps change",
+        "",
+        "From the ``ohgw.raw.*`` / ``ohgw.nudged.*`` attrs of every warm-started trial, seeds "
+        "pooled; positions in range units (log space for log-scaled parameters). 'inward': the "
+        "step ended closer to the middle of the range; 'clipped': it ended on a bound.",
+        "",
+        *move_table(move_summaries(cells)),
+        "",
+        "## Verdict",
+        "",
+        *statements(vs_vanilla, vs_control),
+        "",
+        "## Plots",
+        "",
+        *(f"![{f}]({rel / f})" for f in files),
+        "",
+    ]
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,214 @@
+"""Several targets, the random-sign control, the step diagnostic and summary.md, on real
+Optuna storages holding hand-made bench cells."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import optuna
+import pytest
+from click.testing import CliRunner
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from cli.report import report
+from optuna_ohgw import attrs
+from optuna_ohgw.evidence import report as rep
+from optuna_ohgw.evidence import summary as sm
+from optuna_ohgw.evidence.metrics import warm_start_moves
+from optuna_ohgw.storage import open_storage
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+LR = FloatDistribution(1e-3, 1.0, log=True)
+MOM = FloatDistribution(0.0, 0.9)
+T0 = dt.datetime(2026, 1, 1)
+# Epochs (1 s each) after which each arm's single trial reaches 0.90 / 0.95 / 0.97.
+REACH = {"vanilla": (4, 8, 12), "ohgw-normalized": (2, 4, 6), "random-sign": (2, 4, 12)}
+
+
+def _curve(variant: str, seed: int) -> list[float]:
+    a, b, c = (e + (seed % 2) for e in REACH[variant])
+    return [0.97 if e >= c else 0.95 if e >= b else 0.9 if e >= a else 0.5 for e in range(1, 15)]
+
+
+def _make(storage, seeds: int = 6, *, sampler: str = "") -> None:  # type: ignore[no-untyped-def]
+    for variant in REACH:
+        for seed in range(seeds):
+            name = f"bench-mnist1d-asha{sampler}-s{seed}-{variant}"
+            study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+            study.set_user_attr("ohgw.target", 0.9)
+            values = _curve(variant, seed)
+            ua = {
+                attrs.EPOCHS: len(values),
+                attrs.EPOCH_SECONDS: [1.0] * len(values),
+                attrs.SETUP_SECONDS: 0.0,
+                "test_accuracy": values[-1],
+                attrs.STATUS: "off" if variant == "vanilla" else "ok",
+            }
+            params = {"lr": 0.5, "momentum": 0.0}
+            if variant != "vanilla":
+                # lr: raw 0.5 moved down (inward in log space, 0.5 is near the top); momentum:
+                # raw 0.0 at the lower bound moved up (inward); seed 0 has lr clipped at 1.0.
+                ua.update({attrs.raw("lr"): 0.5, attrs.raw("momentum"): 0.0})
+                ua[attrs.nudged("lr")] = 1.0 if seed == 0 else 0.3
+                ua[attrs.nudged("momentum")] = 0.045
+                ua[attrs.PROBE_SECONDS] = 0.0
+                params = {"lr": ua[attrs.nudged("lr")], "momentum": 0.045}
+            trial = create_trial(
+                state=TrialState.COMPLETE,
+                value=values[-1],
+                params=params,
+                distributions={"lr": LR, "momentum": MOM},
+                user_attrs=ua,
+                intermediate_values={i + 1: v for i, v in enumerate(values)},
+            )
+            trial.datetime_start = T0
+            trial.datetime_complete = T0 + dt.timedelta(seconds=len(values))
+            study.add_trial(trial)
+
+
+@pytest.fixture
+def cells():  # type: ignore[no-untyped-def]
+    storage = optuna.storages.InMemoryStorage()
+    _make(storage)
+    return rep.load_cells(storage)
+
+
+def test_time_to_target_at_every_target_and_the_control(cells) -> None:  # type: ignore[no-untyped-def]
+    rows = sm.target_rows(cells, {"mnist1d": (0.90, 0.95, 0.97)})
+    assert len(rows) == 3 * len(cells)
+    row = next(r for r in rows if r["variant"] == "vanilla" and r["seed"] == 1)
+    assert [row["target"], row["ttt_epochs"]] == [0.9, 5.0]
+    vs = {(c.variant, c.target): c for c in sm.compare_at_targets(rows, n_boot=200)}
+    arms = ("ohgw-normalized", "random-sign")
+    assert set(vs) == {(v, t) for v in arms for t in (0.9, 0.95, 0.97)}
+    hard = vs[("ohgw-normalized", 0.97)]
+    # Medians: ohgw 6.5 epochs, vanilla 12.5: every seed is 6 epochs sooner (p = 2/64).
+    assert hard.ratio["epochs"].ratio == pytest.approx(6.5 / 12.5)
+    assert hard.wilcoxon["compute"].p == pytest.approx(0.03125)
+    assert hard.pays_off and hard.n_paired == 6 and hard.n_reached == 6
+    # random-sign matches OHGW at 0.90 and 0.95 but not at 0.97: its ratio there is 1.
+    assert vs[("random-sign", 0.95)].pays_off and not vs[("random-sign", 0.97)].pays_off
+    control = {
+        (c.variant, c.target): c
+        for c in sm.compare_at_targets(rows, "random-sign", variants={"ohgw-normalized"})
+    }
+    assert set(control) == {("ohgw-normalized", t) for t in (0.9, 0.95, 0.97)}
+    assert control[("ohgw-normalized", 0.9)].wilcoxon["epochs"].p is None  # identical times
+    assert control[("ohgw-normalized", 0.97)].ratio["epochs"].ratio == pytest.approx(6.5 / 12.5)
+    text = "\n".join(sm.statements(list(vs.values()), list(control.values())))
+    assert "ohgw-normalized @ 0.97" in text and "the hypergradient's direction matters" in text
+    assert "ohgw-normalized @ 0.9:" in text and "not better than a random direction" in text
+
+
+def test_moves_say_which_parameters_move_inward_and_which_are_clipped(cells) -> None:  # type: ignore[no-untyped-def]
+    moves = {(m.variant, m.param): m for m in sm.move_summaries(cells)}
+    lr, mom = moves[("ohgw-normalized", "lr")], moves[("ohgw-normalized", "momentum")]
+    assert lr.n == 6 and lr.moved == 1.0
+    assert lr.clipped == pytest.approx(1 / 6) and lr.inward == pytest.approx(5 / 6)
+    assert mom.inward == 1.0 and mom.clipped == 0.0 and mom.from_edge == 1.0
+    assert mom.median_move == pytest.approx(0.05)
+    assert ("vanilla", "lr") not in moves  # no warm start, no move
+    one = [m for c in cells if c.variant == "ohgw-normalized" and c.seed == 0 for m in c.moves]
+    assert {m.param: m.at_bound for m in one} == {"lr": True, "momentum": False}
+    assert warm_start_moves([]) == []
+
+
+def test_summary_page_says_the_grid_is_partial(cells, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = sm.write_summary(
+        cells, tmp_path / "summary.md", tmp_path / "mnist1d", "cmd", n_boot=200, planned_seeds=20
+    )
+    text = path.read_text()
+    assert "mnist1d / asha: 6 paired seed(s)" in text and "**The grid is partial**" in text
+    assert "| asha | tpe | ohgw-normalized |" in text and "**pays off**" in text
+    assert "## What the steps change" in text and "## Verdict" in text
+    assert "1.00-1.00 s (mnist1d / asha)" in text  # every made-up epoch takes 1 s
+    assert "0.52 [0.5, 0.538] p=0.031; epochs 0.52 p=0.031 (6/6 reached) **pays off**" in text
+    plots = sorted(p.name for p in (tmp_path / "mnist1d").glob("ratio-vs-target-*.png"))
+    assert plots == [
+        f"ratio-vs-target-mnist1d-asha-vs-{ref}-{clock}.png"
+        for ref in ("random-sign", "vanilla")
+        for clock in ("compute", "epochs")
+    ]
+    assert "](mnist1d/ratio-vs-target-mnist1d-asha-vs-vanilla-compute.png)" in text
+
+
+def test_cli_summary_over_two_grids_with_samplers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    a, b = (f"journal:{tmp_path / name}" for name in ("tpe.journal", "random.journal"))
+    _make(open_storage(a, heartbeat=False), seeds=3)
+    _make(open_storage(b, heartbeat=False), seeds=3, sampler="-random")
+    out = tmp_path / "reports"
+    args = ["--storage", a, "--storage", b, "--name", "mnist1d", "--out", str(out), "--summary"]
+    result = CliRunner().invoke(
+        report, [*args, "--targets", "mnist1d=0.95,0.97", "--clock", "epochs"]
+    )
+    assert result.exit_code == 0, result.output
+    text = (out / "summary.md").read_text()
+    assert "(epochs clock decides)" in text and "p=0.25; compute" in text
+    assert "| asha | random | ohgw-normalized |" in text and "| asha | tpe | vanilla" not in text
+    assert "mnist1d / asha/random: 3 paired seed(s)" in text and "mnist1d: 0.95, 0.97" in text
+    figures = out / "mnist1d"
+    assert (figures / "ratio-vs-target-mnist1d-asha-random-vs-vanilla-compute.png").exists()
+    assert (figures / "curves-mnist1d-asha-random-epochs.png").exists()
+    bad = CliRunner().invoke(report, [*args, "--targets", "mnist1d"])
+    assert bad.exit_code == 2 and "TASK=T1,T2" in bad.output
+
+
+def test_finished_only_and_tiny_moves() -> None:
+    from optuna_ohgw.evidence.grid import DONE_ATTR
+
+    storage = optuna.storages.InMemoryStorage()
+    _make(storage, seeds=2)
+    done = "bench-mnist1d-asha-s0-vanilla"
+    optuna.load_study(study_name=done, storage=storage).set_user_attr(DONE_ATTR, True)
+    assert [c.name for c in rep.load_cells(storage, finished_only=True)] == [done]
+    assert len(rep.load_cells(storage)) == 6
+    # The seed's raw rule moves log-lr by ~1e-6 of the range: recorded, but not a move.
+    study = optuna.create_study(
+        study_name="bench-mnist1d-asha-s0-ohgw-raw", storage=storage, direction="maximize"
+    )
+    study.set_user_attr("ohgw.target", 0.9)
+    ua = {attrs.STATUS: "ok", attrs.raw("lr"): 0.5, attrs.nudged("lr"): 0.5 * (1 + 1e-6)}
+    study.add_trial(
+        create_trial(
+            state=TrialState.COMPLETE,
+            value=0.9,
+            params={"lr": 0.5},
+            distributions={"lr": LR},
+            user_attrs=ua,
+            intermediate_values={1: 0.9},
+        )
+    )
+    moves = sm.move_summaries([c for c in rep.load_cells(storage) if c.variant == "ohgw-raw"])
+    assert [(m.param, m.n, m.moved, m.inward) for m in moves] == [("lr", 1, 0.0, None)]
+
+
+def test_reprobe_moves_are_listed_apart() -> None:
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(
+        study_name="bench-mnist1d-pasha-s0-re-probe", storage=storage, direction="maximize"
+    )
+    study.set_user_attr("ohgw.target", 0.9)
+    ua = {
+        attrs.STATUS: "skipped: every probed parameter is fixed (enqueued, retried or resumed)",
+        attrs.REPROBE_STATUS: "ok",
+        attrs.reprobe_from("momentum"): 0.9,
+        attrs.reprobe_to("momentum"): 0.855,
+    }
+    study.add_trial(
+        create_trial(
+            state=TrialState.COMPLETE,
+            value=0.9,
+            params={"momentum": 0.9},
+            distributions={"momentum": MOM},
+            user_attrs=ua,
+            intermediate_values={2: 0.9},
+        )
+    )
+    (cell,) = rep.load_cells(storage)
+    assert cell.moves == [] and len(cell.reprobe_moves) == 1
+    (m,) = sm.move_summaries([cell])
+    assert (m.variant, m.param) == ("re-probe (at promotions)", "momentum")
+    assert (m.clipped, m.inward) == (0.0, 1.0)
+    assert m.median_move == pytest.approx(-0.05)
+    assert m.from_edge == 1.0  # 0.9 of [0, 0.9] is the upper bound
