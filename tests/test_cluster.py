@@ -296,6 +296,7 @@ def test_the_dashboard_serves_checkpoints_from_the_study_store(tmp_path: pathlib
         proc.wait(timeout=30)
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_a_worker_stopped_by_sigterm_hands_its_trial_back(tmp_path: pathlib.Path) -> None:
     """Slurm's time limit and a Kubernetes pod deletion send SIGTERM: the segment in flight is
     failed and enqueued again (same configuration), never left RUNNING."""
