@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 import warnings
@@ -96,7 +97,8 @@ def worker(
             device_from += os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")
         else:
             device_from = "--device"
-        the_study = create_study(config, open_storage(url))
+        opened = open_storage(url)
+        the_study = create_study(config, opened)
         if is_promotion(config):
             from optuna_ohgw.checkpoint import open_checkpoints
 
@@ -108,10 +110,13 @@ def worker(
         )
         start = time.time()
         gave_up = None
+        # Slurm (time limit, scancel) and Kubernetes (pod deletion) stop a worker with SIGTERM:
+        # handle it like Ctrl-C, so the trial in flight is failed and retried, not left RUNNING.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             run_worker(
                 config,
-                open_storage(url),
+                opened,
                 index,
                 data_dir=data_dir,
                 download=download,
@@ -119,12 +124,41 @@ def worker(
                 artifacts=where,
             )
         except KeyboardInterrupt:
-            fail("interrupted: this worker's trial is retried by the others (or the next run)")
+            retried = _hand_back(the_study)
+            fail(
+                f"interrupted: trial(s) {retried} enqueued again for the other workers (or the "
+                "next run)"
+            )
         except WorkerGaveUpError as err:  # trials kept failing: say so after the summary
             gave_up = err
         click.echo(summarize(the_study, time.time() - start).format())
         if gave_up is not None:
             fail(str(gave_up), code=1)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _hand_back(study: optuna.Study) -> list[int]:
+    """Fail and enqueue again the trial this interrupted worker was running; its numbers."""
+    from optuna_ohgw.runner import WORKER_ATTR, recover_orphans
+
+    # A promotion segment is left RUNNING; study.optimize fails its trial itself.
+    retried = recover_orphans(study, dead_pids={os.getpid()})
+    if retried:
+        return retried
+    me = (socket.gethostname(), os.getpid())
+    mine = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if ((t.system_attrs.get(WORKER_ATTR) or {}).get("host"),
+            (t.system_attrs.get(WORKER_ATTR) or {}).get("pid")) == me
+    ]
+    if mine and mine[-1].state == optuna.trial.TrialState.FAIL:
+        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)(study, mine[-1])
+        return [mine[-1].number]
+    return []
 
 
 @click.command("storage-proxy")

@@ -294,3 +294,37 @@ def test_the_dashboard_serves_checkpoints_from_the_study_store(tmp_path: pathlib
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_worker_stopped_by_sigterm_hands_its_trial_back(tmp_path: pathlib.Path) -> None:
+    """Slurm's time limit and a Kubernetes pod deletion send SIGTERM: the segment in flight is
+    failed and enqueued again (same configuration), never left RUNNING."""
+    import signal
+
+    path = _study_file(tmp_path, "term", "pasha", n_trials=50)
+    url = f"journal:{tmp_path / 'term.journal'}"
+    proc = _start(tmp_path, "worker", "--study", str(path), "--storage", url)
+    storage = None
+    try:
+        for _ in range(600):
+            assert proc.poll() is None, proc.communicate()[1]
+            if (tmp_path / "term.journal").exists():
+                storage = storage or open_storage(url, heartbeat=False)
+                study = optuna.load_study(study_name="term", storage=storage)
+                if study.get_trials(states=(TrialState.RUNNING,)):
+                    break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, err
+    assert err.strip().startswith("error: interrupted") and err.strip().count("\n") == 0, err
+    trials = optuna.load_study(study_name="term", storage=open_storage(url)).trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    (failed,) = [t for t in trials if t.state == TrialState.FAIL]
+    retried_from = optuna.storages.RetryFailedTrialCallback.retried_trial_number
+    (retry,) = [t for t in trials if retried_from(t) == failed.number]
+    assert retry.state == TrialState.WAITING and retry.params == failed.params
