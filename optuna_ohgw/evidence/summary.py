@@ -528,6 +528,17 @@ def write_summary(
         + " across cells (other jobs shared the cores). The compute clock inherits that "
         "spread; the epochs clock (machine independent) is shown next to it.",
         "",
+        *(
+            [
+                "TPE's first `n_startup_trials` (10) configurations are drawn by a RandomSampler "
+                "seeded like the Random arm's, so a TPE arm and its Random twin are the same run "
+                "until the 10th configuration: where a target is reached by then, the two give "
+                "the same time on the epochs clock.",
+                "",
+            ]
+            if any(split_label(c.scheduler)[1] == "random" for c in cells)
+            else []
+        ),
         "Targets, fixed before the grid ran: "
         + "; ".join(f"{t}: {', '.join(f'{x:g}' for x in v)}" for t, v in sorted(targets.items()))
         + ".",
