@@ -122,6 +122,7 @@ def test_summary_page_says_the_grid_is_partial(cells, tmp_path) -> None:  # type
     assert "mnist1d / asha: 6 paired seed(s)" in text and "**The grid is partial**" in text
     assert "| asha | tpe | ohgw-normalized |" in text and "**pays off**" in text
     assert "## What the steps change" in text and "## Verdict" in text
+    assert "until the 10th configuration" not in text  # no Random arm here
     assert "1.00-1.00 s (mnist1d / asha)" in text  # every made-up epoch takes 1 s
     assert "0.52 [0.5, 0.538] p=0.031; epochs 0.52 p=0.031 (6/6 reached) **pays off**" in text
     plots = sorted(p.name for p in (tmp_path / "mnist1d").glob("ratio-vs-target-*.png"))
@@ -147,6 +148,7 @@ def test_cli_summary_over_two_grids_with_samplers(tmp_path) -> None:  # type: ig
     assert "(epochs clock decides)" in text and "p=0.25; compute" in text
     assert "| asha | random | ohgw-normalized |" in text and "| asha | tpe | vanilla" not in text
     assert "mnist1d / asha/random: 3 paired seed(s)" in text and "mnist1d: 0.95, 0.97" in text
+    assert "until the 10th configuration" in text
     figures = out / "mnist1d"
     assert (figures / "ratio-vs-target-mnist1d-asha-random-vs-vanilla-compute.png").exists()
     assert (figures / "curves-mnist1d-asha-random-epochs.png").exists()

@@ -51,11 +51,13 @@ from optuna_ohgw.evidence.report import (
 
 TARGETS: dict[str, tuple[float, ...]] = {
     "mnist1d": (0.90, 0.95, 0.97),
-    "fashion": (0.85, 0.88, 0.89),
+    "fashion": (0.85, 0.87, 0.88),
 }
 """Targets per task, fixed before the grids ran. MNIST-1D: from issue 13 (vanilla ASHA ends
 near 0.98; 0.90 is reached in its first configuration in most seeds). Fashion-MNIST: from a
-3-seed pilot of vanilla ASHA (TPE), the last one near its median best validation accuracy."""
+pilot of vanilla ASHA (TPE, 60 trials, seeds 0-2): best validation accuracy 0.8945, 0.883 and
+0.8875 (seed 2 after 47 of its 60 trials), median 0.8875; 0.88 is just below it (reached at
+92, 149 and 90 epochs), 0.85 and 0.87 are the easier steps."""
 CONTROL = "random-sign"
 MOVED = 1e-3
 """Smallest change, in range units, that counts as a move in the step diagnostic."""
@@ -528,6 +530,17 @@ def write_summary(
         + " across cells (other jobs shared the cores). The compute clock inherits that "
         "spread; the epochs clock (machine independent) is shown next to it.",
         "",
+        *(
+            [
+                "TPE's first `n_startup_trials` (10) configurations are drawn by a RandomSampler "
+                "seeded like the Random arm's, so a TPE arm and its Random twin are the same run "
+                "until the 10th configuration: where a target is reached by then, the two give "
+                "the same time on the epochs clock.",
+                "",
+            ]
+            if any(split_label(c.scheduler)[1] == "random" for c in cells)
+            else []
+        ),
         "Targets, fixed before the grid ran: "
         + "; ".join(f"{t}: {', '.join(f'{x:g}' for x in v)}" for t, v in sorted(targets.items()))
         + ".",
