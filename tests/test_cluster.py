@@ -328,3 +328,10 @@ def test_a_worker_stopped_by_sigterm_hands_its_trial_back(tmp_path: pathlib.Path
     retried_from = optuna.storages.RetryFailedTrialCallback.retried_trial_number
     (retry,) = [t for t in trials if retried_from(t) == failed.number]
     assert retry.state == TrialState.WAITING and retry.params == failed.params
+
+
+def test_the_storage_proxy_refuses_a_journal_in_one_line(tmp_path: pathlib.Path) -> None:
+    proc = _start(tmp_path, "storage-proxy", "--storage", f"journal:{tmp_path / 'x.journal'}")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert err.strip().count("\n") == 0 and "RDB storages only" in err, err
