@@ -40,7 +40,9 @@ def _probe(task, splits: Splits, device: torch.device, dtype: torch.dtype, k: in
         splits.train,
         splits.val,
         ROLES,
+        optimizer=torch.optim.SGD,  # as the tasks train
         k=k,
+        batch_size=128,
         augmentation=task.augmentation,
         dtype=dtype,
         device=device,

@@ -4,7 +4,8 @@ Starts ``ohgw-optuna storage-proxy`` on 127.0.0.1, then for each N runs a fresh 
 ``spawn``-ed processes call ``optimize`` with a near-empty objective (5 floats, 3 reports) on
 ``--pg-url`` directly, then on ``grpc://127.0.0.1:PORT``. The clock starts when every worker is
 ready (a barrier) and stops when the last is done; meanwhile the parent samples the database's
-connection count (``pg_stat_activity``, this database, not counting its own) and keeps the peak.
+connection count (``pg_stat_activity``, the connections tagged with this benchmark's
+``application_name``) and keeps the peak.
 On a small machine the absolute rates say little: read the ordering and the connection counts.
 
     URL=$(scripts/postgres.sh)
@@ -52,15 +53,22 @@ def _worker(url: str, name: str, n_trials: int, barrier, errors) -> None:  # typ
         errors.value += 1
 
 
+APP = "ohgw-proxy-bench"
+"""``application_name`` of this benchmark's database connections (others may share the DB)."""
+
+
+def _tagged(url: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}application_name={APP}"
+
+
 def _connections(engine) -> int:  # type: ignore[no-untyped-def]
     import sqlalchemy
 
     query = sqlalchemy.text(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = :app"
     )
     with engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())
+        return int(conn.execute(query, {"app": APP}).scalar_one())
 
 
 def _run(url: str, pg_url: str, n_workers: int, trials: int) -> tuple[float, int, int, int]:
@@ -117,6 +125,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=320, help="trials per run, all workers")
     parser.add_argument("--threads", type=int, default=16, help="the proxy's threads")
     args = parser.parse_args()
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not args.pg_url:
         sys.exit("error: pass --pg-url (or set OHGW_TEST_PG_URL); scripts/postgres.sh prints one")
     port = _free_port()
@@ -131,7 +142,7 @@ def main() -> None:
             "--threads",
             str(args.threads),
         ],
-        env={**os.environ, "OHGW_STORAGE_URL": args.pg_url},
+        env={**os.environ, "OHGW_STORAGE_URL": _tagged(args.pg_url)},
         stdout=subprocess.DEVNULL,
     )
     try:
@@ -142,7 +153,8 @@ def main() -> None:
         print(f"{'workers':>7} {'storage':<7} {'trials/s':>9} {'peak db conns':>13} "
               f"{'finished':>8} {'errors':>6}")
         for n in (int(w) for w in args.workers.split(",")):
-            for via, url in (("direct", args.pg_url), ("proxy", f"grpc://127.0.0.1:{port}")):
+            direct = _tagged(args.pg_url)
+            for via, url in (("direct", direct), ("proxy", f"grpc://127.0.0.1:{port}")):
                 rate, peak, finished, errors = _run(url, args.pg_url, n, args.trials)
                 print(f"{n:>7} {via:<7} {rate:>9.1f} {peak:>13} {finished:>8} {errors:>6}")
     finally:

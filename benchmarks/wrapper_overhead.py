@@ -167,9 +167,9 @@ def run(kind: str, n_trials: int, seed: int) -> tuple[dict[str, float], list[dic
 
 def storage_costs(seed: int) -> None:
     """Milliseconds per trial spent writing the warm start's user attrs, per storage."""
-    from optuna_ohgw import sampler as sampler_module
+    from optuna_ohgw import _optuna_compat as compat
 
-    write = sampler_module._set_user_attrs
+    write = compat.set_user_attrs
     spent: list[float] = []
 
     def timed(*args: Any) -> None:
@@ -177,7 +177,7 @@ def storage_costs(seed: int) -> None:
         write(*args)
         spent.append(time.perf_counter() - start)
 
-    sampler_module._set_user_attrs = timed
+    compat.set_user_attrs = timed
     try:
         with tempfile.TemporaryDirectory() as tmp:
             storages: list[tuple[str, Any, int]] = [
@@ -199,7 +199,7 @@ def storage_costs(seed: int) -> None:
                     f"{1e3 * statistics.median(spent):.3f} ms (median over {n_trials} trials)"
                 )
     finally:
-        sampler_module._set_user_attrs = write
+        compat.set_user_attrs = write
 
 
 def main() -> None:

@@ -13,10 +13,11 @@ from optuna_ohgw.studyfile import STUDY_DIRS as STUDY_DIRS
 from optuna_ohgw.studyfile import StudyFileError
 
 
-def fail(message: str) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with code 2."""
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code`` (2: bad input; 1: the run
+    failed)."""
     click.echo(f"error: {message}", err=True)
-    sys.exit(2)
+    sys.exit(code)
 
 
 def parse_budget(items: tuple[str, ...]) -> dict[str, Any]:

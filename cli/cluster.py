@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 import warnings
 
 import click
 import optuna
-from optuna.trial import TrialState
 
 from ._common import fail
 
@@ -68,8 +68,7 @@ def worker(
     from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS, canonical
     from optuna_ohgw.placement import local_rank, worker_device, worker_index
     from optuna_ohgw.runner import (
-        MAX_CONSECUTIVE_FAILURES,
-        WORKER_ATTR,
+        WorkerGaveUpError,
         create_study,
         is_promotion,
         run_worker,
@@ -98,7 +97,8 @@ def worker(
             device_from += os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")
         else:
             device_from = "--device"
-        the_study = create_study(config, open_storage(url))
+        opened = open_storage(url)
+        the_study = create_study(config, opened)
         if is_promotion(config):
             from optuna_ohgw.checkpoint import open_checkpoints
 
@@ -109,10 +109,14 @@ def worker(
             + (f"; checkpoints in {canonical(where)}" if is_promotion(config) else ""),
         )
         start = time.time()
+        gave_up = None
+        # Slurm (time limit, scancel) and Kubernetes (pod deletion) stop a worker with SIGTERM:
+        # handle it like Ctrl-C, so the trial in flight is failed and retried, not left RUNNING.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             run_worker(
                 config,
-                open_storage(url),
+                opened,
                 index,
                 data_dir=data_dir,
                 download=download,
@@ -120,18 +124,41 @@ def worker(
                 artifacts=where,
             )
         except KeyboardInterrupt:
-            fail("interrupted: this worker's trial is retried by the others (or the next run)")
-        trials = the_study.get_trials(deepcopy=False)
-        click.echo(summarize(the_study, time.time() - start).format())
-        me = {"host": socket.gethostname(), "pid": os.getpid()}
-        owner = {t.number: t.system_attrs.get(WORKER_ATTR) or {} for t in trials}
-        mine = [t for t in trials if all(owner[t.number].get(k) == v for k, v in me.items())]
-        last = mine[-MAX_CONSECUTIVE_FAILURES:]
-        if len(last) == MAX_CONSECUTIVE_FAILURES and all(t.state == TrialState.FAIL for t in last):
+            retried = _hand_back(the_study)
             fail(
-                f"this worker stopped after {len(last)} failed trials in a row, with budget "
-                "left (see the warnings above)"
+                f"interrupted: trial(s) {retried} enqueued again for the other workers (or the "
+                "next run)"
             )
+        except WorkerGaveUpError as err:  # trials kept failing: say so after the summary
+            gave_up = err
+        click.echo(summarize(the_study, time.time() - start).format())
+        if gave_up is not None:
+            fail(str(gave_up), code=1)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _hand_back(study: optuna.Study) -> list[int]:
+    """Fail and enqueue again the trial this interrupted worker was running; its numbers."""
+    from optuna_ohgw.runner import WORKER_ATTR, recover_orphans
+
+    # A promotion segment is left RUNNING; study.optimize fails its trial itself.
+    retried = recover_orphans(study, dead_pids={os.getpid()})
+    if retried:
+        return retried
+    me = (socket.gethostname(), os.getpid())
+    mine = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if ((t.system_attrs.get(WORKER_ATTR) or {}).get("host"),
+            (t.system_attrs.get(WORKER_ATTR) or {}).get("pid")) == me
+    ]
+    if mine and mine[-1].state == optuna.trial.TrialState.FAIL:
+        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)(study, mine[-1])
+        return [mine[-1].number]
+    return []
 
 
 @click.command("storage-proxy")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -10,7 +11,14 @@ import click
 import optuna
 
 import optuna_ohgw
-from optuna_ohgw.storage import StorageError, default_url, open_storage, redact
+from optuna_ohgw.storage import (
+    StorageError,
+    default_url,
+    normalize_url,
+    open_storage,
+    redact,
+    storage_file,
+)
 from optuna_ohgw.studyfile import StudyConfig, StudyFileError, apply_overrides, find_study_file
 from optuna_ohgw.studyfile import load_study_file as _load
 
@@ -92,7 +100,7 @@ def run(
     from tqdm import tqdm
 
     from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS
-    from optuna_ohgw.runner import RunSummary, is_promotion, run_study
+    from optuna_ohgw.runner import RunFailedError, RunSummary, is_promotion, run_study
     from optuna_ohgw.tasks import get_task
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -133,6 +141,11 @@ def run(
         except KeyboardInterrupt:
             bar.close()
             fail("interrupted: workers stopped; rerun the same command to resume the study")
+        except RunFailedError as err:  # what finished is kept; say so, then fail
+            progress(err.summary)
+            bar.close()
+            click.echo(err.summary.format())
+            fail(str(err), code=1)
         except RuntimeError as err:
             bar.close()
             fail(str(err))
@@ -188,7 +201,14 @@ def status(study: str, storage: str | None, no_ohgw: bool) -> None:
 
 
 def _load_existing(config: StudyConfig, url: str) -> optuna.Study:
-    storage = open_storage(url, heartbeat=False)
+    """The study on ``url``; nothing is created when the storage or the study is missing."""
+    path = storage_file(normalize_url(url))
+    if path is not None and not path.exists():
+        raise StorageError(
+            f"no storage file {path}; run `ohgw-optuna run --study {config.name}` first, or "
+            "check --storage"
+        )
+    storage = open_storage(url, heartbeat=False, create=False)
     try:
         return optuna.load_study(study_name=config.study_name, storage=storage)
     except KeyError:
@@ -226,7 +246,8 @@ def dashboard(
             fail("optuna-dashboard is not installed: pip install optuna-dashboard")
         shown = f" (checkpoints from {where})" if where else ""
         click.echo(f"optuna-dashboard for {config.study_name} at http://{host}:{port}/{shown}")
-        run_server(open_storage(url, heartbeat=False), host=host, port=port, artifact_store=store)
+        storage_ = open_storage(url, heartbeat=False, create=False)
+        run_server(storage_, host=host, port=port, artifact_store=store)
 
 
 def _register() -> None:
@@ -244,7 +265,18 @@ _register()
 
 
 def main() -> None:
-    app()
+    """The console script: click's usage errors (a bad option value, a missing option) are one
+    line on stderr with exit code 2, like every other user error."""
+    try:
+        code = app.main(standalone_mode=False)
+    except click.UsageError as err:
+        command = err.ctx.command_path if err.ctx else "ohgw-optuna"
+        fail(f"{err.format_message()} (see `{command} --help`)")
+    except click.ClickException as err:
+        fail(err.format_message())
+    except click.Abort:
+        fail("aborted", code=1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ def report(
     per_storage = []
     try:
         for url in storage:
-            opened = open_storage(url, heartbeat=False)
+            opened = open_storage(url, heartbeat=False, create=False)
             per_storage.append((opened, load_cells(opened, task, finished_only=finished_only)))
     except StorageError as err:
         fail(str(err))

@@ -22,6 +22,8 @@ import optuna
 from optuna.artifacts import Boto3ArtifactStore, FileSystemArtifactStore
 from optuna.artifacts.exceptions import ArtifactNotFound
 
+from optuna_ohgw import _optuna_compat as compat
+
 if TYPE_CHECKING:
     from optuna.artifacts._protocol import ArtifactStore
 
@@ -29,7 +31,8 @@ DEFAULT_ARTIFACTS = "runs/checkpoints"
 LOCATION_ATTR = "ohgw.artifacts"
 """Study user attr: the canonical URL of the study's artifact store (shown by the dashboard)."""
 TOKEN_ATTR = "ohgw:artifacts_token"
-"""Study system attr: the token whose marker object proves a store is the study's own."""
+"""Study system attr: the token whose marker object (``ohgw-store-TOKEN.json``) in a store
+proves that it is the study's own."""
 _MARKER = "ohgw-store-{token}.json"
 
 
@@ -113,24 +116,20 @@ def open_artifact_store(url: str, study_name: str) -> ArtifactStore:
 def bind_study(study: optuna.Study, store: ArtifactStore, url: str) -> None:
     """Record ``url`` as the study's artifact store, or check that ``store`` is the recorded one.
 
-    The first worker writes a random token on the study and a marker object named after it into
-    its store; a later worker must find that marker in its own store. So two machines that
-    would keep checkpoints in different places (a relative folder, a folder that is not shared,
-    another bucket) are refused at start, with one line that says which store to pass.
+    The first worker writes a marker object named after the study (its name and id) into its
+    store and records the store on the study; a later worker must find that marker in its own
+    store. So a machine that would keep checkpoints elsewhere (a relative folder, a folder that
+    is not shared, another bucket) is refused at start, with one line that says which store to
+    pass. Workers that join a new study at the same moment write the same marker.
     """
     where = canonical(url)
-    storage, study_id = study._storage, study._study_id  # no public study system attrs
-    mine = None
+    storage, study_id = compat.storage_of(study), compat.study_id(study)
+    token = uuid.uuid5(uuid.NAMESPACE_URL, f"optuna-ohgw/{study.study_name}/{study_id}").hex
     if storage.get_study_system_attrs(study_id).get(TOKEN_ATTR) is None:
-        mine = uuid.uuid4().hex
-        body = json.dumps({"study": study.study_name, "token": mine}).encode()
-        store.write(_MARKER.format(token=mine), io.BytesIO(body))
+        body = json.dumps({"study": study.study_name, "token": token}).encode()
+        store.write(_MARKER.format(token=token), io.BytesIO(body))
         study.set_user_attr(LOCATION_ATTR, where)
-        storage.set_study_system_attr(study_id, TOKEN_ATTR, mine)
-    # Read back: when two first workers race, the last token written wins for both.
-    token = storage.get_study_system_attrs(study_id)[TOKEN_ATTR]
-    if mine is not None and mine != token:
-        store.remove(_MARKER.format(token=mine))  # lost the race: only the winner's marker stays
+        storage.set_study_system_attr(study_id, TOKEN_ATTR, token)
     try:
         store.open_reader(_MARKER.format(token=token)).close()
     except ArtifactNotFound:

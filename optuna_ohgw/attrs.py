@@ -6,9 +6,13 @@ sort by them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 PREFIX = "ohgw"
 STATUS = f"{PREFIX}.status"
 """``ok``, ``off``, ``skipped: ...``, ``error: ...`` or ``nonfinite: ...``."""
+FAILED_STATUSES = ("error", "nonfinite")
+"""Status kinds of a probe that failed: the trial ran on its raw (un-nudged) values."""
 PROBE_SECONDS = f"{PREFIX}.probe_seconds"
 PROBE_LOSS = f"{PREFIX}.probe_loss"
 N_PROBES = f"{PREFIX}.n_probes"
@@ -22,9 +26,12 @@ SEED = f"{PREFIX}.seed"
 EPOCHS = f"{PREFIX}.epochs"
 """Resource used: epochs trained by this trial."""
 EPOCH_SECONDS = f"{PREFIX}.epoch_seconds"
-"""List of per-epoch compute seconds."""
+"""Per-epoch compute seconds, packed by :func:`pack_floats` (a short string that wraps in the
+dashboard, where a JSON list stretches the page); :func:`unpack_floats` reads both forms."""
 TRAIN_SECONDS = f"{PREFIX}.train_seconds"
 SETUP_SECONDS = f"{PREFIX}.setup_seconds"
+ERROR = f"{PREFIX}.error"
+"""Why a trial (segment) failed: ``ExceptionType: message``, set by the worker that ran it."""
 
 
 def raw(name: str) -> str:
@@ -45,6 +52,29 @@ def grad(name: str) -> str:
 def step(name: str) -> str:
     """Applied change in internal coordinates, after clipping and snapping."""
     return f"{PREFIX}.step.{name}"
+
+
+def status_kind(status: object) -> str:
+    """The kind of an :data:`STATUS` value: ``ok``, ``off``, ``skipped``, ``error``, ..."""
+    return str(status).split(":", 1)[0].strip() or "unknown"
+
+
+def pack_floats(values: Iterable[float]) -> str:
+    """``[0.41234, 0.398]`` -> ``"0.41234 0.398"`` (8 significant digits)."""
+    return " ".join(f"{float(v):.8g}" for v in values)
+
+
+def unpack_floats(raw: object) -> list[float] | None:
+    """The numbers of a :func:`pack_floats` string or of a list (older studies); ``None`` for
+    anything else."""
+    if isinstance(raw, str):
+        try:
+            return [float(v) for v in raw.split()]
+        except ValueError:
+            return None
+    if isinstance(raw, list | tuple):
+        return list(raw)
+    return None
 
 
 REPROBE = f"{PREFIX}.reprobe"

@@ -13,6 +13,8 @@ from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta, upl
 from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import TrialState
 
+from optuna_ohgw import _optuna_compat as compat
+
 if TYPE_CHECKING:
     from optuna.artifacts._protocol import ArtifactStore
 
@@ -103,7 +105,7 @@ class CheckpointStore:
         for t in study.get_trials(deepcopy=False):
             if t.state == TrialState.WAITING:
                 continue  # a WAITING trial uploads nothing
-            for meta in get_all_artifact_meta(t, storage=study._storage):
+            for meta in get_all_artifact_meta(t, storage=compat.storage_of(study)):
                 if meta.filename.startswith(FILENAME_PREFIX) and meta.artifact_id not in keep:
                     self.delete(meta.artifact_id)
                     removed += 1

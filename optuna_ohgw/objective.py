@@ -108,7 +108,7 @@ class EpochObjective(Generic[S]):
     @staticmethod
     def _record(trial: optuna.Trial, epochs: int, epoch_seconds: list[float]) -> None:
         trial.set_user_attr(attrs.EPOCHS, epochs)
-        trial.set_user_attr(attrs.EPOCH_SECONDS, list(epoch_seconds))
+        trial.set_user_attr(attrs.EPOCH_SECONDS, attrs.pack_floats(epoch_seconds))
         trial.set_user_attr(attrs.TRAIN_SECONDS, float(sum(epoch_seconds)))
 
 

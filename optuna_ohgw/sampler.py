@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 import math
@@ -21,10 +20,10 @@ from optuna.samplers import (
     TPESampler,
 )
 from optuna.search_space import IntersectionSearchSpace
-from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage, RDBStorage
 from optuna.study import Study
 from optuna.trial import BaseTrial, FrozenTrial, TrialState
 
+from optuna_ohgw import _optuna_compat as compat
 from optuna_ohgw import attrs, seeding
 from optuna_ohgw._coords import to_external as _to_external
 from optuna_ohgw._coords import to_internal as _to_internal
@@ -48,7 +47,7 @@ _StateKey = tuple[int, int, int]
 
 
 def _key(study: Study, trial: FrozenTrial) -> _StateKey:
-    return (id(study._storage), study._study_id, trial._trial_id)
+    return (id(compat.storage_of(study)), compat.study_id(study), compat.trial_id(study, trial))
 
 
 def trial_seed(trial: BaseTrial) -> int:
@@ -468,83 +467,4 @@ class OHGWSampler(BaseSampler):
 
     def _record(self, study: Study, trial: FrozenTrial, record: Mapping[str, Any]) -> None:
         record = {attrs.SEED: self.trial_seed(trial.number), **record}
-        _set_user_attrs(study._storage, trial._trial_id, record)
-
-
-def _set_user_attrs(storage: BaseStorage, trial_id: int, record: Mapping[str, Any]) -> None:
-    """Write ``record`` as user attrs of one trial in a single storage round trip if possible.
-
-    ``BaseStorage`` writes one attr per call, and a warm start writes 4 attrs per float plus 6:
-    26 calls for five floats, i.e. 26 lock-and-copy updates in memory (about as much time as the
-    rest of the wrapper), 26 locked, fsync'd journal appends (~10 ms per trial) or 26 committed
-    transactions in an RDB (50-120 ms per trial on SQLite; measured with
-    ``benchmarks/wrapper_overhead.py --storages``; batched: 0.02, ~1 and ~20 ms). For Optuna's
-    three storages the
-    same per-attr updates are made in one go, exactly as their ``set_trial_user_attr`` makes
-    them one at a time (same log entries, same upserts, same checks). Any other storage, or a
-    version whose internals differ, gets the public one-call-per-attr path.
-    """
-    record = dict(record)
-    if len(record) > 1:
-        if type(storage) is InMemoryStorage and _has(storage, "_lock", "_get_trial", "_set_trial"):
-            with storage._lock:
-                trial = storage._get_trial(trial_id)
-                storage.check_trial_is_updatable(trial_id, trial.state)
-                trial = copy.copy(trial)
-                trial.user_attrs = {**trial.user_attrs, **record}
-                storage._set_trial(trial_id, trial)
-            return
-        if type(storage) is JournalStorage and _journal_batch(storage, trial_id, record):
-            return
-        backend = getattr(storage, "_backend", storage)  # _CachedStorage wraps an RDBStorage
-        if isinstance(backend, RDBStorage) and _rdb_batch(backend, trial_id, record):
-            return
-    for key, value in record.items():
-        storage.set_trial_user_attr(trial_id, key, value)
-
-
-def _has(obj: object, *names: str) -> bool:
-    return all(hasattr(obj, name) for name in names)
-
-
-def _journal_batch(storage: JournalStorage, trial_id: int, record: dict[str, Any]) -> bool:
-    try:
-        from optuna.storages.journal._storage import JournalOperation
-    except ImportError:  # pragma: no cover - a future Optuna moved it
-        return False
-    if not _has(storage, "_thread_lock", "_backend", "_replay_result", "_sync_with_backend"):
-        return False
-    # The journal checks updatability only when it replays a log, after appending it, and a
-    # refused log is skipped one replay at a time: check first, so that a batch for a finished
-    # trial is never appended (its leftover entries would raise again at later syncs).
-    storage.check_trial_is_updatable(trial_id, storage.get_trial(trial_id).state)
-    with storage._thread_lock:
-        worker_id = storage._replay_result.worker_id
-        logs = [
-            {
-                "op_code": JournalOperation.SET_TRIAL_USER_ATTR,
-                "worker_id": worker_id,
-                "trial_id": trial_id,
-                "user_attr": {key: value},
-            }
-            for key, value in record.items()
-        ]
-        storage._backend.append_logs(logs)
-        storage._sync_with_backend()
-    return True
-
-
-def _rdb_batch(storage: RDBStorage, trial_id: int, record: dict[str, Any]) -> bool:
-    try:
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
-    except ImportError:  # pragma: no cover - a future Optuna moved them
-        return False
-    if not _has(storage, "scoped_session", "_set_trial_attr_without_commit"):
-        return False
-    with _create_scoped_session(storage.scoped_session, True) as session:
-        for key, value in record.items():
-            storage._set_trial_attr_without_commit(
-                session, models.TrialUserAttributeModel, trial_id, key, value
-            )
-    return True
+        compat.set_user_attrs(compat.storage_of(study), compat.trial_id(study, trial), record)

@@ -3,16 +3,19 @@
 * ``journal:PATH`` or any path ending in ``.journal``: ``JournalStorage(JournalFileBackend)``,
   a single file that needs no server (the default; see the README for the measurements).
 * ``sqlite:///PATH``: ``RDBStorage`` with WAL journaling and a long busy timeout.
-* ``postgresql://...``, ``mysql://...``: ``RDBStorage`` with heartbeats, so a trial whose worker
-  died is failed and retried by ``RetryHeartbeatStaleTrialCallback``.
+* ``postgresql://...`` (``postgres://`` too), ``mysql://...``: ``RDBStorage`` with heartbeats,
+  so a trial whose worker died is failed and retried by ``RetryHeartbeatStaleTrialCallback``.
 * ``grpc://HOST:PORT``: ``GrpcStorageProxy`` to an ``ohgw-optuna storage-proxy`` that serves an
   RDB storage (one pool of database connections for many workers).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import pathlib
 import sqlite3
+import time
 import warnings
 
 import optuna
@@ -24,6 +27,8 @@ GRACE_PERIOD = 30
 MAX_RETRY = 3
 JOURNAL_LOCK_GRACE = 10
 """Seconds after which a journal lock left by a killed worker is broken (appends take ms)."""
+SCHEMA_RETRIES = 3
+"""Times an RDB storage is opened again after losing the race to create Optuna's tables."""
 
 
 class StorageError(RuntimeError):
@@ -84,24 +89,53 @@ def open_grpc_proxy(url: str, *, timeout: float = 10.0) -> BaseStorage:
     return proxy
 
 
-def open_storage(url: str, *, heartbeat: bool = True) -> BaseStorage:
-    """Open ``url`` for a worker or the parent; raise :class:`StorageError` in one line."""
+def normalize_url(url: str) -> str:
+    """``postgres://`` (libpq, Heroku) is SQLAlchemy's ``postgresql://``; a PostgreSQL URL
+    without a driver gets one that is installed (SQLAlchemy's default, psycopg 3, may not be)."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgres", "postgresql"):
+        has_v3 = importlib.util.find_spec("psycopg") is not None
+        has_v2 = importlib.util.find_spec("psycopg2") is not None
+        driver = "" if has_v3 or not has_v2 else "+psycopg2"
+        return f"postgresql{driver}://{rest}"
+    return url
+
+
+def storage_file(url: str) -> pathlib.Path | None:
+    """The file a journal or SQLite URL names (``None`` for a server URL)."""
+    if is_journal(url):
+        return journal_path(url)
+    if url.startswith("sqlite:///"):
+        return pathlib.Path(url.removeprefix("sqlite:///"))
+    return None
+
+
+def open_storage(url: str, *, heartbeat: bool = True, create: bool = True) -> BaseStorage:
+    """Open ``url`` for a worker or the parent; raise :class:`StorageError` in one line.
+
+    Args:
+        url: A storage URL (see the module docstring).
+        heartbeat: Heartbeats on RDB servers (workers and the parent of a run).
+        create: Create a missing journal or SQLite file (and its folder). With ``False``, a
+            missing file is an error and nothing is written (``status``, ``report``).
+    """
+    url = normalize_url(url)
     if is_grpc(url):
         return open_grpc_proxy(url)
+    path = storage_file(url)
+    if path is not None:
+        _check_file(path.resolve(), create=create)
     if is_journal(url):
         # An absolute path: the lock is a symlink to the journal, and a relative target would
         # resolve against runs/ itself, so a lock left by a killed worker would never expire.
         path = journal_path(url).resolve()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             lock = JournalFileSymlinkLock(str(path), grace_period=JOURNAL_LOCK_GRACE)
             return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
         except OSError as err:
             raise StorageError(f"cannot open journal file {path}: {err.strerror}") from None
-    if url.startswith("sqlite:///"):
-        path = pathlib.Path(url.removeprefix("sqlite:///"))
+    if path is not None and create:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             with sqlite3.connect(path, timeout=60) as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
         except (OSError, sqlite3.Error) as err:
@@ -114,17 +148,84 @@ def open_storage(url: str, *, heartbeat: bool = True) -> BaseStorage:
                 heartbeat_interval=HEARTBEAT_INTERVAL,
                 grace_period=GRACE_PERIOD,
             )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            if "heartbeat_interval" in kwargs:
-                kwargs["heartbeat_stale_trial_callback"] = (
-                    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
-                )
-            return RDBStorage(url, **kwargs)
-    except Exception as err:  # noqa: BLE001 - sqlalchemy raises many kinds; one line for all
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    for attempt in range(SCHEMA_RETRIES + 1):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                if "heartbeat_interval" in kwargs:
+                    kwargs["heartbeat_stale_trial_callback"] = (
+                        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+                    )
+                return RDBStorage(url, **kwargs)
+        except Exception as err:  # noqa: BLE001 - sqlalchemy raises many kinds; one line for all
+            if _is_schema_race(err) and attempt < SCHEMA_RETRIES:
+                # Two processes created Optuna's tables at once on an empty database and this
+                # one lost: the tables exist now, so opening again succeeds.
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise StorageError(_explain(url, err)) from None
+    raise AssertionError("unreachable")
+
+
+def _check_file(path: pathlib.Path, *, create: bool) -> None:
+    """A missing file when ``create`` is off, or a folder this process cannot write to."""
+    if not path.exists():
+        if not create:
+            raise StorageError(f"no storage file {path} (check --storage, or run the study first)")
+        folder = next(p for p in path.parents if p.exists())
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise StorageError(
+                f"cannot create {path}: folder {folder} is not writable; pass --storage with a "
+                "path you can write to"
+            )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StorageError(f"cannot create folder {path.parent}: {err.strerror}") from None
+    elif create and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)):
+        # The journal's lock is a symlink next to it and SQLite's WAL files live there too.
         raise StorageError(
-            f"cannot reach storage {redact(url)}: {reason[:200]}. Check the URL, that the "
-            "server is running and reachable, and the credentials."
-        ) from None
+            f"cannot write to {path} or its folder {path.parent} (permission denied); pass "
+            "--storage with a path you can write to"
+        )
+
+
+def _is_schema_race(err: Exception) -> bool:
+    text = str(err)
+    return any(
+        marker in text
+        for marker in ("UniqueViolation", "already exists", "Duplicate entry", "duplicate key")
+    )
+
+
+def _explain(url: str, err: Exception) -> str:
+    """One line that says what went wrong with an RDB URL, without its password."""
+    text = str(err).strip()
+    reason = text.splitlines()[0] if text else type(err).__name__
+    low = text.lower()
+    where = redact(url)
+    if "can't load plugin" in low or "db access module" in low or "no module named" in low:
+        return (
+            f"cannot open storage {where}: unknown or uninstalled database driver; use e.g. "
+            "postgresql+psycopg2:// (pip install psycopg2-binary), mysql+pymysql://, sqlite:///"
+        )
+    if "connection refused" in low or "could not connect" in low or "can't connect" in low:
+        return (
+            f"cannot reach storage {where}: connection refused; is the server running and "
+            "listening at that host and port?"
+        )
+    if "could not translate host name" in low or "name or service not known" in low:
+        return f"cannot reach storage {where}: unknown host; check the host name in the URL"
+    if "authentication failed" in low or "access denied" in low:
+        return f"cannot open storage {where}: authentication failed; check the user and password"
+    if "does not exist" in low and "database" in low:
+        return f"cannot open storage {where}: {reason[:160]}; create the database first"
+    if "permission denied" in low:
+        return (
+            f"cannot open storage {where}: permission denied ({reason[:120]}); the user needs "
+            "the right to create tables in that database"
+        )
+    return (
+        f"cannot reach storage {where}: {reason[:200]}. Check the URL, that the server is "
+        "running and reachable, and the credentials."
+    )

@@ -88,6 +88,8 @@ class SchedulerConfig:
     reduction_factor: int = 3
     advance: str = "epoch"
     """DyHPO only: one step is one ``epoch`` or one ``rung`` of the geometric ladder."""
+    promotion: str = "floor"
+    """Promotion ASHA and PASHA: ``floor`` (top ``floor(n/eta)``) or ``quantile``."""
 
     @property
     def spec(self) -> SchedulerSpec:

@@ -2,19 +2,52 @@
 
 The payload (JSON) holds the resolved configuration (:func:`~optuna_ohgw.studyfile.config_to_dict`,
 overrides applied) and the worker's settings; the storage URL comes from the
-``OHGW_STORAGE_URL`` environment variable so that no password appears in a process list. A user
-error (missing dataset, unreachable storage) exits with code 2 and one line on stderr.
+``OHGW_STORAGE_URL`` environment variable so that no password appears in a process list.
+
+Exit codes: 0 when the budget is spent, 2 for a user error (missing dataset, unreachable
+storage; one line on stderr), 3 when the worker gave up because its trials kept failing, 130
+when interrupted. A worker ends with its parent: if the parent ``ohgw-optuna run`` dies, even by
+SIGKILL, the worker gets SIGTERM (Linux) or notices within seconds (elsewhere).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import sys
+import threading
+import time
+
+EXIT_USER_ERROR = 2
+EXIT_GAVE_UP = 3
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int, poll_seconds: float = 2.0) -> None:
+    """End this process when ``parent_pid`` (the process that started it) is gone."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:  # platforms without a parent-death signal
+        while os.getppid() == parent_pid:
+            time.sleep(poll_seconds)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="ohgw-parent-watch", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:
     payload = json.loads((argv if argv is not None else sys.argv[1:])[0])
+    if payload.get("parent_pid"):
+        die_with_parent(int(payload["parent_pid"]))
     threads = int(payload.get("threads") or 0)
     if threads:
         import torch
@@ -23,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     import optuna
 
     from optuna_ohgw.artifact_store import ArtifactStoreError
-    from optuna_ohgw.runner import run_worker
+    from optuna_ohgw.runner import WorkerGaveUpError, run_worker
     from optuna_ohgw.storage import StorageError, open_storage
     from optuna_ohgw.studyfile import StudyFileError, config_from_dict
     from optuna_ohgw.tasks import DatasetMissingError
@@ -42,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (StudyFileError, StorageError, DatasetMissingError, ArtifactStoreError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
+    except WorkerGaveUpError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_GAVE_UP
     except KeyboardInterrupt:
         return 130
     return 0

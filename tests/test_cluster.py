@@ -253,3 +253,78 @@ def test_placement_from_cluster_variables() -> None:
     assert worker_device({"JOB_COMPLETION_INDEX": "3"}, n_gpus=1) == "cuda:0"  # its own GPU
     assert worker_device({"LOCAL_RANK": "1"}, n_gpus=0) == "cpu"
 
+
+
+def test_the_dashboard_serves_checkpoints_from_the_study_store(tmp_path: pathlib.Path) -> None:
+    """``ohgw-optuna dashboard`` opens the store the study recorded; a checkpoint shows, and
+    downloads, on the trial that paused."""
+    import json
+    import urllib.request
+
+    name = "dash"
+    path = _study_file(tmp_path, name, "pasha", n_trials=4)
+    url = f"journal:{tmp_path / 'dash.journal'}"
+    study = create_study(load_study_file(path), open_storage(url))
+    store = open_checkpoints(study, str(tmp_path / "shared"))
+    trial = study.ask()
+    artifact = store.save(trial, trial.number, 1, {"weights": torch.arange(4.0)})
+    study.tell(trial, 0.5)
+    port = _free_port()
+    args = ("dashboard", "--study", str(path), "--storage", url, "--port", str(port))
+    proc = _start(tmp_path, *args)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        detail = None
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"{base}/api/studies/{study._study_id}?after=0") as r:
+                    detail = json.loads(r.read())
+                break
+            except OSError:
+                assert proc.poll() is None, proc.communicate()[1]
+                time.sleep(0.2)
+        assert detail is not None
+        (shown,) = detail["trials"]
+        (meta,) = shown["artifacts"]
+        assert meta["artifact_id"] == artifact and meta["filename"].startswith(FILENAME_PREFIX)
+        link = f"{base}/artifacts/{study._study_id}/{shown['trial_id']}/{artifact}"
+        with urllib.request.urlopen(link) as r:
+            body = r.read()
+        assert body == (tmp_path / "shared" / name / artifact).read_bytes()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_worker_stopped_by_sigterm_hands_its_trial_back(tmp_path: pathlib.Path) -> None:
+    """Slurm's time limit and a Kubernetes pod deletion send SIGTERM: the segment in flight is
+    failed and enqueued again (same configuration), never left RUNNING."""
+    import signal
+
+    path = _study_file(tmp_path, "term", "pasha", n_trials=50)
+    url = f"journal:{tmp_path / 'term.journal'}"
+    proc = _start(tmp_path, "worker", "--study", str(path), "--storage", url)
+    storage = None
+    try:
+        for _ in range(600):
+            assert proc.poll() is None, proc.communicate()[1]
+            if (tmp_path / "term.journal").exists():
+                storage = storage or open_storage(url, heartbeat=False)
+                study = optuna.load_study(study_name="term", storage=storage)
+                if study.get_trials(states=(TrialState.RUNNING,)):
+                    break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, err
+    assert err.strip().startswith("error: interrupted") and err.strip().count("\n") == 0, err
+    trials = optuna.load_study(study_name="term", storage=open_storage(url)).trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    (failed,) = [t for t in trials if t.state == TrialState.FAIL]
+    retried_from = optuna.storages.RetryFailedTrialCallback.retried_trial_number
+    (retry,) = [t for t in trials if retried_from(t) == failed.number]
+    assert retry.state == TrialState.WAITING and retry.params == failed.params

@@ -49,6 +49,13 @@ def test_dashboard_shows_the_warm_start_attrs(small_study, tmp_path: pathlib.Pat
         trial = detail["trials"][0]
         keys = {a["key"] for a in trial["user_attrs"]}
         assert {"ohgw.raw.lr", "ohgw.nudged.lr", "ohgw.grad.lr", "ohgw.status"} <= keys
+        # At a glance: the trial note has one row per parameter (raw, nudged, grad, step) ...
+        note = trial["note"]["body"]
+        assert "| parameter | raw | nudged | hypergradient | step |" in note
+        assert all(f"| {name} |" in note for name in ("lr", "momentum", "weight_decay"))
+        # ... and per-epoch lists are one short string that wraps, not a page-wide JSON list.
+        (seconds,) = [a["value"] for a in trial["user_attrs"] if a["key"] == "ohgw.epoch_seconds"]
+        assert isinstance(seconds, str) and len(seconds.split()) == 2
     finally:
         proc.terminate()
         proc.wait(timeout=10)

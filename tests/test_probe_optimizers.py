@@ -70,7 +70,8 @@ def _aug_seeds(k: int) -> list[int]:
     return [int(torch.randint(2**62, (1,), generator=gen)) for _ in range(k)]
 
 
-def _constructor_kwargs(optimizer: type, values: Mapping[str, float]) -> dict[str, Any]:
+def _constructor_kwargs(values: Mapping[str, float]) -> dict[str, Any]:
+    """The role values as the optimizer's constructor arguments."""
     kwargs = {n: values[n] for n in ("lr", "weight_decay", "momentum") if n in values}
     if "beta1" in values:
         kwargs["betas"] = (values["beta1"], values["beta2"])
@@ -90,7 +91,7 @@ def _real_training(
 ) -> float:
     """K steps of the real optimizer on a copy (label smoothing, Gaussian noise), held-out CE."""
     net = copy.deepcopy(model).train()
-    opt = optimizer(net.parameters(), **options, **_constructor_kwargs(optimizer, values))
+    opt = optimizer(net.parameters(), **options, **_constructor_kwargs(values))
     augment = GaussianNoise()
     for step, ((x, y), seed) in enumerate(zip(batches, _aug_seeds(len(batches)))):
         if lr_factors is not None:
@@ -431,3 +432,38 @@ def test_autocast_bf16_gives_the_same_signs(device: str) -> None:
     assert half.value == pytest.approx(full.value, rel=0.05) and half.value != full.value
     for name in values:
         assert (half.grads[name] > 0) == (full.grads[name] > 0), name
+
+
+class _PartlyUsed(nn.Module):
+    """A frozen first layer and a parameter the forward pass never uses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = _mlp(True)
+        self.net[0].requires_grad_(False)
+        self.unused = nn.Parameter(torch.ones(4, dtype=F64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@pytest.mark.parametrize("case", ["sgd", "adamw", "adam"])
+def test_frozen_and_unused_parameters_stay_put_as_in_torch(case: str) -> None:
+    """torch.optim never moves a frozen parameter (not even by weight decay); a parameter the
+    forward pass does not use gets a ``None`` gradient, which the unrolled step skips too."""
+    optimizer, options, optimizer_values = CASES[case]
+    values = {**optimizer_values, "weight_decay": 0.3}
+    model = _PartlyUsed()
+    batches, val = _data()
+    probe = LookaheadProbe(
+        model,
+        _Fixed(batches),
+        _Fixed([val]),
+        {n: n for n in values},
+        optimizer=optimizer,
+        optimizer_kwargs=options,
+        k=2,
+    )
+    result = probe(values, seed=SEED)
+    expected = _real_training(model, optimizer, options, values, batches, val)
+    assert result.value == pytest.approx(expected, rel=1e-10, abs=0)

@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from optuna_ohgw import attrs, lineage
 from optuna_ohgw.artifact_store import TOKEN_ATTR
-from optuna_ohgw.schedulers.pasha import INCREASES, MAX_RESOURCE
+from optuna_ohgw.schedulers.pasha import PASHA, increases
 from optuna_ohgw.storage import open_storage
 from tests.conftest import run_cli
 
@@ -82,9 +82,9 @@ def _check_lineage(study: optuna.Study, tmp_path: pathlib.Path) -> None:
 def test_pasha_with_two_workers(tmp_path: pathlib.Path) -> None:
     study = _run(tmp_path, "pasha")
     _check_lineage(study, tmp_path)
-    increases = study.user_attrs.get(INCREASES, [])
-    maximum = study.user_attrs.get(MAX_RESOURCE, 3)
-    assert [i["max_resource"] for i in increases] == sorted(i["max_resource"] for i in increases)
+    raised = [i["max_resource"] for i in increases(study.user_attrs)]
+    maximum = PASHA(1, 3, 9).resource_limit(study)
+    assert raised == sorted(set(raised)) and maximum == max([3, *raised])
     reached = max(max(t.intermediate_values, default=0) for t in study.trials)
     assert reached <= maximum
 

@@ -43,7 +43,8 @@ def test_two_workers_on_the_default_storage(small_study, tmp_path: pathlib.Path)
         assert t.user_attrs[attrs.STATUS] == "ok"
         for name, value in t.params.items():
             assert t.user_attrs[attrs.nudged(name)] == pytest.approx(value)
-        assert len(t.user_attrs[attrs.EPOCH_SECONDS]) == t.user_attrs[attrs.EPOCHS]
+        seconds = attrs.unpack_floats(t.user_attrs[attrs.EPOCH_SECONDS])
+        assert len(seconds) == t.user_attrs[attrs.EPOCHS]
     assert all("test_accuracy" in t.user_attrs for t in study.trials if t.state.name == "COMPLETE")
     assert study.user_attrs["ohgw.task"] == "digits"
 

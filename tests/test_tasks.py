@@ -463,9 +463,10 @@ def test_two_trial_study_with_the_warm_start(
         assert ua[attrs.STATUS] == "ok", ua[attrs.STATUS]
         assert 0.0 <= ua["test_accuracy"] <= 1.0
         assert ua[attrs.EPOCHS] == max_epochs
-        assert len(ua[attrs.EPOCH_SECONDS]) == max_epochs
-        assert all(s > 0 for s in ua[attrs.EPOCH_SECONDS])
-        assert ua[attrs.TRAIN_SECONDS] == pytest.approx(sum(ua[attrs.EPOCH_SECONDS]))
+        seconds = attrs.unpack_floats(ua[attrs.EPOCH_SECONDS])
+        assert len(seconds) == max_epochs
+        assert all(s > 0 for s in seconds)
+        assert ua[attrs.TRAIN_SECONDS] == pytest.approx(sum(seconds))
         assert ua[attrs.PROBE_SECONDS] > 0
         assert sorted(t.intermediate_values) == list(range(1, max_epochs + 1))
         assert t.value == t.intermediate_values[max_epochs]

@@ -206,15 +206,15 @@ def epoch_count(trial: FrozenTrial) -> int:
     """Epochs trained by this trial (segment): ``max(ohgw.epochs, len(epoch_seconds),
     len(intermediate_values))``."""
     recorded = _finite(trial.user_attrs.get(attrs.EPOCHS))
-    seconds = trial.user_attrs.get(attrs.EPOCH_SECONDS)
-    n_seconds = len(seconds) if isinstance(seconds, list | tuple) else 0
+    seconds = attrs.unpack_floats(trial.user_attrs.get(attrs.EPOCH_SECONDS))
+    n_seconds = len(seconds) if seconds is not None else 0
     return max(int(recorded or 0), n_seconds, len(trial.intermediate_values))
 
 
 def epoch_seconds(trial: FrozenTrial) -> list[float]:
     """Per-epoch compute seconds, one per :func:`epoch_count` epoch (0 where not recorded)."""
-    raw = trial.user_attrs.get(attrs.EPOCH_SECONDS)
-    values = [_seconds(s) for s in raw] if isinstance(raw, list | tuple) else []
+    raw = attrs.unpack_floats(trial.user_attrs.get(attrs.EPOCH_SECONDS))
+    values = [_seconds(s) for s in raw] if raw is not None else []
     n = epoch_count(trial)
     return values + [0.0] * (n - len(values))
 
@@ -290,8 +290,8 @@ def _trial_events(trial: FrozenTrial) -> list[_Event]:
     end = trial.datetime_complete
     n = epoch_count(trial)
     secs = epoch_seconds(trial)
-    raw = trial.user_attrs.get(attrs.EPOCH_SECONDS)
-    timed = isinstance(raw, list | tuple) and len(raw) >= n
+    raw = attrs.unpack_floats(trial.user_attrs.get(attrs.EPOCH_SECONDS))
+    timed = raw is not None and len(raw) >= n
     startup = startup_seconds(trial)
     values = [v for _, v in sorted(trial.intermediate_values.items())]
     use_values = trial.state in VALUE_STATES

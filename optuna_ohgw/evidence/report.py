@@ -21,6 +21,7 @@ Success criteria (from the seed claim), evaluated per ``(task, scheduler, varian
 
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import math
@@ -95,6 +96,8 @@ CSV_FIELDS = (
     "extra_compute",
     "total_epochs",
     "n_trials",
+    "probe_ok",
+    "probe_failed",
 )
 
 
@@ -110,10 +113,16 @@ class Cell:
     metrics: StudyMetrics
     grads: list[tuple[str, float, float]]
     """``(parameter, ohgw.grad.<p>, the configuration's best validation value)``."""
+    probe_status: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    """Trials per kind of ``ohgw.status`` (``ok``, ``skipped``, ``error``, ...)."""
     moves: list[Move] = dataclasses.field(default_factory=list)
     """Every warm-start step of the cell (:func:`~.metrics.warm_start_moves`)."""
     reprobe_moves: list[Move] = dataclasses.field(default_factory=list)
     """Every re-probe step at a promotion (``reprobe=True``)."""
+
+    @property
+    def probe_failed(self) -> int:
+        return sum(self.probe_status.get(kind, 0) for kind in attrs.FAILED_STATUSES)
 
 
 def parse_name(name: str) -> dict[str, Any] | None:
@@ -172,11 +181,17 @@ def load_cells(
             optuna.logging.get_logger(__name__).warning(f"{summary.study_name}: skipped ({err})")
             continue
         trials = study.get_trials(deepcopy=False)
+        status = collections.Counter(
+            attrs.status_kind(t.user_attrs[attrs.STATUS])
+            for t in trials
+            if attrs.STATUS in t.user_attrs
+        )
         cells.append(
             Cell(
                 summary.study_name,
                 metrics=m,
                 grads=_grads(trials, m.direction),
+                probe_status=dict(status),
                 moves=warm_start_moves(trials, m.direction),
                 reprobe_moves=warm_start_moves(trials, m.direction, reprobe=True),
                 **info,
@@ -211,6 +226,8 @@ def row_of(cell: Cell) -> dict[str, Any]:
         extra_compute=(m.probe_seconds / rest) if rest > 0 else None,
         total_epochs=m.total_epochs,
         n_trials=sum(m.counts.values()),
+        probe_ok=cell.probe_status.get("ok", 0),
+        probe_failed=cell.probe_failed,
     )
     return row
 
@@ -687,6 +704,34 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: pathlib.Path) -> None:
             writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CSV_FIELDS})
 
 
+def _probe_status(studies: Sequence[Cell]) -> list[str]:
+    """Probe statuses per arm, seeds pooled; an arm whose probes failed is flagged (its trials
+    ran on their raw values, so it is partly vanilla whatever its name says)."""
+    arms: dict[tuple[str, str, str], collections.Counter] = {}
+    for c in studies:
+        arms.setdefault((c.task, c.scheduler, c.variant), collections.Counter()).update(
+            c.probe_status
+        )
+    lines = [
+        "## Probe status",
+        "",
+        "Trials per `ohgw.status`, seeds pooled. A failed probe (error, nonfinite) leaves its "
+        "trial on the raw values.",
+        "",
+        "| task | scheduler | variant | ok | skipped | failed | other | |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (task, scheduler, variant), n in sorted(arms.items()):
+        failed = sum(n[k] for k in attrs.FAILED_STATUSES)
+        other = sum(n.values()) - n["ok"] - n["skipped"] - failed
+        flag = f"**PROBES FAILED ({failed} of {sum(n.values())})**" if failed else ""
+        lines.append(
+            f"| {task} | {scheduler} | {variant} | {n['ok']} | {n['skipped']} | {failed} | "
+            f"{other} | {flag} |"
+        )
+    return [*lines, ""]
+
+
 def write_report(
     rows: Sequence[Mapping[str, Any]],
     studies: Sequence[Cell],
@@ -722,6 +767,7 @@ def write_report(
         "",
         *_headline(comps),
         "",
+        *_probe_status(studies),
         *_schedulers_table(rows, n_boot),
         "## Success criteria",
         "",

@@ -35,15 +35,23 @@ from optuna_ohgw.runner._recovery import (
     retry_interrupted,
 )
 from optuna_ohgw.runner._summary import RunSummary, finished_counts, summarize
-from optuna_ohgw.runner._supervise import MAX_RESPAWNS, WorkerSpec, run_study, worker_specs
-from optuna_ohgw.runner._worker import run_worker
+from optuna_ohgw.runner._supervise import (
+    MAX_RESPAWNS,
+    RunFailedError,
+    WorkerSpec,
+    run_study,
+    worker_specs,
+)
+from optuna_ohgw.runner._worker import WorkerGaveUpError, run_worker
 
 __all__ = [
     "MAX_CONSECUTIVE_FAILURES",
     "MAX_RESPAWNS",
     "WORKER_ATTR",
     "BudgetCallback",
+    "RunFailedError",
     "RunSummary",
+    "WorkerGaveUpError",
     "WorkerSpec",
     "budget_spent",
     "build_base_sampler",

@@ -12,7 +12,7 @@ from optuna_ohgw.runner._build import is_promotion
 from optuna_ohgw.studyfile import StudyConfig
 
 MAX_CONSECUTIVE_FAILURES = 5
-"""A worker whose last this-many trials failed gives up."""
+"""A worker whose last this-many trials failed gives up (and the run fails)."""
 
 
 def epochs_used(trials: Sequence[FrozenTrial]) -> int:
@@ -50,17 +50,20 @@ def budget_spent(config: StudyConfig, trials: Sequence[FrozenTrial]) -> bool:
 
 
 class BudgetCallback:
-    """Stops ``study.optimize`` in a worker when the budget is spent or trials keep failing."""
+    """Stops ``study.optimize`` in a worker when the budget is spent or trials keep failing
+    (then :attr:`gave_up` is set)."""
 
     def __init__(self, config: StudyConfig) -> None:
         self.config = config
         self.consecutive_failures = 0
+        self.gave_up = False
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.consecutive_failures = (
             self.consecutive_failures + 1 if trial.state == TrialState.FAIL else 0
         )
         if self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+            self.gave_up = True
             study.stop()
         elif budget_spent(self.config, study.get_trials(deepcopy=False)):
             study.stop()

@@ -8,7 +8,10 @@ import socket
 import warnings
 
 import optuna
+from optuna.storages import RetryFailedTrialCallback
 from optuna.trial import FrozenTrial, TrialState
+
+from optuna_ohgw import _optuna_compat as compat
 
 WORKER_ATTR = "ohgw:worker"
 """Trial system attr: ``{"host", "pid", "worker", "device", "CUDA_VISIBLE_DEVICES"}`` of the
@@ -17,8 +20,9 @@ process that runs the trial."""
 
 def fail_and_retry(study: optuna.Study, trial: FrozenTrial) -> None:
     """Fail a trial whose worker died and enqueue a retry with the same parameters."""
-    study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-    failed = study._storage.get_trial(trial._trial_id)
+    storage, tid = compat.storage_of(study), compat.trial_id(study, trial)
+    storage.set_trial_state_values(tid, TrialState.FAIL)
+    failed = storage.get_trial(tid)
     _retry(study, failed)
 
 
@@ -60,7 +64,9 @@ def recover_orphans(study: optuna.Study, dead_pids: set[int] | None = None) -> l
 
 def retry_interrupted(study: optuna.Study, pids: set[int]) -> None:
     """Enqueue again the trials that interrupted workers marked FAIL, so a rerun resumes them."""
-    retried = {t.system_attrs.get("failed_trial") for t in study.get_trials(deepcopy=False)}
+    retried = {
+        RetryFailedTrialCallback.retried_trial_number(t) for t in study.get_trials(deepcopy=False)
+    }
     for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
         owner = t.system_attrs.get(WORKER_ATTR) or {}
         if owner.get("pid") in pids and t.number not in retried:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +12,17 @@ from optuna.trial import FrozenTrial, TrialState
 
 from optuna_ohgw import attrs, lineage
 from optuna_ohgw.runner._budget import epochs_used
+
+
+def probe_status_counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
+    """How many trials' probes ended ``ok``, ``skipped``, ``error``, ... (``ohgw.status``)."""
+    return dict(
+        collections.Counter(
+            attrs.status_kind(t.user_attrs[attrs.STATUS])
+            for t in trials
+            if attrs.STATUS in t.user_attrs
+        )
+    )
 
 
 def finished_counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
@@ -35,6 +47,23 @@ class RunSummary:
     best_test_accuracy: float | None
     probe_seconds: float
     wall_seconds: float
+    probe_status: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def probe_failures(self) -> int:
+        return sum(self.probe_status.get(kind, 0) for kind in attrs.FAILED_STATUSES)
+
+    def _probe_row(self) -> str:
+        if not self.probe_status:
+            return "-"
+        text = ", ".join(f"{n} {kind}" for kind, n in sorted(self.probe_status.items()))
+        if self.probe_failures:
+            total = sum(self.probe_status.values())
+            text += (
+                f"  <- WARNING: {self.probe_failures} of {total} probes failed; those trials "
+                "ran on their raw values (see ohgw.status)"
+            )
+        return text
 
     def rows(self) -> list[tuple[str, str]]:
         c = self.counts
@@ -56,6 +85,7 @@ class RunSummary:
             ("best value", best),
             ("best test accuracy", test),
             ("best params", params),
+            ("probe status", self._probe_row()),
             ("probe seconds", f"{self.probe_seconds:.1f}"),
             ("wall seconds", f"{self.wall_seconds:.1f}"),
         ]
@@ -85,4 +115,5 @@ def summarize(study: optuna.Study, wall_seconds: float = 0.0) -> RunSummary:
         best_test_accuracy=None if test is None else float(test),
         probe_seconds=sum(float(t.user_attrs.get(attrs.PROBE_SECONDS, 0.0)) for t in trials),
         wall_seconds=wall_seconds,
+        probe_status=probe_status_counts(trials),
     )

@@ -21,6 +21,17 @@ from optuna_ohgw.runner._summary import RunSummary, summarize
 from optuna_ohgw.studyfile import StudyConfig, config_to_dict
 
 MAX_RESPAWNS = 10
+EXIT_USER_ERROR = 2
+EXIT_GAVE_UP = 3
+"""Worker exit codes (see :mod:`optuna_ohgw.worker`): neither is worth a respawn."""
+
+
+class RunFailedError(RuntimeError):
+    """Workers gave up (their trials kept failing); :attr:`summary` has what did finish."""
+
+    def __init__(self, message: str, summary: RunSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +88,7 @@ def worker_specs(
             "data_dir": data_dir,
             "download": download,
             "artifacts": artifacts,
+            "parent_pid": os.getpid(),
         }
         args = [sys.executable, "-m", "optuna_ohgw.worker", json.dumps(payload)]
         log_path = log_dir / f"{config.study_name}.worker{i}.log"
@@ -131,6 +143,7 @@ def run_study(
     procs = {spec.index: _spawn(spec) for spec in specs}
     respawns = 0
     errors: list[str] = []
+    gave_up: list[str] = []
     try:
         while procs:
             time.sleep(poll_seconds)
@@ -143,8 +156,11 @@ def run_study(
                     continue
                 recover_orphans(study, dead_pids={proc.pid})
                 stderr = _last_error(specs[index])
-                if code == 2:  # a one-line user error (dataset, storage): no point respawning
+                if code == EXIT_USER_ERROR:  # a one-line user error (dataset, storage)
                     errors.append(stderr)
+                    continue
+                if code == EXIT_GAVE_UP:  # its trials kept failing: a respawn would too
+                    gave_up.append(stderr.removeprefix("error: "))
                     continue
                 trials = study.get_trials(deepcopy=False)
                 if respawns < MAX_RESPAWNS and not budget_spent(config, trials):
@@ -171,7 +187,13 @@ def run_study(
         from optuna_ohgw.schedulers import finish_study
 
         finish_study(study, store)
-    return summarize(study, time.perf_counter() - start)
+    summary = summarize(study, time.perf_counter() - start)
+    if gave_up:
+        raise RunFailedError(
+            f"{len(gave_up)} of {n_workers} worker(s) gave up: {gave_up[0]} (logs in {log_dir})",
+            summary,
+        )
+    return summary
 
 
 def _spawn(spec: WorkerSpec) -> subprocess.Popen[bytes]:

@@ -9,9 +9,13 @@ import time
 
 import optuna
 from optuna.storages import BaseStorage
+from optuna.trial import TrialState
 
+from optuna_ohgw import _optuna_compat as compat
+from optuna_ohgw import attrs
 from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS
 from optuna_ohgw.runner._budget import (
+    MAX_CONSECUTIVE_FAILURES,
     BudgetCallback,
     budget_spent,
     epoch_budget_spent,
@@ -24,8 +28,15 @@ from optuna_ohgw.runner._build import (
     build_scheduler,
     is_promotion,
 )
+from optuna_ohgw.runner._note import save_warm_start_note
 from optuna_ohgw.runner._recovery import WORKER_ATTR
 from optuna_ohgw.studyfile import StudyConfig
+
+MAX_ERROR_CHARS = 500
+
+
+class WorkerGaveUpError(RuntimeError):
+    """The worker stopped because its trials kept failing; its run must not pass for success."""
 
 
 def run_worker(
@@ -71,8 +82,18 @@ def run_worker(
     }
 
     def tracked(trial: optuna.Trial) -> float:
-        trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, me)
-        return objective(trial)
+        trial.storage.set_trial_system_attr(compat.trial_id(study, trial), WORKER_ATTR, me)
+        try:
+            return objective(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as err:
+            # The reason goes on the trial, where the dashboard and the report show it.
+            reason = f"{type(err).__name__}: {err}"[:MAX_ERROR_CHARS]
+            trial.set_user_attr(attrs.ERROR, reason)
+            raise
+        finally:
+            save_warm_start_note(trial)
 
     if is_promotion(config):
         from optuna_ohgw.checkpoint import open_checkpoints
@@ -91,13 +112,35 @@ def run_worker(
             lambda trials: new_configs_allowed(config, trials),
             budget_spent=lambda trials: epoch_budget_spent(config, trials),
             deadline=time.time() + wall if wall else None,
+            max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
         )
         if budget_spent(config, study.get_trials(deepcopy=False)):
             finish_study(study, store)  # every worker may: the last one leaves no checkpoint
+        mine = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if (t.system_attrs.get(WORKER_ATTR) or {}).get("pid") == me["pid"]
+        ]
+        last = mine[-MAX_CONSECUTIVE_FAILURES:]
+        if len(last) == MAX_CONSECUTIVE_FAILURES and all(t.state == TrialState.FAIL for t in last):
+            raise WorkerGaveUpError(_give_up_message(study))
         return
+    callback = BudgetCallback(config)
     study.optimize(
         tracked,
-        callbacks=[BudgetCallback(config)],
+        callbacks=[callback],
         timeout=config.budget.wall_seconds or None,
         catch=(Exception,),
+    )
+    if callback.gave_up:
+        raise WorkerGaveUpError(_give_up_message(study))
+
+
+def _give_up_message(study: optuna.Study) -> str:
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    last = failed[-1] if failed else None
+    reason = last.user_attrs.get(attrs.ERROR, "see the worker log") if last else "-"
+    return (
+        f"a worker gave up after {MAX_CONSECUTIVE_FAILURES} failed trials in a row "
+        f"(last: trial {last.number if last else '-'}: {reason})"
     )

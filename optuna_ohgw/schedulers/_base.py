@@ -6,12 +6,16 @@ import abc
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_ohgw import lineage
 from optuna_ohgw.schedulers._rungs import rung_epochs
+
+PROMOTION_RULES = ("floor", "quantile")
+"""Which configurations of a rung may be resumed (default first; see ``promotion`` below)."""
 
 
 class BasePromotionScheduler(abc.ABC):
@@ -21,12 +25,32 @@ class BasePromotionScheduler(abc.ABC):
     not-yet-promoted paused configuration of the highest rung whose top ``1/eta`` it is in and
     whose next rung is allowed (:meth:`resource_limit`); when none qualifies, it starts a new
     configuration (Li et al., "A System for Massively Parallel Hyperparameter Tuning", 2020).
+
+    Args:
+        min_resource: ``r_min``, the first rung.
+        reduction_factor: ``eta``.
+        max_resource: The last rung (``max_epochs``).
+        promotion: What "top ``1/eta``" means. ``"floor"`` (Li et al.): the best
+            ``floor(n / eta)`` of the ``n`` configurations in the rung, so a rung promotes
+            nothing before it holds ``eta`` of them. ``"quantile"`` (syne-tune, Ray Tune): those
+            at least as good as the ``1 - 1/eta`` quantile (linear interpolation) of the rung's
+            values, once it holds two; with two, the better one.
     """
 
-    def __init__(self, min_resource: int, reduction_factor: int, max_resource: int) -> None:
+    def __init__(
+        self,
+        min_resource: int,
+        reduction_factor: int,
+        max_resource: int,
+        *,
+        promotion: str = "floor",
+    ) -> None:
+        if promotion not in PROMOTION_RULES:
+            raise ValueError(f"promotion must be one of {PROMOTION_RULES}, got {promotion!r}")
         self.min_resource = min_resource
         self.reduction_factor = reduction_factor
         self.max_resource = max_resource
+        self.promotion = promotion
         self.rungs = rung_epochs(min_resource, reduction_factor, max_resource)
 
     @abc.abstractmethod
@@ -62,13 +86,23 @@ class BasePromotionScheduler(abc.ABC):
             if following > limit:
                 continue
             at_rung = {c: curve[rung] for c, curve in curves.items() if rung in curve}
-            n_top = len(at_rung) // self.reduction_factor
-            ranked = sorted(at_rung, key=lambda c: at_rung[c], reverse=maximize)[:n_top]
-            for config in ranked:
+            for config in self.promotable(at_rung, maximize):
                 candidate = waiting.get(config)
                 if candidate is not None and lineage.resume_info(candidate)["epoch"] == rung:
                     return candidate
         return None
+
+    def promotable(self, at_rung: dict[int, float], maximize: bool) -> list[int]:
+        """The configurations of a rung (``config -> value``) in its top ``1/eta``, best first
+        (see ``promotion`` in the class docstring)."""
+        ranked = sorted(at_rung, key=lambda c: at_rung[c], reverse=maximize)
+        if self.promotion == "floor":
+            return ranked[: len(at_rung) // self.reduction_factor]
+        if len(at_rung) < 2:
+            return []
+        q = 1.0 - 1.0 / self.reduction_factor if maximize else 1.0 / self.reduction_factor
+        cutoff = float(np.quantile(list(at_rung.values()), q))
+        return [c for c in ranked if (at_rung[c] >= cutoff if maximize else at_rung[c] <= cutoff)]
 
     def new_configuration(self) -> dict[str, float] | None:
         """Values the next new configuration should start from, decided by the last

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import optuna
 from optuna.trial import TrialState, create_trial
 
+from optuna_ohgw import _optuna_compat as compat
 from optuna_ohgw import lineage
 from optuna_ohgw.checkpoint import CheckpointError, CheckpointStore
 from optuna_ohgw.objective import EpochHooks
@@ -151,4 +152,5 @@ class PauseResumeHooks(EpochHooks[Checkpointable]):
 
 def _resume_info(trial: optuna.Trial) -> dict[str, Any] | None:
     # ``Trial.system_attrs`` is gone in Optuna 5: read the storage.
-    return trial.storage.get_trial_system_attrs(trial._trial_id).get(lineage.RESUME)
+    tid = compat.trial_id(trial.study, trial)
+    return trial.storage.get_trial_system_attrs(tid).get(lineage.RESUME)

@@ -7,15 +7,14 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import optuna
 import sqlalchemy
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages import RDBStorage
-from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
-from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_ohgw import _optuna_compat as compat
 from optuna_ohgw import lineage
 from optuna_ohgw.checkpoint import CheckpointStore
 from optuna_ohgw.schedulers._base import BasePromotionScheduler
@@ -35,20 +34,20 @@ def claim(study: optuna.Study, trial: FrozenTrial) -> bool:
     there Optuna's pop lets two racing processes both win (our race test caught it); on SQLite
     the claim is one conditional ``UPDATE ... WHERE state = WAITING`` instead.
     """
-    storage = study._storage
-    backend = getattr(storage, "_backend", storage)  # _CachedStorage wraps an RDBStorage
-    if isinstance(backend, RDBStorage) and backend.engine.dialect.name == "sqlite":
-        return _claim_sqlite(backend, trial._trial_id)
+    storage = compat.storage_of(study)
+    tid = compat.trial_id(study, trial)
+    sqlite = compat.sqlite_trial_table(storage)
+    if sqlite is not None:
+        return _claim_sqlite(*sqlite, tid)
     try:
-        return storage.set_trial_state_values(trial._trial_id, state=TrialState.RUNNING)
+        return storage.set_trial_state_values(tid, state=TrialState.RUNNING)
     except UpdateFinishedTrialError:
         return False
 
 
-def _claim_sqlite(storage: RDBStorage, trial_id: int) -> bool:
+def _claim_sqlite(storage: Any, table: Any, trial_id: int) -> bool:
     # Unfinished trials are never served from _CachedStorage's cache, so this direct update is
     # seen by every later read, as Optuna's own set_trial_state_values would be.
-    table = models.TrialModel
     statement = (
         sqlalchemy.update(table)
         .where(table.trial_id == trial_id, table.state == TrialState.WAITING)
@@ -75,9 +74,10 @@ def run_promotion_worker(
     promotion, else a new configuration while ``new_allowed``; with nothing to do but other
     workers still running (their results may make a promotion possible), it polls.
     """
+    storage = compat.storage_of(study)
     done = failures = 0
     while deadline is None or time.time() < deadline:
-        if is_heartbeat_enabled(study._storage):
+        if compat.heartbeat_enabled(storage):
             optuna.storages.fail_stale_trials(study)
         trials = study.get_trials(deepcopy=False)
         if budget_spent(trials):
@@ -89,7 +89,7 @@ def run_promotion_worker(
                 and not lineage.is_continuation(t)
                 and claim(study, t)
             ):
-                trial_id = t._trial_id
+                trial_id = compat.trial_id(study, t)
                 break
         decided = False
         if trial_id is None:
@@ -101,12 +101,12 @@ def run_promotion_worker(
             if candidate is not None:
                 if not claim(study, candidate):
                     continue  # another worker took it: decide again
-                trial_id = candidate._trial_id
+                trial_id = compat.trial_id(study, candidate)
             elif allow_new:
-                trial_id = study._storage.create_new_trial(study._study_id)
+                trial_id = storage.create_new_trial(compat.study_id(study))
                 proposal = scheduler.new_configuration()
                 if proposal:
-                    study._storage.set_trial_system_attr(trial_id, PROPOSAL, proposal)
+                    storage.set_trial_system_attr(trial_id, PROPOSAL, proposal)
             elif any(t.state == TrialState.RUNNING for t in trials):
                 time.sleep(poll_seconds)
                 continue
@@ -114,7 +114,7 @@ def run_promotion_worker(
                 break
         if decided:
             for key, value in scheduler.decision_attrs().items():
-                study._storage.set_trial_user_attr(trial_id, key, value)
+                storage.set_trial_user_attr(trial_id, key, value)
         state = _run_segment(study, objective, optuna.Trial(study, trial_id))
         done += 1
         failures = failures + 1 if state == TrialState.FAIL else 0
@@ -132,7 +132,7 @@ def _run_segment(
     try:
         # As in study.optimize: on RDB storages with heartbeats, keep this segment alive so a
         # worker on another machine can fail and retry it if this process dies.
-        with get_heartbeat_thread(trial._trial_id, study._storage):
+        with compat.heartbeat_thread(trial.storage, compat.trial_id(study, trial)):
             value = objective(trial)
     except optuna.TrialPruned:
         return study.tell(trial, state=TrialState.PRUNED).state
@@ -155,10 +155,11 @@ def close_paused(study: optuna.Study, store: CheckpointStore | None = None) -> i
     for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         if lineage.is_continuation(t) and claim(study, t):
             info = lineage.resume_info(t) or {}
-            study._storage.set_trial_user_attr(t._trial_id, lineage.NOT_PROMOTED, True)
+            storage, tid = compat.storage_of(study), compat.trial_id(study, t)
+            storage.set_trial_user_attr(tid, lineage.NOT_PROMOTED, True)
             if info.get("tried_by"):
-                study._storage.set_trial_user_attr(
-                    t._trial_id,
+                storage.set_trial_user_attr(
+                    tid,
                     lineage.LOST,
                     f"checkpoint unreadable on {', '.join(info['tried_by'])} and no other worker "
                     f"took it: {info.get('error')}",

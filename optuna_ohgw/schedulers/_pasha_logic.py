@@ -124,8 +124,13 @@ def noisy_pair_distances(
     ``(lower_epoch, upper_epoch]`` (see :func:`_noisy_pair_distance`). Only epochs both curves
     report are compared, so curves with missing epochs are handled.
     """
+    # Only curves with an epoch in the window can form a pair: skip the O(n^2) pass over all
+    # configurations when (as for most reports) fewer than two reach it.
+    reaching = [
+        c for c, curve in curves.items() if any(lower_epoch < e <= upper_epoch for e in curve)
+    ]
     distances = []
-    for a, b in itertools.combinations(list(curves), 2):
+    for a, b in itertools.combinations(reaching, 2):
         d = _noisy_pair_distance(curves[a], curves[b], lower_epoch, upper_epoch)
         if d is not None:
             distances.append(d)

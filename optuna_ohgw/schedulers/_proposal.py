@@ -10,6 +10,8 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_ohgw import _optuna_compat as compat
+
 PROPOSAL = "ohgw:proposal"
 """Trial system attr: ``{param: value}`` a scheduler (DyHPO) chose for this new configuration."""
 
@@ -19,7 +21,7 @@ def _proposed(trial: FrozenTrial, name: str, dist: BaseDistribution) -> Any | No
     if name not in proposal:
         return None
     value = proposal[name]
-    return value if dist._contains(dist.to_internal_repr(value)) else None
+    return value if compat.dist_contains(dist, value) else None
 
 
 class ProposalSampler(BaseSampler):

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
+from optuna_ohgw.schedulers._base import PROMOTION_RULES
+
 if TYPE_CHECKING:
     from optuna.distributions import FloatDistribution
 
@@ -32,6 +34,9 @@ class SchedulerSpec:
             first is the default).
         proposes: True if the scheduler proposes new configurations itself (they reach the
             trial through :class:`~optuna_ohgw.schedulers.ProposalSampler`).
+        pruner_factory: ``(r_min, eta, max_resource) -> pruner`` of a stopping-type scheduler.
+        scheduler_factory: ``(r_min, eta, max_resource, *, space, seed, **options) ->
+            scheduler`` of a promotion-type one.
     """
 
     name: str
@@ -39,17 +44,17 @@ class SchedulerSpec:
     promotion: bool
     options: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     proposes: bool = False
-    _pruner: Callable[[int, int, int], optuna.pruners.BasePruner] | None = None
-    _scheduler: Callable[..., BasePromotionScheduler] | None = None
+    pruner_factory: Callable[[int, int, int], optuna.pruners.BasePruner] | None = None
+    scheduler_factory: Callable[..., BasePromotionScheduler] | None = None
 
     def make_pruner(
         self, min_resource: int, reduction_factor: int, max_resource: int
     ) -> optuna.pruners.BasePruner:
         """The Optuna pruner (explicit resources, never ``"auto"``, which each worker would
         compute on its own); promotion-type schedulers prune nothing."""
-        if self._pruner is None:
+        if self.pruner_factory is None:
             return optuna.pruners.NopPruner()
-        return self._pruner(min_resource, reduction_factor, max_resource)
+        return self.pruner_factory(min_resource, reduction_factor, max_resource)
 
     def make_scheduler(
         self,
@@ -62,9 +67,9 @@ class SchedulerSpec:
         options: Mapping[str, Any],
     ) -> BasePromotionScheduler:
         """The promotion-type scheduler (only for entries with ``promotion=True``)."""
-        if self._scheduler is None:
+        if self.scheduler_factory is None:
             raise ValueError(f"{self.name} is not a promotion-type scheduler")
-        return self._scheduler(
+        return self.scheduler_factory(
             min_resource, reduction_factor, max_resource, space=space, seed=seed, **options
         )
 
@@ -81,16 +86,20 @@ def _hyperband_pruner(r_min: int, eta: int, r_max: int) -> optuna.pruners.BasePr
     )
 
 
-def _promotion_asha(r_min: int, eta: int, r_max: int, **_: Any) -> BasePromotionScheduler:
+def _promotion_asha(
+    r_min: int, eta: int, r_max: int, *, promotion: str = "floor", **_: Any
+) -> BasePromotionScheduler:
     from optuna_ohgw.schedulers._base import PromotionASHA
 
-    return PromotionASHA(r_min, eta, r_max)
+    return PromotionASHA(r_min, eta, r_max, promotion=promotion)
 
 
-def _pasha(r_min: int, eta: int, r_max: int, **_: Any) -> BasePromotionScheduler:
+def _pasha(
+    r_min: int, eta: int, r_max: int, *, promotion: str = "floor", **_: Any
+) -> BasePromotionScheduler:
     from optuna_ohgw.schedulers.pasha import PASHA
 
-    return PASHA(r_min, eta, r_max)
+    return PASHA(r_min, eta, r_max, promotion=promotion)
 
 
 def _dyhpo(
@@ -110,24 +119,31 @@ def _dyhpo(
 SCHEDULER_SPECS: dict[str, SchedulerSpec] = {
     spec.name: spec
     for spec in (
-        SchedulerSpec(name="asha", label="ASHA", promotion=False, _pruner=_asha_pruner),
+        SchedulerSpec(name="asha", label="ASHA", promotion=False, pruner_factory=_asha_pruner),
         SchedulerSpec(
-            name="hyperband", label="Hyperband", promotion=False, _pruner=_hyperband_pruner
+            name="hyperband", label="Hyperband", promotion=False, pruner_factory=_hyperband_pruner
         ),
         SchedulerSpec(
             name="asha-promotion",
             label="promotion ASHA",
             promotion=True,
-            _scheduler=_promotion_asha,
+            options={"promotion": PROMOTION_RULES},
+            scheduler_factory=_promotion_asha,
         ),
-        SchedulerSpec(name="pasha", label="PASHA", promotion=True, _scheduler=_pasha),
+        SchedulerSpec(
+            name="pasha",
+            label="PASHA",
+            promotion=True,
+            options={"promotion": PROMOTION_RULES},
+            scheduler_factory=_pasha,
+        ),
         SchedulerSpec(
             name="dyhpo",
             label="DyHPO",
             promotion=True,
             options={"advance": ("epoch", "rung")},
             proposes=True,
-            _scheduler=_dyhpo,
+            scheduler_factory=_dyhpo,
         ),
     )
 }
