@@ -51,13 +51,13 @@ from optuna_ohgw.evidence.report import (
 
 TARGETS: dict[str, tuple[float, ...]] = {
     "mnist1d": (0.90, 0.95, 0.97),
-    "fashion": (0.85, 0.87, 0.88),
+    "fashion": (0.85, 0.88, 0.89),
 }
 """Targets per task, fixed before the grids ran. MNIST-1D: from issue 13 (vanilla ASHA ends
 near 0.98; 0.90 is reached in its first configuration in most seeds). Fashion-MNIST: from a
 pilot of vanilla ASHA (TPE, 60 trials, seeds 0-2): best validation accuracy 0.8945, 0.883 and
-0.8875 (seed 2 after 47 of its 60 trials), median 0.8875; 0.88 is just below it (reached at
-92, 149 and 90 epochs), 0.85 and 0.87 are the easier steps."""
+0.891, median 0.891; 0.89 sits at that median (seed 1 never reaches it), 0.88 just below (reached
+at 92, 149 and 90 epochs), 0.85 is the easy step."""
 CONTROL = "random-sign"
 MOVED = 1e-3
 """Smallest change, in range units, that counts as a move in the step diagnostic."""
