@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import pathlib
+import uuid
 
 import numpy as np
 import optuna
@@ -298,7 +299,7 @@ def test_no_two_workers_advance_the_same_configuration(
     """Four processes that all rank the candidates alike decide and claim at once: each ends up
     advancing a different configuration (losers of a claim decide again)."""
     url = backend_url(backend, tmp_path, "race")
-    name = f"dyhpo-race-{tmp_path.name}"
+    name = f"dyhpo-race-{uuid.uuid4().hex[:12]}"  # the PostgreSQL database outlives runs
     storage = open_storage(url, heartbeat=False)
     study = _study_with_curves(storage, name)
     ctx = multiprocessing.get_context("spawn")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import pathlib
+import uuid
 
 import optuna
 import pytest
@@ -173,7 +174,7 @@ def _race(url: str, name: str, trial_ids: list[int], queue, barrier) -> None:  #
 def test_only_one_worker_resumes_a_paused_trial(backend: str, tmp_path: pathlib.Path) -> None:
     """Six processes race to claim each of four paused continuations: one winner each."""
     url = backend_url(backend, tmp_path, "race")
-    name = f"race-{tmp_path.name}"
+    name = f"race-{uuid.uuid4().hex[:12]}"  # the PostgreSQL database outlives runs
     storage = open_storage(url, heartbeat=False)
     study = optuna.create_study(study_name=name, storage=storage)
     for i in range(4):
