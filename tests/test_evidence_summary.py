@@ -214,3 +214,17 @@ def test_reprobe_moves_are_listed_apart() -> None:
     assert (m.clipped, m.inward) == (0.0, 1.0)
     assert m.median_move == pytest.approx(-0.05)
     assert m.from_edge == 1.0  # 0.9 of [0, 0.9] is the upper bound
+
+
+def test_too_few_paired_seeds_are_not_decided() -> None:
+    """With fewer than MIN_PAIRS pairs no Wilcoxon p can be < 0.05: the verdict says so rather
+    than 'does not pay off'."""
+    storage = optuna.storages.InMemoryStorage()
+    _make(storage)
+    few = [c for c in rep.load_cells(storage) if c.seed < 3]
+    rows = sm.target_rows(few, {"mnist1d": (0.90, 0.95, 0.97)})
+    vs = sm.compare_at_targets(rows, n_boot=200)
+    assert {c.n_paired for c in vs} == {3}
+    text = "\n".join(sm.statements(vs, []))
+    assert "fewer than 6 paired seeds" in text and "does not pay off" not in text
+    assert "not decided yet (3 paired seeds" in text

@@ -17,6 +17,8 @@ Rules
   configuration helps, not that the hypergradient does.
 * An arm *pays off* at a target when its ratio on the compute clock is ``<= MAX_RATIO`` (0.85)
   and ``p < ALPHA`` (0.05) against vanilla, the seed's first criterion at that target.
+* An arm with fewer than :data:`MIN_PAIRS` (6) paired seeds is *not decided*: with 5 pairs the
+  smallest two-sided exact Wilcoxon p is 2/32 = 0.0625, so no such arm can reach ``p < ALPHA``.
 * Step diagnostic: a step *moved* a parameter when ``|nudged - raw|`` is at least
   :data:`MOVED` of its range (range-scaled internal coordinates: the seed's raw rule moves by
   ~1e-6 and does not count); a move is *inward* when the nudged value is closer to the middle of
@@ -48,6 +50,9 @@ from optuna_ohgw.evidence.report import (
     _pct,
     _ttt,
 )
+
+MIN_PAIRS = 6
+"""Fewest paired seeds with which a two-sided exact Wilcoxon test can give p < 0.05 (2/64)."""
 
 TARGETS: dict[str, tuple[float, ...]] = {
     "mnist1d": (0.90, 0.95, 0.97),
@@ -404,11 +409,17 @@ def statements(
     wins = [c for c in vs_vanilla if c.pays_off]
     lines = []
     clock = vs_vanilla[0].clock if vs_vanilla else PRIMARY_CLOCK
-    if not wins:
+    testable = [c for c in vs_vanilla if c.n_paired >= MIN_PAIRS]
+    if not wins and testable:
         lines.append(
             f"- No arm reaches any target at least {100 * (1 - MAX_RATIO):.0f}% sooner than "
             f"vanilla with p < {ALPHA} on the {clock} clock: on these seeds a warm "
-            "start does not pay off anywhere."
+            "start does not pay off anywhere it can be tested."
+        )
+    elif not wins:
+        lines.append(
+            f"- Every arm has fewer than {MIN_PAIRS} paired seeds, too few for a paired "
+            f"Wilcoxon test to reach p < {ALPHA}: no arm can be shown to pay off, or not to, yet."
         )
     for c in wins:
         control = ctl.get((c.task, c.scheduler, c.variant, c.target))
@@ -444,9 +455,14 @@ def statements(
             f"{_f(c.ratio[c.clock].ratio)} @ {c.target:g}"
             for c in sorted(cs, key=lambda c: c.target)
         )
+        n = max(c.n_paired for c in cs)
+        verdict = (
+            "does not pay off at any target"
+            if n >= MIN_PAIRS
+            else f"not decided yet ({n} paired seeds, fewer than {MIN_PAIRS})"
+        )
         lines.append(
-            f"- {task} / {scheduler} / {variant}: does not pay off at any target "
-            f"(ratio vs vanilla {ratios}; n={max(c.n_paired for c in cs)})."
+            f"- {task} / {scheduler} / {variant}: {verdict} (ratio vs vanilla {ratios}; n={n})."
         )
     return lines
 
