@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from _ratios import print_header, print_load, print_rows
 from torch import nn
 
 from optuna_ohgw.augmentations import RandomTranslate
@@ -155,25 +156,14 @@ def main() -> None:
         f"torch {torch.__version__}, {args.threads} threads, batch {args.batch_size}, fp32, "
         f"median seconds; load average {os.getloadavg()[0]:.1f} at start"
     )
-    header = f"{'model':<22}{'config':<15}{'seconds':>10}{'x step':>9}{'target':>9}  ok"
-    print(header)
-    print("-" * len(header))
+    print_header(15)
     for key in args.models:
         task = TASKS[key]
         repeats = args.resnet_repeats if key == "resnet20" else args.repeats
         warmup = min(args.warmup, 1) if key == "resnet20" else args.warmup
         rows = _measure(task, args.batch_size, repeats, warmup)
-        base = rows[0][1]
-        for config, seconds in rows:
-            ratio = seconds / base
-            target = TARGETS.get(config)
-            verdict = "" if target is None else ("yes" if ratio <= target else "NO")
-            target_text = "" if target is None else f"{target:.1f}"
-            print(
-                f"{task.name:<22}{config:<15}{seconds:>10.4f}{ratio:>9.2f}{target_text:>9}  "
-                f"{verdict}"
-            )
-    print(f"load average {os.getloadavg()[0]:.1f} at end (2 cores here: above ~1, timings drift)")
+        print_rows(task.name, rows, TARGETS, 15)
+    print_load()
 
 
 if __name__ == "__main__":

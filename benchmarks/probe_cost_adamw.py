@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from _ratios import print_header, print_load, print_rows
 
 from optuna_ohgw.probes import LookaheadProbe
 from optuna_ohgw.tasks.models import ResNet20
@@ -152,23 +153,12 @@ def main() -> None:
         f"torch {torch.__version__}, {args.threads} threads, batch {args.batch_size}, fp32, "
         f"median seconds; load average {os.getloadavg()[0]:.1f} at start"
     )
-    header = f"{'model':<22}{'config':<18}{'seconds':>10}{'x step':>9}{'target':>9}  ok"
-    print(header)
-    print("-" * len(header))
+    print_header(18)
     for key in args.models:
         repeats = args.resnet_repeats if key == "resnet20" else args.repeats
         rows = _measure(key, args.batch_size, repeats, args.warmup)
-        base = rows[0][1]
-        for config, seconds in rows:
-            ratio = seconds / base
-            target = TARGETS.get(config)
-            verdict = "" if target is None else ("yes" if ratio <= target else "NO")
-            target_text = "" if target is None else f"{target:.1f}"
-            print(
-                f"{MODELS[key]:<22}{config:<18}{seconds:>10.4f}{ratio:>9.2f}{target_text:>9}  "
-                f"{verdict}"
-            )
-    print(f"load average {os.getloadavg()[0]:.1f} at end (2 cores here: above ~1, timings drift)")
+        print_rows(MODELS[key], rows, TARGETS, 18)
+    print_load()
 
 
 if __name__ == "__main__":
