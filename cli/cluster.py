@@ -152,8 +152,11 @@ def _hand_back(study: optuna.Study) -> list[int]:
     mine = [
         t
         for t in study.get_trials(deepcopy=False)
-        if ((t.system_attrs.get(WORKER_ATTR) or {}).get("host"),
-            (t.system_attrs.get(WORKER_ATTR) or {}).get("pid")) == me
+        if (
+            (t.system_attrs.get(WORKER_ATTR) or {}).get("host"),
+            (t.system_attrs.get(WORKER_ATTR) or {}).get("pid"),
+        )
+        == me
     ]
     if mine and mine[-1].state == optuna.trial.TrialState.FAIL:
         optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)(study, mine[-1])
@@ -170,9 +173,7 @@ def _hand_back(study: optuna.Study) -> list[int]:
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=13000, show_default=True, help="Port to serve on.")
-@click.option(
-    "--threads", default=16, show_default=True, help="Threads serving worker requests."
-)
+@click.option("--threads", default=16, show_default=True, help="Threads serving worker requests.")
 def storage_proxy(storage: str, host: str, port: int, threads: int) -> None:
     """Serve an RDB storage over gRPC; workers use --storage grpc://HOST:PORT.
 

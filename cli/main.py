@@ -37,9 +37,7 @@ def _user_errors() -> Iterator[None]:
         fail(str(err))
 
 
-def _config(
-    study: str, seed: int | None, no_ohgw: bool, budget: tuple[str, ...]
-) -> StudyConfig:
+def _config(study: str, seed: int | None, no_ohgw: bool, budget: tuple[str, ...]) -> StudyConfig:
     config = _load(find_study_file(study, STUDY_DIRS))
     overrides: dict[str, Any] = {}
     if seed is not None:

@@ -49,6 +49,12 @@ from ._common import bench_url, fail
     "optuna_ohgw.evidence.summary.TARGETS).",
 )
 @click.option(
+    "--notes",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Markdown file put first in summary.md as 'In plain words' (your reading of it).",
+)
+@click.option(
     "--finished-only",
     is_flag=True,
     help="Leave out the cells of a grid that are still running (or were stopped mid-cell).",
@@ -75,6 +81,7 @@ def report(
     dashboard_notes: bool,
     summary: bool,
     targets: tuple[str, ...],
+    notes: str | None,
     finished_only: bool,
     clock: str,
     planned_seeds: int,
@@ -102,6 +109,8 @@ def report(
     if summary:
         args += ["--summary", *(f"--targets={t}" for t in targets)]
         args += ["--clock", clock, "--planned-seeds", str(planned_seeds)]
+        if notes:
+            args += ["--notes", notes]
     command = shlex.join(args)
     per_storage = []
     try:
@@ -129,6 +138,7 @@ def report(
             targets=goals,
             planned_seeds=planned_seeds,
             clock=clock,
+            notes=pathlib.Path(notes).read_text() if notes else None,
         )
         click.echo(f"wrote {done}")
     if dashboard_notes:
@@ -155,4 +165,3 @@ def _targets(specs: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
         except ValueError:
             fail(f"--targets {spec!r}: write TASK=T1,T2,... (for example mnist1d=0.9,0.95,0.97)")
     return goals
-

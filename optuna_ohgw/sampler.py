@@ -377,9 +377,7 @@ class OHGWSampler(BaseSampler):
         # weights the trial will train.
         probe_seed = self.trial_seed(trial.number)
         rng = np.random.default_rng(np.random.SeedSequence([self._seed, trial.number]))
-        spans = {
-            n: _to_internal(d.high, d) - _to_internal(d.low, d) for n, d in dists.items()
-        }
+        spans = {n: _to_internal(d.high, d) - _to_internal(d.low, d) for n, d in dists.items()}
         values = dict(raw)
         seconds = 0.0
         lookaheads = 0

@@ -254,7 +254,6 @@ def test_placement_from_cluster_variables() -> None:
     assert worker_device({"LOCAL_RANK": "1"}, n_gpus=0) == "cpu"
 
 
-
 def test_the_dashboard_serves_checkpoints_from_the_study_store(tmp_path: pathlib.Path) -> None:
     """``ohgw-optuna dashboard`` opens the store the study recorded; a checkpoint shows, and
     downloads, on the trial that paused."""

@@ -140,11 +140,16 @@ def test_cli_summary_over_two_grids_with_samplers(tmp_path) -> None:  # type: ig
     _make(open_storage(b, heartbeat=False), seeds=3, sampler="-random")
     out = tmp_path / "reports"
     args = ["--storage", a, "--storage", b, "--name", "mnist1d", "--out", str(out), "--summary"]
+    notes = tmp_path / "notes.md"
+    notes.write_text("The warm start lifts weak configurations, not the best ones.\n")
     result = CliRunner().invoke(
-        report, [*args, "--targets", "mnist1d=0.95,0.97", "--clock", "epochs"]
+        report,
+        [*args, "--targets", "mnist1d=0.95,0.97", "--clock", "epochs", "--notes", str(notes)],
     )
     assert result.exit_code == 0, result.output
     text = (out / "summary.md").read_text()
+    assert "## In plain words\n\nThe warm start lifts weak configurations" in text
+    assert f"--notes {notes}" in text and "## The same configuration, nudged or not" in text
     assert "(epochs clock decides)" in text and "p=0.25; compute" in text
     assert "| asha | random | ohgw-normalized |" in text and "| asha | tpe | vanilla" not in text
     assert "mnist1d / asha/random: 3 paired seed(s)" in text and "mnist1d: 0.95, 0.97" in text
@@ -228,3 +233,99 @@ def test_too_few_paired_seeds_are_not_decided() -> None:
     text = "\n".join(sm.statements(vs, []))
     assert "fewer than 6 paired seeds" in text and "does not pay off" not in text
     assert "not decided yet (3 paired seeds" in text
+
+
+# ----- the same configuration, nudged or not ----------------------------------------------------
+
+
+def _twin_study(storage, name: str, rows) -> None:  # type: ignore[no-untyped-def]
+    """``rows``: (raw lr, nudged lr or None for vanilla, first-segment values, resumed?)."""
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    study.set_user_attr("ohgw.target", 0.9)
+    for raw, nudged, values, resumed in rows:
+        ua = {attrs.EPOCHS: len(values), attrs.EPOCH_SECONDS: [1.0] * len(values)}
+        if nudged is not None:
+            ua.update({attrs.STATUS: "ok", attrs.raw("lr"): raw, attrs.nudged("lr"): nudged})
+        trial = create_trial(
+            state=TrialState.PRUNED,
+            params={"lr": raw if nudged is None else nudged},
+            distributions={"lr": LR},
+            user_attrs=ua,
+            system_attrs={"ohgw:resume": {"config": 0}} if resumed else {},
+            intermediate_values={i + 1: v for i, v in enumerate(values)},
+        )
+        trial.datetime_start = T0
+        trial.datetime_complete = T0 + dt.timedelta(seconds=len(values))
+        study.add_trial(trial)
+
+
+def test_same_configurations_pair_twins_by_number_and_raw_draw() -> None:
+    storage = optuna.storages.InMemoryStorage()
+    vanilla = [
+        (0.01, None, [0.50, 0.60, 0.70], False),
+        (0.02, None, [0.40], False),
+        (0.03, None, [0.80], False),
+        (0.04, None, [0.30], False),  # its twin drew another lr: no pair
+        (0.03, None, [0.85], True),  # a resumed segment starts later: never a twin
+    ]
+    warm = [
+        (0.01, 0.012, [0.55, 0.62, 0.75], False),  # +5 points, +5 at epoch 3
+        (0.02, 0.018, [0.50], False),  # +10, the vanilla worst
+        (0.03, 0.028, [0.78], False),  # -2, the vanilla best
+        (0.05, 0.040, [0.90], False),
+        (0.03, 0.028, [0.10], True),
+    ]
+    _twin_study(storage, "bench-mnist1d-asha-random-s0-vanilla", vanilla)
+    _twin_study(storage, "bench-mnist1d-asha-random-s0-ohgw-normalized", warm)
+    cells = rep.load_cells(storage)
+    firsts = next(c for c in cells if c.variant == "vanilla").first_epochs
+    assert [(f.number, f.values) for f in firsts] == [
+        (0, (0.50, 0.60, 0.70)),
+        (1, (0.40,)),
+        (2, (0.80,)),
+        (3, (0.30,)),
+    ]
+    [row] = sm.same_configurations(cells)
+    assert (row.scheduler, row.variant, row.n, row.seeds) == (
+        "asha/random",
+        "ohgw-normalized",
+        3,
+        1,
+    )
+    assert row.mean == pytest.approx((0.05 + 0.10 - 0.02) / 3)
+    assert row.median == pytest.approx(0.05)
+    assert row.better == pytest.approx(2 / 3) and row.worse == pytest.approx(1 / 3)
+    assert row.low == pytest.approx(0.10) and row.high == pytest.approx(-0.02)
+    assert row.p is None  # fewer than MIN_PAIRS non-zero deltas
+    assert (row.deep_n, row.deep_epoch, row.deep_mean) == (1, 3.0, pytest.approx(0.05))
+    text = "\n".join(sm.same_configuration_table([row]) + sm.same_configuration_statements([row]))
+    assert "| 3 (1) | +5.00 | +4.33 |" in text
+    assert "ohgw-normalized does not change it beyond chance" in text
+
+
+def test_same_configurations_against_the_noise_floor() -> None:
+    """Eight twins each: ohgw-raw's deltas alternate in sign (noise), the normalized step raises
+    every one; the statement names the noise floor and the effect above it."""
+    storage = optuna.storages.InMemoryStorage()
+    base = [(0.01 * (i + 1), [0.5 + 0.01 * i]) for i in range(8)]
+    _twin_study(storage, "bench-mnist1d-asha-s0-vanilla", [(r, None, v, False) for r, v in base])
+    _twin_study(
+        storage,
+        "bench-mnist1d-asha-s0-ohgw-raw",
+        [
+            (r, r * (1 + 1e-6), [v[0] + (0.01 if i % 2 else -0.01)], False)
+            for i, (r, v) in enumerate(base)
+        ],
+    )
+    _twin_study(
+        storage,
+        "bench-mnist1d-asha-s0-ohgw-normalized",
+        [(r, r * 1.1, [v[0] + 0.03 + 0.001 * i], False) for i, (r, v) in enumerate(base)],
+    )
+    rows = sm.same_configurations(rep.load_cells(storage))
+    by = {r.variant: r for r in rows}
+    assert by["ohgw-raw"].mean == pytest.approx(0.0) and by["ohgw-raw"].p > 0.5
+    assert by["ohgw-normalized"].better == 1.0 and by["ohgw-normalized"].p < 0.01
+    [line] = sm.same_configuration_statements(rows)
+    assert "changes the first epoch by 1.00 points on average" in line
+    assert "ohgw-normalized raises the same configurations' first epoch" in line

@@ -31,7 +31,5 @@ def _imports(path: pathlib.Path) -> list[str]:
 
 @pytest.mark.parametrize("path", LIBRARY, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_library_does_not_import_the_application(path: pathlib.Path) -> None:
-    bad = [
-        n for n in _imports(path) if any(n == a or n.startswith(f"{a}.") for a in APPLICATION)
-    ]
+    bad = [n for n in _imports(path) if any(n == a or n.startswith(f"{a}.") for a in APPLICATION)]
     assert not bad, f"{path.name} imports {bad}"

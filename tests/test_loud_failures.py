@@ -204,4 +204,3 @@ def test_workers_end_when_the_parent_is_killed(small_study, tmp_path: pathlib.Pa
     for w in alive:  # do not leave them behind if the test fails
         os.kill(w, signal.SIGKILL)
     assert not alive, "workers kept running after their parent died"
-

@@ -261,11 +261,12 @@ def test_reprobe_nudges_each_resumed_segment_from_its_checkpoint(tmp_path: pathl
     assert any(not torch.equal(p, q) for p, q in zip(seen[0][1], fresh))
     assert seen[0][0]["lr"] == 0.1 and seen[0][0]["momentum"] == 0.5
     for name in SPACE:
-        assert second.user_attrs[attrs.reprobe_to(name)] == third.user_attrs[
-            attrs.reprobe_from(name)
-        ]
+        assert (
+            second.user_attrs[attrs.reprobe_to(name)] == third.user_attrs[attrs.reprobe_from(name)]
+        )
         assert seen[1][0][name] == second.user_attrs[attrs.reprobe_to(name)]
     # The optimizer trains on with the new momentum (lr is set from the values every epoch).
-    assert states[1].optimizer.param_groups[0]["momentum"] == third.user_attrs[
-        attrs.reprobe_to("momentum")
-    ]
+    assert (
+        states[1].optimizer.param_groups[0]["momentum"]
+        == third.user_attrs[attrs.reprobe_to("momentum")]
+    )

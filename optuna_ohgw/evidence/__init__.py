@@ -12,6 +12,7 @@ from __future__ import annotations
 from optuna_ohgw.evidence.metrics import (
     CLOCKS,
     Clock,
+    FirstEpoch,
     Point,
     StudyMetrics,
     anytime_curve,
@@ -23,6 +24,7 @@ from optuna_ohgw.evidence.metrics import (
     compute_metrics,
     epoch_count,
     final_hyperparameters,
+    first_epochs,
     probe_share,
     ranked_configurations,
     startup_seconds,
@@ -37,6 +39,7 @@ from optuna_ohgw.evidence.metrics import (
 __all__ = [
     "CLOCKS",
     "Clock",
+    "FirstEpoch",
     "Point",
     "StudyMetrics",
     "anytime_curve",
@@ -48,6 +51,7 @@ __all__ = [
     "compute_metrics",
     "epoch_count",
     "final_hyperparameters",
+    "first_epochs",
     "probe_share",
     "ranked_configurations",
     "startup_seconds",

@@ -651,6 +651,51 @@ def warm_start_moves(
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class FirstEpoch:
+    """A configuration's first trained epoch, keyed by what the base sampler drew.
+
+    ``raw`` is the configuration before any warm start, as sorted ``(name, value)`` pairs: the
+    ``ohgw.raw.<p>`` attr where the trial has one, else its float param. Two arms of one seed
+    whose trial ``number`` drew the same ``raw`` train from the same initial weights and batches
+    (the training seed is derived from the study seed and the trial number), so their ``value``
+    differs only by what the warm start changed.
+    """
+
+    number: int
+    raw: tuple[tuple[str, float], ...]
+    values: tuple[float, ...]
+    """The segment's validation values at steps 1, 2, ... up to its first gap or non-finite
+    value; ``values[0]`` is the first epoch's."""
+
+
+def first_epochs(trials: Iterable[FrozenTrial]) -> list[FirstEpoch]:
+    """:class:`FirstEpoch` of every ``COMPLETE``/``PRUNED`` first segment that reported a finite
+    value at step 1 (continuations under pause/resume schedulers start later and are skipped),
+    in trial order. Only float parameters count towards ``raw``."""
+    prefix = attrs.raw("")
+    out = []
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.state not in VALUE_STATES or lineage.is_continuation(t):
+            continue
+        values: list[float] = []
+        while (v := _finite(t.intermediate_values.get(len(values) + 1))) is not None:
+            values.append(v)
+        if not values:
+            continue
+        raw = {
+            name: float(v)
+            for name, v in t.params.items()
+            if isinstance(t.distributions.get(name), optuna.distributions.FloatDistribution)
+        }
+        for key, v in t.user_attrs.items():
+            name = key[len(prefix) :]
+            if key.startswith(prefix) and name in raw and _finite(v) is not None:
+                raw[name] = float(v)
+        out.append(FirstEpoch(t.number, tuple(sorted(raw.items())), tuple(values)))
+    return out
+
+
 def _scaled(x: float, low: float, high: float, log: bool) -> float:
     if log:
         return (math.log(x) - math.log(low)) / (math.log(high) - math.log(low))

@@ -38,9 +38,11 @@ from optuna_ohgw.evidence import stats
 from optuna_ohgw.evidence.grid import VARIANTS as VARIANT_RULES
 from optuna_ohgw.evidence.metrics import (
     CLOCKS,
+    FirstEpoch,
     Move,
     StudyMetrics,
     compute_metrics,
+    first_epochs,
     ranked_configurations,
     warm_start_moves,
 )
@@ -119,6 +121,8 @@ class Cell:
     """Every warm-start step of the cell (:func:`~.metrics.warm_start_moves`)."""
     reprobe_moves: list[Move] = dataclasses.field(default_factory=list)
     """Every re-probe step at a promotion (``reprobe=True``)."""
+    first_epochs: list[FirstEpoch] = dataclasses.field(default_factory=list)
+    """Every configuration's first epoch and raw draw (:func:`~.metrics.first_epochs`)."""
 
     @property
     def probe_failed(self) -> int:
@@ -194,6 +198,7 @@ def load_cells(
                 probe_status=dict(status),
                 moves=warm_start_moves(trials, m.direction),
                 reprobe_moves=warm_start_moves(trials, m.direction, reprobe=True),
+                first_epochs=first_epochs(trials),
                 **info,
             )
         )

@@ -248,6 +248,173 @@ def move_summaries(cells: Sequence[Cell]) -> list[MoveSummary]:
     return out
 
 
+# ----- the same configuration, nudged or not ----------------------------------------------------
+
+NOISE = "ohgw-raw"
+"""The seed's raw rule moves a configuration by about 1e-6 of its range, so what it changes in
+the first epoch is the training's own sensitivity: the noise floor of
+:func:`same_configurations`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SameConfiguration:
+    """One arm's configurations matched with vanilla's twins, seeds pooled.
+
+    Twins: the same seed, trial number and raw draw (:class:`~.metrics.FirstEpoch`), so both
+    trained from the same weights and batches and differ only by the warm start. ``delta`` is
+    the first epoch's validation value minus the twin's, signed so that positive is better.
+    """
+
+    task: str
+    scheduler: str
+    variant: str
+    n: int
+    seeds: int
+    median: float
+    mean: float
+    mean_abs: float
+    better: float
+    """Share of twins the warm start made better (``delta > 0``)."""
+    worse: float
+    low: float | None
+    """Mean ``delta`` of the twins whose vanilla value is in the group's worst quarter."""
+    high: float | None
+    """Mean ``delta`` of the twins whose vanilla value is in the group's best quarter."""
+    p: float | None
+    """Two-sided Wilcoxon signed-rank p of the deltas (zeros dropped), configurations as units."""
+    deep_n: int
+    """Twins that both trained at least :data:`DEEP` epochs in their first segment."""
+    deep_epoch: float | None
+    """Median of the deepest epoch both of such twins trained."""
+    deep_mean: float | None
+    """Mean ``delta`` of such twins at that epoch: does the first epoch's change last?"""
+
+
+DEEP = 3
+"""Fewest epochs both twins must have trained to count in the later-epoch comparison."""
+
+
+def _same_draw(a: tuple[tuple[str, float], ...], b: tuple[tuple[str, float], ...]) -> bool:
+    return [n for n, _ in a] == [n for n, _ in b] and all(
+        math.isclose(x, y, rel_tol=1e-12, abs_tol=1e-15) for (_, x), (_, y) in zip(a, b)
+    )
+
+
+def same_configurations(cells: Sequence[Cell]) -> list[SameConfiguration]:
+    """:class:`SameConfiguration` per ``(task, scheduler, variant)`` other than vanilla.
+
+    Under the Random sampler every configuration has a twin; under TPE only those drawn before
+    the two arms' histories differ (its random start-up, then whatever TPE still draws alike).
+    Training is deterministic for a given configuration (same seed, one thread), so a non-zero
+    ``delta`` of :data:`NOISE` measures how much a negligible change moves the first epoch.
+    The quarters select on vanilla's value, so regression to the mean alone makes ``low``
+    positive and ``high`` negative: compare them with the :data:`NOISE` arm's.
+    """
+    import scipy.stats
+
+    base = {(c.task, c.scheduler, c.seed): c for c in cells if c.variant == BASELINE}
+    pools: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    deep: dict[tuple[str, str, str], list[tuple[int, float]]] = {}
+    seeds: dict[tuple[str, str, str], set[int]] = {}
+    for c in cells:
+        twin_cell = base.get((c.task, c.scheduler, c.seed))
+        if c.variant == BASELINE or twin_cell is None:
+            continue
+        sign = 1.0 if c.metrics.direction == "maximize" else -1.0
+        twins = {f.number: f for f in twin_cell.first_epochs}
+        key = (c.task, c.scheduler, c.variant)
+        for f in c.first_epochs:
+            twin = twins.get(f.number)
+            if twin is None or not _same_draw(f.raw, twin.raw):
+                continue
+            a, b = f.values, twin.values
+            pools.setdefault(key, []).append((sign * (a[0] - b[0]), sign * b[0]))
+            seeds.setdefault(key, set()).add(c.seed)
+            k = min(len(a), len(b))
+            if k >= DEEP:
+                deep.setdefault(key, []).append((k, sign * (a[k - 1] - b[k - 1])))
+    out = []
+    for key, pairs in sorted(pools.items()):
+        task, scheduler, variant = key
+        later = deep.get(key, [])
+        d = np.array([x for x, _ in pairs])
+        v = np.array([y for _, y in pairs])
+        lo, hi = np.quantile(v, [0.25, 0.75])
+        nonzero = d[d != 0]
+        p = float(scipy.stats.wilcoxon(nonzero).pvalue) if len(nonzero) >= MIN_PAIRS else None
+        out.append(
+            SameConfiguration(
+                task=task,
+                scheduler=scheduler,
+                variant=variant,
+                n=len(d),
+                seeds=len(seeds[key]),
+                median=float(np.median(d)),
+                mean=float(d.mean()),
+                mean_abs=float(np.abs(d).mean()),
+                better=float((d > 0).mean()),
+                worse=float((d < 0).mean()),
+                low=float(d[v <= lo].mean()) if (v <= lo).any() else None,
+                high=float(d[v >= hi].mean()) if (v >= hi).any() else None,
+                p=p,
+                deep_n=len(later),
+                deep_epoch=float(np.median([k for k, _ in later])) if later else None,
+                deep_mean=float(np.mean([x for _, x in later])) if later else None,
+            )
+        )
+    return out
+
+
+def _pt(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:+.2f}"
+
+
+def same_configuration_table(rows: Sequence[SameConfiguration]) -> list[str]:
+    lines = [
+        "| task | scheduler | variant | twins (seeds) | median Δ | mean Δ | mean abs Δ | "
+        "better / worse | mean Δ in vanilla's worst / best quarter | p | "
+        f"twins with >= {DEEP} epochs: n, median epoch, mean Δ there |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.task} | {r.scheduler} | {r.variant} | {r.n} ({r.seeds}) | {_pt(r.median)} | "
+            f"{_pt(r.mean)} | {100 * r.mean_abs:.2f} | {_pct(r.better)} / {_pct(r.worse)} | "
+            f"{_pt(r.low)} / {_pt(r.high)} | {_f(r.p, 2)} | {r.deep_n}, "
+            f"{_f(r.deep_epoch, 2)}, {_pt(r.deep_mean)} |"
+        )
+    return lines
+
+
+def same_configuration_statements(rows: Sequence[SameConfiguration]) -> list[str]:
+    """Per ``(task, scheduler)``: the noise floor, then what each arm does above it."""
+    groups: dict[tuple[str, str], list[SameConfiguration]] = {}
+    for r in rows:
+        groups.setdefault((r.task, r.scheduler), []).append(r)
+    lines = []
+    for (task, scheduler), rs in sorted(groups.items()):
+        noise = next((r for r in rs if r.variant == NOISE), None)
+        head = f"- {task} / {scheduler}: "
+        if noise is not None:
+            head += (
+                f"the seed's raw rule (a ~1e-6 move) changes the first epoch by "
+                f"{100 * noise.mean_abs:.2f} points on average (mean {_pt(noise.mean)}, "
+                f"n={noise.n}): that is the training's own sensitivity. "
+            )
+        parts = []
+        for r in rs:
+            if r.variant == NOISE:
+                continue
+            size = f"mean {_pt(r.mean)}, mean abs {100 * r.mean_abs:.2f}, n={r.n}, p {_f(r.p, 2)}"
+            if r.p is not None and r.p < ALPHA:
+                effect = "raises" if r.mean > 0 else "lowers"
+                parts.append(f"{r.variant} {effect} the same configurations' first epoch ({size})")
+            else:
+                parts.append(f"{r.variant} does not change it beyond chance ({size})")
+        lines.append(head + "; ".join(parts) + ".")
+    return lines
+
+
 # ----- the plot ---------------------------------------------------------------------------------
 
 
@@ -361,8 +528,10 @@ def target_table(
         for scheduler, variant in arms:
             name, sampler = split_label(scheduler)
             cells = [_cell_text(by.get((task, scheduler, variant, t))) for t in taus]
-            control = "-" if variant == CONTROL else _cell_text(
-                ctl.get((task, scheduler, variant, taus[-1]))
+            control = (
+                "-"
+                if variant == CONTROL
+                else _cell_text(ctl.get((task, scheduler, variant, taus[-1])))
             )
             comp = crit.get((task, scheduler, variant))
             drop = _pct(comp.accuracy_drop) if comp else "n/a"
@@ -377,7 +546,8 @@ def target_table(
                 ]
                 three = "/".join({True: "yes", False: "no", None: "?"}[f] for f in flags)
             lines.append(
-                f"| {name} | {sampler} | {variant} | " + " | ".join(cells)
+                f"| {name} | {sampler} | {variant} | "
+                + " | ".join(cells)
                 + f" | {control} | {drop} | {share} | {three} |"
             )
         lines.append("")
@@ -435,14 +605,11 @@ def statements(
         else:
             rc, wc = control.ratio[c.clock].ratio, control.wilcoxon[c.clock]
             beats = rc is not None and rc < 1 and wc.p is not None and wc.p < ALPHA
-            text += (
-                f"; against {CONTROL} {_f(rc)} (p {_f(wc.p, 2)}): "
-                + (
-                    "the hypergradient's direction matters."
-                    if beats
-                    else "not better than a random direction, so the gain is the move, not "
-                    "the hypergradient."
-                )
+            text += f"; against {CONTROL} {_f(rc)} (p {_f(wc.p, 2)}): " + (
+                "the hypergradient's direction matters."
+                if beats
+                else "not better than a random direction, so the gain is the move, not "
+                "the hypergradient."
             )
         lines.append(text)
     arms: dict[tuple[str, str, str], list[TargetComparison]] = {}
@@ -489,10 +656,12 @@ def write_summary(
     planned_seeds: int = 20,
     n_boot: int = N_BOOT,
     clock: str = PRIMARY_CLOCK,
+    notes: str | None = None,
 ) -> pathlib.Path:
     """Write the one-page verdict to ``path`` and its ratio-vs-target plots into ``figures``
     (linked relative to ``path``); return ``path``. ``clock`` decides what pays off (the seed's
-    criterion is on ``compute``; ``epochs`` where other jobs made the machine's speed vary)."""
+    criterion is on ``compute``; ``epochs`` where other jobs made the machine's speed vary).
+    ``notes`` (Markdown, the authors' reading of the numbers) goes first, as "In plain words"."""
     from optuna_ohgw.evidence.report import compare, row_of
 
     path, figures = pathlib.Path(path), pathlib.Path(figures)
@@ -510,6 +679,7 @@ def write_summary(
         for f in plot_ratio_vs_target(comps_, figures, shown)
     ]
     counts = paired_seed_counts(cells)
+    same = same_configurations(cells)
     partial = [k for k, (n, _) in counts.items() if n < planned_seeds]
     rel = figures.relative_to(path.parent) if figures.is_relative_to(path.parent) else figures
     lines = [
@@ -519,6 +689,7 @@ def write_summary(
         command,
         "```",
         "",
+        *(["## In plain words", "", notes.strip(), ""] if notes else []),
         "## The grid",
         "",
         f"{len(cells)} cells. Paired seeds (seeds with every arm of the group) per "
@@ -580,6 +751,19 @@ def write_summary(
         "step ended closer to the middle of the range; 'clipped': it ended on a bound.",
         "",
         *move_table(move_summaries(cells)),
+        "",
+        "## The same configuration, nudged or not",
+        "",
+        "Each warm-started configuration next to its vanilla twin: the same seed, trial number "
+        "and raw draw, hence the same initial weights and batches; Δ is the first epoch's "
+        "validation value minus the twin's, in points (positive is better). The quarters select "
+        "on vanilla's value, so regression to the mean alone makes the first positive and the "
+        f"second negative: read every row against `{NOISE}`, whose ~1e-6 move is no change at "
+        "all. p: two-sided Wilcoxon over the twins.",
+        "",
+        *same_configuration_table(same),
+        "",
+        *same_configuration_statements(same),
         "",
         "## Verdict",
         "",

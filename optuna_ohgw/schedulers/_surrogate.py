@@ -144,9 +144,7 @@ class DeepKernelGP:
         # lengthscale 1, outputscale 1, noise 0.01 (targets are standardised), mean 0
         self._hyper = torch.tensor([0.0, 0.0, math.log(1e-2), 0.0], dtype=torch.float64)
 
-    def _optimise(
-        self, inputs: tuple[torch.Tensor, ...], y: torch.Tensor, steps: int
-    ) -> float:
+    def _optimise(self, inputs: tuple[torch.Tensor, ...], y: torch.Tensor, steps: int) -> float:
         """Adam on the NLL; returns the final loss, non-finite on failure."""
         assert self._net is not None and self._hyper is not None
         hyper = self._hyper.clone().requires_grad_(True)
