@@ -291,7 +291,9 @@ class SameConfiguration:
 
 
 DEEP = 3
-"""Fewest epochs both twins must have trained to count in the later-epoch comparison."""
+"""Fewest epochs both twins must have trained to count in the later-epoch comparison. Only twins
+that both passed the first rung get there, so that comparison is selected on the first epoch:
+read it against the :data:`NOISE` arm's too."""
 
 
 def _same_draw(a: tuple[tuple[str, float], ...], b: tuple[tuple[str, float], ...]) -> bool:
