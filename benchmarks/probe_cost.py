@@ -4,8 +4,11 @@ For each task network, times one plain ``torch.optim.SGD`` step (zero_grad, forw
 step) on a fixed batch and the :class:`~optuna_ohgw.probes.LookaheadProbe` in two configurations,
 as the tasks build it (augmentation applied; tuned in the second), all in fp32 with the same
 batch size and thread count, interleaved in one run; it prints median times and the ratios
-probe / step. Inputs are random tensors of the real shapes (8x8 digits, MNIST-1D signals
-of length 40, 3x32x32 CIFAR images): the cost does not depend on the pixel values.
+probe / step, and the same for the probe's loss alone (``probe.loss``) and for the
+``line-search`` rule's warm start built from them (one call and four losses, against five full
+calls before the probe had ``loss``). Inputs are random tensors of the real shapes (8x8 digits,
+MNIST-1D signals of length 40, 3x32x32 CIFAR images): the cost does not depend on the pixel
+values.
 
 Usage::
 
@@ -34,6 +37,8 @@ from optuna_ohgw.tasks.models import ResNet20, SmallCNN1d, SmallCNN2d
 
 TARGETS = {"K=1 lr+wd+ls": 2.5, "K=2 all five": 5.0}
 """Maximum acceptable probe / SGD-step ratio per configuration."""
+LINE_SEARCH_SCALES = 4
+"""``LineSearchStep``'s default scales (0.5, 1, 2, 4): one look-ahead loss each."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,16 @@ def _measure(task: Task, batch_size: int, repeats: int, warmup: int) -> list[tup
     for name, probe in probes.items():
         values = {n: params[n] for n in probe.param_names}
         fns[name] = functools.partial(probe, values)
-    return list(_interleaved_medians(fns, repeats, warmup).items())
+        fns[f"{name} loss()"] = functools.partial(probe.loss, values)
+    medians = _interleaved_medians(fns, repeats, warmup)
+    rows = list(medians.items())
+    for name in probes:
+        # line-search with its four scales: one full call, then four look-ahead losses (before
+        # the probe had loss(), each of the four was a full call too).
+        full, alone = medians[name], medians[f"{name} loss()"]
+        rows.append((f"{name} line-search", full + LINE_SEARCH_SCALES * alone))
+        rows.append((f"{name} line-search, full calls", (1 + LINE_SEARCH_SCALES) * full))
+    return rows
 
 
 def main() -> None:
@@ -156,13 +170,13 @@ def main() -> None:
         f"torch {torch.__version__}, {args.threads} threads, batch {args.batch_size}, fp32, "
         f"median seconds; load average {os.getloadavg()[0]:.1f} at start"
     )
-    print_header(15)
+    print_header(38)
     for key in args.models:
         task = TASKS[key]
         repeats = args.resnet_repeats if key == "resnet20" else args.repeats
         warmup = min(args.warmup, 1) if key == "resnet20" else args.warmup
         rows = _measure(task, args.batch_size, repeats, warmup)
-        print_rows(task.name, rows, TARGETS, 15)
+        print_rows(task.name, rows, TARGETS, 38)
     print_load()
 
 

@@ -390,7 +390,7 @@ class OHGWSampler(BaseSampler):
             # The look-ahead loss at the values the step would give (clipped and snapped).
             nonlocal seconds, lookaheads
             moved = {n: _move(v, float(delta[n]), dists[n]) for n, v in values.items()}
-            result = self._probe({**pinned, **moved}, seed=probe_seed)  # type: ignore[misc]
+            result = self._probe.loss({**pinned, **moved}, seed=probe_seed)  # type: ignore[union-attr]
             seconds += result.seconds
             lookaheads += 1
             return float(result.value)

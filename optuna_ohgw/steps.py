@@ -11,7 +11,7 @@ controls that make the evidence honest: same probe cost, no step / random direct
 
 Two rules look beyond the gradient, through a :class:`StepContext` the sampler passes:
 ``line-search`` tries a few multiples of the normalized step and keeps the one whose look-ahead
-loss is lowest (a few extra probe calls, no extra hypergradient), and ``toward-middle`` is the
+loss is lowest (a few look-ahead losses, no extra hypergradient), and ``toward-middle`` is the
 control that needs no probe at all: it moves each parameter toward the middle of its range by the
 normalized step's size, to tell apart "a hypergradient helps" from "moving inward helps".
 """
@@ -181,11 +181,11 @@ class FlippedStep(BaseStepRule):
 class LineSearchStep(BaseStepRule):
     """The step of ``base`` scaled by whichever of ``scales`` gives the lowest look-ahead loss.
 
-    Each scale costs one extra call of the probe at the moved values (the look-ahead loss; the
-    probe protocol has no value-only call, so each of these also pays for a hypergradient it
-    throws away: with four scales a warm start costs five probe calls instead of one). Ties go
-    to the earlier scale; scales whose loss is not finite are skipped, and with no finite loss
-    nothing moves.
+    Each scale costs one look-ahead loss at the moved values (the probe's
+    :meth:`~optuna_ohgw.probes.BaseProbe.loss`: for :class:`~optuna_ohgw.probes.LookaheadProbe`
+    the K first-order steps and the held-out forward, with no hypergradient). Ties go to the
+    earlier scale; scales whose loss is not finite are skipped, and with no finite loss nothing
+    moves.
 
     Args:
         base: The rule whose step is scaled (``NormalizedStep()`` by default).

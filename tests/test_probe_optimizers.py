@@ -467,3 +467,41 @@ def test_frozen_and_unused_parameters_stay_put_as_in_torch(case: str) -> None:
     result = probe(values, seed=SEED)
     expected = _real_training(model, optimizer, options, values, batches, val)
     assert result.value == pytest.approx(expected, rel=1e-10, abs=0)
+
+
+@pytest.mark.parametrize("roles", [("lr", "weight_decay"), ("lr", "label_smoothing"), None])
+@pytest.mark.parametrize("batch_norm", [False, True])
+@pytest.mark.parametrize("case", ["sgd", "sgd-nesterov", "adamw-eps", "adam-eps-amsgrad"])
+def test_loss_alone_is_the_full_calls_value(
+    case: str, batch_norm: bool, roles: tuple[str, ...] | None
+) -> None:
+    """``probe.loss`` (what a line search compares) gives bit for bit the loss of a full call,
+    which is the real optimizer's: every path of the look-ahead (the label-smoothing shortcut
+    at step 0, double backward, BatchNorm, K=2), without computing a hypergradient."""
+    optimizer, options, optimizer_values = CASES[case]
+    values = {**optimizer_values, **COMMON}
+    tuned = roles or tuple(values)
+    model = _mlp(batch_norm)
+    batches, val = _data()
+    params = {n: values[n] for n in tuned}
+    kwargs = {n: v for n, v in values.items() if n not in tuned and n not in COMMON}
+    probe = LookaheadProbe(
+        model,
+        _Fixed(batches),
+        _Fixed([val]),
+        {name: name for name in tuned},
+        optimizer=optimizer,
+        optimizer_kwargs={**options, **_constructor_kwargs(kwargs)},
+        fixed={n: v for n, v in values.items() if n not in tuned and n in COMMON},
+        k=2,
+        augmentation=GaussianNoise(),
+    )
+    alone = probe.loss(params, seed=SEED)
+    full = probe(params, seed=SEED)
+    assert alone.grads == {} and alone.seconds > 0
+    assert alone.value == full.value
+    real = _real_training(model, optimizer, options, values, batches, val)
+    assert alone.value == pytest.approx(real, rel=1e-10, abs=0)
+    # It never touches the model, and can be called under no_grad like the full call.
+    with torch.no_grad():
+        assert probe.loss(params, seed=SEED).value == alone.value

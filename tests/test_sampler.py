@@ -1235,6 +1235,38 @@ def test_line_search_through_the_sampler_charges_lookaheads_and_lands_on_the_bes
         assert t.user_attrs[attrs.STATUS] == "ok"
 
 
+def test_line_search_compares_losses_without_hypergradients() -> None:
+    """The look-aheads go through ``probe.loss`` (no hypergradient), the step through one full
+    call; a probe that does not override ``loss`` gets the base class's full-call default."""
+
+    def fn(p):  # type: ignore[no-untyped-def]
+        u = math.log(p["lr"]) - math.log(0.01)
+        return u * u, {"lr": 2.0 * u / p["lr"]}
+
+    class Counting(FunctionProbe):
+        def __init__(self) -> None:
+            super().__init__(fn, ["lr"])
+            self.full = self.alone = 0
+
+        def __call__(self, params, *, seed=0):  # type: ignore[no-untyped-def]
+            self.full += 1
+            return super().__call__(params, seed=seed)
+
+        def loss(self, params, *, seed=0):  # type: ignore[no-untyped-def]
+            self.alone += 1
+            return super().loss(params, seed=seed)  # the default: one full call
+
+    probe = Counting()
+    space = {"lr": FloatDistribution(1e-4, 1.0, log=True)}
+    sampler = OHGWSampler(
+        RandomSampler(seed=3), probe, step="line-search", search_space=space, seed=0
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("lr", 1e-4, 1.0, log=True), n_trials=2)
+    assert probe.alone == 8  # four scales per trial
+    assert probe.full == 2 + 8  # one probe per trial, plus the default loss() delegating
+
+
 def test_toward_middle_runs_no_probe() -> None:
     calls = []
 

@@ -40,3 +40,10 @@ class BaseProbe(abc.ABC):
     @abc.abstractmethod
     def __call__(self, params: Mapping[str, float], *, seed: int = 0) -> ProbeResult:
         """Return the held-out loss and its gradient at ``params``."""
+
+    def loss(self, params: Mapping[str, float], *, seed: int = 0) -> ProbeResult:
+        """Return the held-out loss alone at ``params`` (``grads`` empty): what a line search
+        compares. It must equal :meth:`__call__`'s ``value``. The default is a full call; a
+        probe that can skip the hypergradient overrides it to be cheaper."""
+        result = self(params, seed=seed)
+        return ProbeResult(value=result.value, grads={}, seconds=result.seconds)
