@@ -4,6 +4,7 @@ Optuna storages holding hand-made bench cells."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import optuna
 import pytest
@@ -329,3 +330,44 @@ def test_same_configurations_against_the_noise_floor() -> None:
     [line] = sm.same_configuration_statements(rows)
     assert "changes the first epoch by 1.00 points on average" in line
     assert "ohgw-normalized raises the same configurations' first epoch" in line
+
+
+def test_parameter_effects_read_the_randomized_control() -> None:
+    """random-sign twins whose first epoch gains 2 points per 5% inward move of lr and nothing
+    from momentum: the regression finds exactly that, in range units (log space for lr)."""
+    storage = optuna.storages.InMemoryStorage()
+    span = math.log(LR.high) - math.log(LR.low)
+    raws = [(0.002, 0.1), (0.01, 0.8), (0.3, 0.2), (0.6, 0.7), (0.05, 0.4), (0.004, 0.6)]
+    # lr: in, out, out, in, out, out; momentum: in, in, out, out, in, out (not collinear).
+    signs = [(1, 1), (-1, -1), (1, -1), (-1, 1), (1, 1), (-1, 1)]
+    for variant in ("vanilla", "random-sign"):
+        study = optuna.create_study(
+            study_name=f"bench-mnist1d-asha-random-s0-{variant}",
+            storage=storage,
+            direction="maximize",
+        )
+        study.set_user_attr("ohgw.target", 0.9)
+        for (lr, mom), (s_lr, s_mom) in zip(raws, signs):
+            params, ua, value = {"lr": lr, "momentum": mom}, {}, 0.5
+            if variant == "random-sign":
+                params = {"lr": lr * math.exp(s_lr * 0.05 * span), "momentum": mom + s_mom * 0.045}
+                ua = {attrs.STATUS: "ok", attrs.raw("lr"): lr, attrs.raw("momentum"): mom}
+                lr_at = (math.log(lr) - math.log(LR.low)) / span
+                value += 0.02 * s_lr * (1 if lr_at < 0.5 else -1)  # +2 points per inward step
+            trial = create_trial(
+                state=TrialState.PRUNED,
+                params=params,
+                distributions={"lr": LR, "momentum": MOM},
+                user_attrs=ua,
+                intermediate_values={1: value},
+            )
+            trial.datetime_start = T0
+            trial.datetime_complete = T0 + dt.timedelta(seconds=1)
+            study.add_trial(trial)
+    effects = {e.param: e for e in sm.parameter_effects(rep.load_cells(storage))}
+    assert effects["lr"].effect == pytest.approx(0.02, abs=1e-9)
+    assert effects["momentum"].effect == pytest.approx(0.0, abs=1e-9)
+    assert effects["lr"].n == 6 and effects["lr"].p < 1e-6
+    assert "| mnist1d | asha/random | lr | 6 | +2.00 |" in "\n".join(
+        sm.parameter_effect_table(list(effects.values()))
+    )

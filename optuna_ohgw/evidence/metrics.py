@@ -667,6 +667,11 @@ class FirstEpoch:
     values: tuple[float, ...]
     """The segment's validation values at steps 1, 2, ... up to its first gap or non-finite
     value; ``values[0]`` is the first epoch's."""
+    moves: tuple[tuple[str, float], ...] = ()
+    """``(name, trained - raw)`` per float parameter in range units (0 = low, 1 = high; log
+    space for log-scaled ones): the warm start's step, 0.0 where nothing moved."""
+    positions: tuple[tuple[str, float], ...] = ()
+    """``(name, raw)`` per float parameter in the same range units."""
 
 
 def first_epochs(trials: Iterable[FrozenTrial]) -> list[FirstEpoch]:
@@ -683,16 +688,31 @@ def first_epochs(trials: Iterable[FrozenTrial]) -> list[FirstEpoch]:
             values.append(v)
         if not values:
             continue
-        raw = {
-            name: float(v)
-            for name, v in t.params.items()
-            if isinstance(t.distributions.get(name), optuna.distributions.FloatDistribution)
+        floats = {
+            name: d
+            for name, d in t.distributions.items()
+            if isinstance(d, optuna.distributions.FloatDistribution)
         }
+        raw = {name: float(t.params[name]) for name in floats}
         for key, v in t.user_attrs.items():
             name = key[len(prefix) :]
             if key.startswith(prefix) and name in raw and _finite(v) is not None:
                 raw[name] = float(v)
-        out.append(FirstEpoch(t.number, tuple(sorted(raw.items())), tuple(values)))
+        ranged = {name: d for name, d in floats.items() if d.high > d.low}
+        at = {name: _scaled(raw[name], d.low, d.high, d.log) for name, d in ranged.items()}
+        moves = {
+            name: _scaled(float(t.params[name]), d.low, d.high, d.log) - at[name]
+            for name, d in ranged.items()
+        }
+        out.append(
+            FirstEpoch(
+                t.number,
+                tuple(sorted(raw.items())),
+                tuple(values),
+                tuple(sorted(moves.items())),
+                tuple(sorted(at.items())),
+            )
+        )
     return out
 
 

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from optuna_ohgw.evidence import stats
-from optuna_ohgw.evidence.metrics import time_to_target
+from optuna_ohgw.evidence.metrics import FirstEpoch, time_to_target
 from optuna_ohgw.evidence.report import (
     ALPHA,
     BASELINE,
@@ -365,6 +365,105 @@ def same_configurations(cells: Sequence[Cell]) -> list[SameConfiguration]:
             )
         )
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterEffect:
+    """What moving one parameter does to the first epoch, read from a randomized arm."""
+
+    task: str
+    scheduler: str
+    variant: str
+    param: str
+    n: int
+    effect: float
+    """Change of the first epoch's validation value (positive is better) per move of
+    :data:`UNIT` of the range toward the middle of the range (inward)."""
+    low: float
+    high: float
+    """The 95% confidence interval of ``effect``."""
+    p: float
+
+
+UNIT = 0.05
+"""The move :class:`ParameterEffect` is quoted per: the normalized step's size (5% of range)."""
+
+
+def parameter_effects(cells: Sequence[Cell], variant: str = CONTROL) -> list[ParameterEffect]:
+    """Per ``(task, scheduler, parameter)``, the least-squares effect of each parameter's
+    inward move on the twins' first-epoch ``delta`` (:func:`same_configurations`), all
+    parameters in one regression with an intercept: ``delta ~ b0 + sum_p b_p * in_p / UNIT``,
+    where ``in_p`` is the move toward the middle of the range (negative: outward).
+
+    Read it from ``random-sign``, whose directions are drawn at random independently of the
+    configuration: the design is randomized, so ``b_p`` is the causal effect of moving ``p``
+    :data:`UNIT` of its range inward (averaged over the configurations drawn). A hypergradient
+    arm's moves depend on the configuration, so its regression would be confounded. Inward,
+    not up: whether raising a learning rate helps depends on where it starts, which direction
+    relative to the middle captures (``toward-middle`` moves every parameter inward).
+    """
+    import scipy.stats
+
+    base = {(c.task, c.scheduler, c.seed): c for c in cells if c.variant == BASELINE}
+    rows: dict[tuple[str, str], list[tuple[dict[str, float], float]]] = {}
+
+    def inward(f: FirstEpoch) -> dict[str, float]:
+        at = dict(f.positions)
+        return {n: m * (1.0 if at[n] < 0.5 else -1.0) for n, m in f.moves}
+
+    for c in cells:
+        twin_cell = base.get((c.task, c.scheduler, c.seed))
+        if c.variant != variant or twin_cell is None:
+            continue
+        sign = 1.0 if c.metrics.direction == "maximize" else -1.0
+        twins = {f.number: f for f in twin_cell.first_epochs}
+        for f in c.first_epochs:
+            twin = twins.get(f.number)
+            if twin is not None and _same_draw(f.raw, twin.raw):
+                delta = sign * (f.values[0] - twin.values[0])
+                rows.setdefault((c.task, c.scheduler), []).append((inward(f), delta))
+    out = []
+    for (task, scheduler), data in sorted(rows.items()):
+        names = sorted({n for moves, _ in data for n in moves})
+        x = np.array([[1.0] + [m.get(n, 0.0) / UNIT for n in names] for m, _ in data])
+        y = np.array([d for _, d in data])
+        dof = len(y) - x.shape[1]
+        if dof < 1:
+            continue
+        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+        sigma2 = float(np.sum((y - x @ coef) ** 2)) / dof
+        se = np.sqrt(np.diag(sigma2 * np.linalg.pinv(x.T @ x)))
+        t_crit = float(scipy.stats.t.ppf(0.975, dof))
+        for i, name in enumerate(names, start=1):
+            t = coef[i] / se[i] if se[i] > 0 else math.inf
+            out.append(
+                ParameterEffect(
+                    task=task,
+                    scheduler=scheduler,
+                    variant=variant,
+                    param=name,
+                    n=len(y),
+                    effect=float(coef[i]),
+                    low=float(coef[i] - t_crit * se[i]),
+                    high=float(coef[i] + t_crit * se[i]),
+                    p=float(2 * scipy.stats.t.sf(abs(t), dof)),
+                )
+            )
+    return out
+
+
+def parameter_effect_table(rows: Sequence[ParameterEffect]) -> list[str]:
+    lines = [
+        f"| task | scheduler | parameter | twins | Δ per {UNIT:g} of range inward (points) | "
+        "95% CI | p |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.task} | {r.scheduler} | {r.param} | {r.n} | {_pt(r.effect)} | "
+            f"[{_pt(r.low)}, {_pt(r.high)}] | {r.p:.2g} |"
+        )
+    return lines
 
 
 def _pt(x: float | None) -> str:
@@ -766,6 +865,13 @@ def write_summary(
         *same_configuration_table(same),
         "",
         *same_configuration_statements(same),
+        "",
+        f"Which parameters matter, read from `{CONTROL}`: its directions are random, so "
+        "regressing its twins' Δ on every parameter's move toward the middle of its range "
+        "(negative: outward) at once gives each parameter's effect on the first epoch per "
+        f"inward move of {UNIT:g} of its range (log space for log-scaled parameters).",
+        "",
+        *parameter_effect_table(parameter_effects(cells)),
         "",
         "## Verdict",
         "",
