@@ -302,6 +302,22 @@ def _same_draw(a: tuple[tuple[str, float], ...], b: tuple[tuple[str, float], ...
     )
 
 
+def _twins(cells: Sequence[Cell]) -> Iterable[tuple[Cell, FirstEpoch, FirstEpoch, float]]:
+    """``(cell, its first epoch, vanilla's twin, sign)`` for every warm-started configuration
+    with a vanilla twin; ``sign`` makes "better" positive for the study's direction."""
+    base = {(c.task, c.scheduler, c.seed): c for c in cells if c.variant == BASELINE}
+    for c in cells:
+        twin_cell = base.get((c.task, c.scheduler, c.seed))
+        if c.variant == BASELINE or twin_cell is None:
+            continue
+        sign = 1.0 if c.metrics.direction == "maximize" else -1.0
+        twins = {f.number: f for f in twin_cell.first_epochs}
+        for f in c.first_epochs:
+            twin = twins.get(f.number)
+            if twin is not None and _same_draw(f.raw, twin.raw):
+                yield c, f, twin, sign
+
+
 def same_configurations(cells: Sequence[Cell]) -> list[SameConfiguration]:
     """:class:`SameConfiguration` per ``(task, scheduler, variant)`` other than vanilla.
 
@@ -314,27 +330,17 @@ def same_configurations(cells: Sequence[Cell]) -> list[SameConfiguration]:
     """
     import scipy.stats
 
-    base = {(c.task, c.scheduler, c.seed): c for c in cells if c.variant == BASELINE}
     pools: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
     deep: dict[tuple[str, str, str], list[tuple[int, float]]] = {}
     seeds: dict[tuple[str, str, str], set[int]] = {}
-    for c in cells:
-        twin_cell = base.get((c.task, c.scheduler, c.seed))
-        if c.variant == BASELINE or twin_cell is None:
-            continue
-        sign = 1.0 if c.metrics.direction == "maximize" else -1.0
-        twins = {f.number: f for f in twin_cell.first_epochs}
+    for c, f, twin, sign in _twins(cells):
         key = (c.task, c.scheduler, c.variant)
-        for f in c.first_epochs:
-            twin = twins.get(f.number)
-            if twin is None or not _same_draw(f.raw, twin.raw):
-                continue
-            a, b = f.values, twin.values
-            pools.setdefault(key, []).append((sign * (a[0] - b[0]), sign * b[0]))
-            seeds.setdefault(key, set()).add(c.seed)
-            k = min(len(a), len(b))
-            if k >= DEEP:
-                deep.setdefault(key, []).append((k, sign * (a[k - 1] - b[k - 1])))
+        a, b = f.values, twin.values
+        pools.setdefault(key, []).append((sign * (a[0] - b[0]), sign * b[0]))
+        seeds.setdefault(key, set()).add(c.seed)
+        k = min(len(a), len(b))
+        if k >= DEEP:
+            deep.setdefault(key, []).append((k, sign * (a[k - 1] - b[k - 1])))
     out = []
     for key, pairs in sorted(pools.items()):
         task, scheduler, variant = key
@@ -404,24 +410,13 @@ def parameter_effects(cells: Sequence[Cell], variant: str = CONTROL) -> list[Par
     """
     import scipy.stats
 
-    base = {(c.task, c.scheduler, c.seed): c for c in cells if c.variant == BASELINE}
     rows: dict[tuple[str, str], list[tuple[dict[str, float], float]]] = {}
-
-    def inward(f: FirstEpoch) -> dict[str, float]:
-        at = dict(f.positions)
-        return {n: m * (1.0 if at[n] < 0.5 else -1.0) for n, m in f.moves}
-
-    for c in cells:
-        twin_cell = base.get((c.task, c.scheduler, c.seed))
-        if c.variant != variant or twin_cell is None:
-            continue
-        sign = 1.0 if c.metrics.direction == "maximize" else -1.0
-        twins = {f.number: f for f in twin_cell.first_epochs}
-        for f in c.first_epochs:
-            twin = twins.get(f.number)
-            if twin is not None and _same_draw(f.raw, twin.raw):
-                delta = sign * (f.values[0] - twin.values[0])
-                rows.setdefault((c.task, c.scheduler), []).append((inward(f), delta))
+    for c, f, twin, sign in _twins(cells):
+        if c.variant == variant:
+            at = dict(f.positions)
+            inward = {n: m * (1.0 if at[n] < 0.5 else -1.0) for n, m in f.moves}
+            delta = sign * (f.values[0] - twin.values[0])
+            rows.setdefault((c.task, c.scheduler), []).append((inward, delta))
     out = []
     for (task, scheduler), data in sorted(rows.items()):
         names = sorted({n for moves, _ in data for n in moves})
