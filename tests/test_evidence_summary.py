@@ -371,3 +371,13 @@ def test_parameter_effects_read_the_randomized_control() -> None:
     assert "| mnist1d | asha/random | lr | 6 | +2.00 |" in "\n".join(
         sm.parameter_effect_table(list(effects.values()))
     )
+
+
+def test_who_reaches_the_targets_names_the_first_configuration(cells) -> None:  # type: ignore[no-untyped-def]
+    """Each hand-made cell has one trial (configuration 0) reaching 0.97: the table says that
+    the first draw reached every target by itself in every seed."""
+    assert {c.first_config_best for c in cells} == {0.97}
+    lines = sm.first_configuration_table(cells, {"mnist1d": (0.9, 0.97, 0.99)})
+    assert lines[0] == "| task | scheduler | variant | seeds | @ 0.9 | @ 0.97 | @ 0.99 |"
+    assert "| mnist1d | asha | vanilla | 6 | 6/6 | 6/6 | 0/6 |" in lines
+    assert lines.index("| mnist1d | asha | vanilla | 6 | 6/6 | 6/6 | 0/6 |") == 2  # vanilla first

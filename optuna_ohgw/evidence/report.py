@@ -38,6 +38,7 @@ from optuna_ohgw.evidence import stats
 from optuna_ohgw.evidence.grid import VARIANTS as VARIANT_RULES
 from optuna_ohgw.evidence.metrics import (
     CLOCKS,
+    VALUE_STATES,
     FirstEpoch,
     Move,
     StudyMetrics,
@@ -123,6 +124,8 @@ class Cell:
     """Every re-probe step at a promotion (``reprobe=True``)."""
     first_epochs: list[FirstEpoch] = dataclasses.field(default_factory=list)
     """Every configuration's first epoch and raw draw (:func:`~.metrics.first_epochs`)."""
+    first_config_best: float | None = None
+    """Best validation value of configuration 0, the study's first draw, over all its epochs."""
 
     @property
     def probe_failed(self) -> int:
@@ -199,10 +202,20 @@ def load_cells(
                 moves=warm_start_moves(trials, m.direction),
                 reprobe_moves=warm_start_moves(trials, m.direction, reprobe=True),
                 first_epochs=first_epochs(trials),
+                first_config_best=_first_config_best(trials, m.direction),
                 **info,
             )
         )
     return sorted(cells, key=lambda c: (c.task, c.scheduler, c.variant, c.seed))
+
+
+def _first_config_best(trials: Sequence[optuna.trial.FrozenTrial], direction: str) -> float | None:
+    """Best finite value configuration 0 reported (``COMPLETE``/``PRUNED`` segments only)."""
+    counted = [t for t in trials if t.state in VALUE_STATES]
+    values = [v for v in lineage.learning_curves(counted).get(0, {}).values() if math.isfinite(v)]
+    if not values:
+        return None
+    return max(values) if direction == "maximize" else min(values)
 
 
 def row_of(cell: Cell) -> dict[str, Any]:
