@@ -678,7 +678,6 @@ def first_epochs(trials: Iterable[FrozenTrial]) -> list[FirstEpoch]:
     """:class:`FirstEpoch` of every ``COMPLETE``/``PRUNED`` first segment that reported a finite
     value at step 1 (continuations under pause/resume schedulers start later and are skipped),
     in trial order. Only float parameters count towards ``raw``."""
-    prefix = attrs.raw("")
     out = []
     for t in sorted(trials, key=lambda t: t.number):
         if t.state not in VALUE_STATES or lineage.is_continuation(t):
@@ -693,11 +692,10 @@ def first_epochs(trials: Iterable[FrozenTrial]) -> list[FirstEpoch]:
             for name, d in t.distributions.items()
             if isinstance(d, optuna.distributions.FloatDistribution)
         }
-        raw = {name: float(t.params[name]) for name in floats}
-        for key, v in t.user_attrs.items():
-            name = key[len(prefix) :]
-            if key.startswith(prefix) and name in raw and _finite(v) is not None:
-                raw[name] = float(v)
+        raw = {}
+        for name in floats:
+            drawn = _finite(t.user_attrs.get(attrs.raw(name)))
+            raw[name] = drawn if drawn is not None else float(t.params[name])
         ranged = {name: d for name, d in floats.items() if d.high > d.low}
         at = {name: _scaled(raw[name], d.low, d.high, d.log) for name, d in ranged.items()}
         moves = {

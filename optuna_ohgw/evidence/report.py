@@ -38,7 +38,6 @@ from optuna_ohgw.evidence import stats
 from optuna_ohgw.evidence.grid import VARIANTS as VARIANT_RULES
 from optuna_ohgw.evidence.metrics import (
     CLOCKS,
-    VALUE_STATES,
     FirstEpoch,
     Move,
     StudyMetrics,
@@ -202,20 +201,11 @@ def load_cells(
                 moves=warm_start_moves(trials, m.direction),
                 reprobe_moves=warm_start_moves(trials, m.direction, reprobe=True),
                 first_epochs=first_epochs(trials),
-                first_config_best=_first_config_best(trials, m.direction),
+                first_config_best=dict(ranked_configurations(trials, m.direction)).get(0),
                 **info,
             )
         )
     return sorted(cells, key=lambda c: (c.task, c.scheduler, c.variant, c.seed))
-
-
-def _first_config_best(trials: Sequence[optuna.trial.FrozenTrial], direction: str) -> float | None:
-    """Best finite value configuration 0 reported (``COMPLETE``/``PRUNED`` segments only)."""
-    counted = [t for t in trials if t.state in VALUE_STATES]
-    values = [v for v in lineage.learning_curves(counted).get(0, {}).values() if math.isfinite(v)]
-    if not values:
-        return None
-    return max(values) if direction == "maximize" else min(values)
 
 
 def row_of(cell: Cell) -> dict[str, Any]:
