@@ -20,6 +20,7 @@ _EXPORTS = {
     "BaseProbe": ".probes",
     "FunctionProbe": ".probes",
     "LookaheadProbe": ".probes",
+    "ProbeCheck": ".probes",
     "ProbeResult": ".probes",
     "OHGWSampler": ".sampler",
     "trial_seed": ".sampler",
@@ -36,7 +37,13 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:
     from optuna_ohgw.augmentations import BaseAugmentation, GaussianNoise, RandomTranslate
     from optuna_ohgw.objective import EpochHooks, EpochObjective, epoch_objective
-    from optuna_ohgw.probes import BaseProbe, FunctionProbe, LookaheadProbe, ProbeResult
+    from optuna_ohgw.probes import (
+        BaseProbe,
+        FunctionProbe,
+        LookaheadProbe,
+        ProbeCheck,
+        ProbeResult,
+    )
     from optuna_ohgw.sampler import OHGWSampler, trial_seed
     from optuna_ohgw.steps import (
         BaseStepRule,
@@ -61,6 +68,7 @@ __all__ = [
     "NoStep",
     "NormalizedStep",
     "OHGWSampler",
+    "ProbeCheck",
     "ProbeResult",
     "RandomSignStep",
     "RandomTranslate",

@@ -7,6 +7,7 @@ from optuna_ohgw._lazy import lazy_exports
 _EXPORTS = {
     "ROLES": "._roles",
     "BaseProbe": "._base",
+    "ProbeCheck": "._base",
     "ProbeResult": "._base",
     "FunctionProbe": "._function",
     "LookaheadProbe": "._lookahead",
@@ -14,9 +15,9 @@ _EXPORTS = {
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
-    from optuna_ohgw.probes._base import BaseProbe, ProbeResult
+    from optuna_ohgw.probes._base import BaseProbe, ProbeCheck, ProbeResult
     from optuna_ohgw.probes._function import FunctionProbe
     from optuna_ohgw.probes._lookahead import LookaheadProbe
     from optuna_ohgw.probes._roles import ROLES
 
-__all__ = ["ROLES", "BaseProbe", "FunctionProbe", "LookaheadProbe", "ProbeResult"]
+__all__ = ["ROLES", "BaseProbe", "FunctionProbe", "LookaheadProbe", "ProbeCheck", "ProbeResult"]

@@ -23,6 +23,32 @@ class ProbeResult:
     seconds: float
 
 
+@dataclasses.dataclass(frozen=True)
+class ProbeCheck:
+    """What one self-check measured: the probe against the real training it stands for.
+
+    Attributes:
+        ok: Whether both comparisons agree within their tolerances.
+        probe_loss: The probe's held-out loss at the checked values.
+        real_loss: The held-out loss after the same K steps of the real optimizer.
+        directional: The probe's derivative along ``direction`` (its gradient dotted with it).
+        finite_difference: The central finite difference of the real loop's held-out loss
+            along ``direction``.
+        direction: The unit direction, per parameter name, in the parameters' own units.
+        seconds: Wall-clock seconds the check took.
+        message: One line naming what disagreed and what to look at; empty when ``ok``.
+    """
+
+    ok: bool
+    probe_loss: float
+    real_loss: float
+    directional: float
+    finite_difference: float
+    direction: Mapping[str, float]
+    seconds: float
+    message: str = ""
+
+
 class BaseProbe(abc.ABC):
     """A hypergradient probe.
 
@@ -47,3 +73,9 @@ class BaseProbe(abc.ABC):
         probe that can skip the hypergradient overrides it to be cheaper."""
         result = self(params, seed=seed)
         return ProbeResult(value=result.value, grads={}, seconds=result.seconds)
+
+    def check(self, params: Mapping[str, float], *, seed: int = 0) -> ProbeCheck | None:
+        """Compare the probe with the real training it stands for at ``params``; ``None`` when
+        the probe has nothing to compare with (the default). :class:`~optuna_ohgw.OHGWSampler`
+        runs it once per process before the first nudge (``self_check=True``)."""
+        return None
