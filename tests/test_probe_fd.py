@@ -218,12 +218,14 @@ def test_gradcheck_of_lookahead_graph() -> None:
         probe._draw_batch(probe._draw_train, gen, device, F64, "t") for _ in range(probe.k)
     ]
     val_batch = probe._draw_batch(probe._draw_val, gen, device, F64, "v")
-    roles = [ALL_ROLES[name] for name in ALL_ROLES]
+    plan = probe._plan(model, PARAMS)
 
     def loss(h: torch.Tensor) -> torch.Tensor:
-        hypers = dict(zip(roles, h.unbind()))
+        leaves = dict(zip(ALL_ROLES, h.unbind()))
         with _train_mode(model), _fixed_rng(0, device):
-            return probe._lookahead(model, hypers, {}, train_batches, val_batch, [11, 12], F64)
+            return probe._lookahead(
+                model, plan, leaves, PARAMS, train_batches, val_batch, [11, 12], F64
+            )
 
     h = torch.tensor([PARAMS[name] for name in ALL_ROLES], dtype=F64, requires_grad=True)
     assert torch.autograd.gradcheck(loss, (h,), eps=1e-6, atol=1e-9, rtol=1e-5)

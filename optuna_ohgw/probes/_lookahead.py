@@ -27,7 +27,9 @@ plain steps against 8.4-9.9 for the full call (MNIST-1D and digits networks, one
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -37,12 +39,22 @@ from torch import nn
 from torch.func import functional_call
 
 from optuna_ohgw.augmentations import BaseAugmentation
-from optuna_ohgw.probes._base import BaseProbe, ProbeResult
+from optuna_ohgw.probes._base import BaseProbe, ProbeCheck, ProbeResult
+from optuna_ohgw.probes._check import compare, float64_copy
+from optuna_ohgw.probes._clipping import Clipping, norm_order
 from optuna_ohgw.probes._data import BatchSource, make_draw, move
+from optuna_ohgw.probes._groups import (
+    MakeOptimizer,
+    MakeScheduler,
+    Plan,
+    read_plan,
+    single_group_plan,
+)
 from optuna_ohgw.probes._optimizers import resolve_optimizer
 from optuna_ohgw.probes._roles import ROLES
 
 _COMMON_ROLES = ("label_smoothing", "augment")
+_OPTIMIZER_ROLES = ("lr", "weight_decay", "momentum", "beta1", "beta2")
 
 Apply = Callable[..., Any]
 """``apply(*args, **kwargs)``: the model called with the look-ahead's current weights."""
@@ -75,19 +87,39 @@ class LookaheadProbe(BaseProbe):
         val_data: The same for the held-out batch. Use data the training steps do not see:
             reusing the training batch makes the lr gradient ``-|g|^2`` ("always raise lr").
         roles: Maps the user's parameter names to roles in :data:`ROLES`.
-        optimizer: The ``torch.optim`` class the trial trains with: ``torch.optim.SGD``,
-            ``torch.optim.Adam`` or ``torch.optim.AdamW``; any other is a ``ValueError``.
-        optimizer_kwargs: The optimizer's fixed constructor arguments (``betas``, ``eps``,
+        optimizer: The trial's optimizer: either the factory the trial builds it with,
+            ``make_optimizer(model, hypers) -> torch.optim.Optimizer`` (``hypers`` maps the
+            probe's parameter names to floats), or, as shorthand for one group over every
+            parameter, the class with ``optimizer_kwargs``. The optimizer must be
+            ``torch.optim.SGD``, ``torch.optim.Adam`` or ``torch.optim.AdamW`` (any other is a
+            ``ValueError``). From a factory the probe reads what the optimizer trains: each
+            parameter group with its own options, and each group's lr, weight decay, momentum
+            and betas as a function of ``hypers`` (see ``_groups.py``; a value that is not an
+            affine function of them, e.g. ``hypers["lr"] ** 2``, is a ``ValueError``).
+            Parameters in no group stay fixed, as in training.
+        optimizer_kwargs: With a class: its fixed constructor arguments (``betas``, ``eps``,
             ``nesterov``, ``dampening``, ``amsgrad``, ``maximize``, and ``lr``,
             ``weight_decay``, ``momentum`` when not tuned); torch's defaults fill the rest.
         fixed: Values for roles that are not tuned and not in ``optimizer_kwargs`` (for example
-            ``{"label_smoothing": 0.1}``).
+            ``{"label_smoothing": 0.1}``); with a factory, ``label_smoothing`` and ``augment``.
         k: Number of look-ahead steps. Defaults to ``len(lr_factors)`` if given, else to the
             fewest steps after which every tuned role has a gradient: 2 when SGD's momentum
-            (without Nesterov) or Adam's betas are tuned, since they do not enter the first
-            step (see the update rules), 1 otherwise.
-        lr_factors: One factor per look-ahead step multiplying the learning rate, for a trial
-            whose first steps follow a warm-up schedule (e.g. ``[0.1, 0.2]``).
+            (without Nesterov; with a factory, any momentum) or Adam's betas are tuned, since
+            they do not enter the first step (see the update rules), 1 otherwise.
+        scheduler: ``make_scheduler(optimizer) -> LRScheduler``, the trial's scheduler factory:
+            the look-ahead steps it after each optimizer step, as the training loop does, and
+            uses the lr, momentum and betas it sets. A tuned parameter whose value the scheduler
+            overrides at every look-ahead step (``OneCycleLR``'s ``cycle_momentum`` sets beta1)
+            has no effect: its hypergradient is exactly 0, and the probe warns once.
+        lr_factors: The manual form of a warm-up: one factor per look-ahead step multiplying
+            the learning rate (e.g. ``[0.1, 0.2]``). Not together with ``scheduler``.
+        clip_grad_norm: ``max_norm`` of ``torch.nn.utils.clip_grad_norm_``, applied to the
+            gradients of the parameters the optimizer trains before each step (clip over
+            exactly those in your loop, e.g. ``[p for g in opt.param_groups for p in
+            g["params"]]``; ``model.parameters()`` is the same when the optimizer trains
+            every parameter), with ``norm_type``.
+        norm_type: The norm of ``clip_grad_norm`` (``2.0``; ``float("inf")`` for the max).
+        clip_grad_value: ``clip_value`` of ``torch.nn.utils.clip_grad_value_``, likewise.
         batch_size: Rows per drawn batch (tensors, Dataset, DataLoader). By default each
             DataLoader's own batch size; other held-out sources take the training batch size;
             128 otherwise.
@@ -124,11 +156,15 @@ class LookaheadProbe(BaseProbe):
         val_data: BatchSource,
         roles: Mapping[str, str],
         *,
-        optimizer: type[torch.optim.Optimizer],
+        optimizer: type[torch.optim.Optimizer] | MakeOptimizer,
         optimizer_kwargs: Mapping[str, Any] | None = None,
         fixed: Mapping[str, float] | None = None,
         k: int | None = None,
+        scheduler: MakeScheduler | None = None,
         lr_factors: Sequence[float] | None = None,
+        clip_grad_norm: float | None = None,
+        norm_type: float = 2.0,
+        clip_grad_value: float | None = None,
         batch_size: int | None = None,
         n_pairs: int = 1,
         loss_fn: LossFn | None = None,
@@ -139,27 +175,44 @@ class LookaheadProbe(BaseProbe):
         autocast: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
+        factory = not isinstance(optimizer, type)
+        if factory and not callable(optimizer):
+            raise ValueError(
+                "optimizer must be a torch.optim class or a factory make_optimizer(model, "
+                f"hypers) -> optimizer, got {optimizer!r}."
+            )
+        if factory and optimizer_kwargs:
+            raise ValueError(
+                "optimizer_kwargs belong to the class form; a make_optimizer factory sets its "
+                "own arguments."
+            )
         kwargs = dict(optimizer_kwargs or {})
-        resolved = resolve_optimizer(optimizer, kwargs)
-        applicable = (*resolved.rule.roles, *_COMMON_ROLES)
+        resolved = None if factory else resolve_optimizer(optimizer, kwargs)  # type: ignore[arg-type]
+        name = getattr(optimizer, "__name__", "make_optimizer")
+        applicable = (
+            (*_OPTIMIZER_ROLES, *_COMMON_ROLES)
+            if resolved is None
+            else (*resolved.rule.roles, *_COMMON_ROLES)
+        )
         fixed = dict(fixed or {})
-        for name, role in roles.items():
+        for param, role in roles.items():
             if role not in ROLES:
-                raise ValueError(f"Unknown role {role!r} for {name!r}; choose from {ROLES}.")
+                raise ValueError(f"Unknown role {role!r} for {param!r}; choose from {ROLES}.")
             if role != "loss" and role not in applicable:
                 raise ValueError(
-                    f"Role {role!r} ({name!r}) does not apply to {optimizer.__name__}; its roles "
+                    f"Role {role!r} ({param!r}) does not apply to {name}; its roles "
                     f"are {(*applicable, 'loss')}."
                 )
         tuned = [role for role in roles.values() if role != "loss"]
         if len(set(tuned)) != len(tuned):
             raise ValueError(f"Each role but 'loss' may be mapped once; got {dict(roles)}.")
         given = set(kwargs) - {"betas"} | ({"beta1", "beta2"} if "betas" in kwargs else set())
+        settable = _COMMON_ROLES if factory else applicable
         for role in fixed:
-            if role not in applicable:
+            if role not in settable:
                 raise ValueError(
-                    f"Unknown fixed role {role!r} for {optimizer.__name__}; choose from "
-                    f"{applicable}."
+                    f"Unknown fixed role {role!r} for {name}; choose from {settable}"
+                    + (" (make_optimizer sets the optimizer's own values)." if factory else ".")
                 )
             if role in tuned:
                 raise ValueError(f"Role {role!r} is both tuned and fixed.")
@@ -170,8 +223,13 @@ class LookaheadProbe(BaseProbe):
             raise ValueError(
                 f"{both} tuned but also set in optimizer_kwargs; leave tuned roles out of it."
             )
-        values = {"label_smoothing": 0.0, "augment": 0.0, **resolved.values, **fixed}
-        if "lr" not in tuned and "lr" not in values:
+        values = {
+            "label_smoothing": 0.0,
+            "augment": 0.0,
+            **(resolved.values if resolved is not None else {}),
+            **fixed,
+        }
+        if resolved is not None and "lr" not in tuned and "lr" not in values:
             raise ValueError(
                 "The look-ahead needs a learning rate: map a parameter to 'lr' or pass it in "
                 "optimizer_kwargs={'lr': ...}."
@@ -189,13 +247,30 @@ class LookaheadProbe(BaseProbe):
             raise ValueError(f"val_mode must be 'train' or 'eval', got {val_mode!r}.")
         if autocast is not None and autocast not in (torch.bfloat16, torch.float16):
             raise ValueError(f"autocast must be torch.bfloat16 or torch.float16, got {autocast}.")
+        if scheduler is not None and lr_factors is not None:
+            raise ValueError(
+                "Pass scheduler= (the trial's scheduler factory) or lr_factors= (its manual "
+                "form), not both."
+            )
+        if scheduler is not None and not callable(scheduler):
+            raise ValueError(
+                f"scheduler must be a factory make_scheduler(optimizer) -> LRScheduler, got "
+                f"{scheduler!r}."
+            )
+        self.clipping = Clipping(
+            max_norm=None if clip_grad_norm is None else float(clip_grad_norm),
+            norm_type=norm_order(norm_type),
+            max_value=None if clip_grad_value is None else float(clip_grad_value),
+        )
         if lr_factors is not None:
             lr_factors = [float(f) for f in lr_factors]
             k = len(lr_factors) if k is None else k
             if len(lr_factors) != k:
                 raise ValueError(f"lr_factors needs one factor per step: {k}, got {lr_factors}.")
-        if k is None:
+        if k is None and resolved is not None:
             k = resolved.rule.steps_needed(frozenset(tuned), resolved.options)
+        elif k is None:
+            k = 2 if set(tuned) & {"momentum", "beta1", "beta2"} else 1
         if k < 1 or n_pairs < 1 or (batch_size is not None and batch_size < 1):
             raise ValueError("k, n_pairs and batch_size must be positive.")
         self._draw_train, self.batch_size = make_draw(train_data, batch_size, 128, "train_data")
@@ -204,10 +279,12 @@ class LookaheadProbe(BaseProbe):
         )
         self._model = model
         self._roles = dict(roles)
-        self._rule = resolved.rule
-        self._options = dict(resolved.options)
+        self._resolved = resolved
+        self._optimizer_kwargs = kwargs
         self._fixed = values
+        self._warned: set[str] = set()
         self.optimizer = optimizer
+        self.scheduler = scheduler
         self.k = k
         self.lr_factors = tuple(lr_factors) if lr_factors is not None else (1.0,) * k
         self.n_pairs = n_pairs
@@ -249,6 +326,48 @@ class LookaheadProbe(BaseProbe):
             value, _ = self._probe(params, int(seed), differentiate=False)
         return ProbeResult(value=value, grads={}, seconds=time.perf_counter() - start)
 
+    def check(self, params: Mapping[str, float], *, seed: int = 0) -> ProbeCheck:
+        """Compare the probe at ``params`` with K steps of the real training it stands for: the
+        optimizer ``optimizer=`` builds, with the scheduler and clipping, on the probe's own
+        batches and dropout masks. ``ok`` when the held-out losses agree at the dtype's precision
+        and the probe's derivative along one seeded random direction agrees with a central
+        finite difference of the real loop (see ``_check.py``); else ``message`` says what
+        disagreed, with both numbers. Costs one probe call plus 3 x K plain steps, in float64
+        copies where possible."""
+        start = time.perf_counter()
+        missing = [name for name in self._roles if name not in params]
+        if missing:
+            raise KeyError(f"LookaheadProbe.check needs values for {missing}.")
+        point = {n: float(params[n]) for n in self._roles}
+        seed = int(seed)
+        model = self.build_model(seed)
+        with torch.inference_mode(False), torch.enable_grad():
+            precise = float64_copy(model)
+            if precise is not None:
+                try:
+                    return self._compare(precise, point, seed, torch.float64, start)
+                except (RuntimeError, TypeError):
+                    pass  # a float32-only layer or loss: check in the model's own dtype
+            return self._compare(model, point, seed, self.dtype or _model_dtype(model), start)
+
+    def _compare(
+        self,
+        model: nn.Module,
+        point: Mapping[str, float],
+        seed: int,
+        dtype: torch.dtype,
+        start: float,
+    ) -> ProbeCheck:
+        native = dtype != torch.float64  # autocast has no effect on float64
+
+        def probe_at() -> tuple[float, dict[str, float]]:
+            return self._probe(point, seed, model=model, dtype=dtype, autocast=native)
+
+        def real_at(values: Mapping[str, float]) -> float:
+            return self._real_loss(model, values, seed, dtype, native)
+
+        return compare(probe_at, real_at, point, k=self.k, dtype=dtype, seed=seed, start=start)
+
     def build_model(self, seed: int) -> nn.Module:
         """The network the look-ahead starts from for ``seed``."""
         if isinstance(self._model, nn.Module):
@@ -257,78 +376,137 @@ class LookaheadProbe(BaseProbe):
         with torch.random.fork_rng(devices=[]):
             return self._model(seed)
 
+    def build_optimizer(
+        self, model: nn.Module, params: Mapping[str, float]
+    ) -> torch.optim.Optimizer:
+        """The real optimizer the trial trains ``model`` with at ``params``: the factory's, or the
+        class with ``optimizer_kwargs`` and the role values."""
+        if self._resolved is None:
+            return self.optimizer(model, dict(params))  # type: ignore[call-arg]
+        values = self._role_values(params)
+        ctor = {n: values[n] for n in ("lr", "weight_decay", "momentum") if n in values}
+        if "beta1" in values:
+            ctor["betas"] = (values["beta1"], values["beta2"])
+        return self.optimizer(model.parameters(), **self._optimizer_kwargs, **ctor)  # type: ignore[call-arg]
+
+    def _role_values(self, params: Mapping[str, float]) -> dict[str, float]:
+        values = dict(self._fixed)
+        values.update(
+            {role: float(params[n]) for n, role in self._roles.items() if role != "loss"}
+        )
+        return values
+
+    def _plan(self, model: nn.Module, params: Mapping[str, float]) -> Plan:
+        """What the look-ahead unrolls for ``model`` at ``params`` (see ``_groups.py``)."""
+        at = {n: float(params[n]) for n in self._roles}
+        resolved = self._resolved
+        if resolved is not None and self.scheduler is None:
+            return single_group_plan(
+                resolved.rule,
+                resolved.options,
+                self._role_values(params),
+                {role: n for n, role in self._roles.items() if role != "loss"},
+                len(list(model.parameters())),
+                self.lr_factors,
+            )
+        plan = read_plan(model, self.build_optimizer, self.scheduler, at, self.k, self.lr_factors)
+        if resolved is None:
+            rules = {group.rule for group in plan.groups}
+            for n, role in self._roles.items():
+                if role not in _OPTIMIZER_ROLES:
+                    continue
+                if any(role not in rule.roles for rule in rules):
+                    raise ValueError(
+                        f"Role {role!r} ({n!r}) does not apply to the optimizer make_optimizer "
+                        "builds."
+                    )
+                if n not in plan.reads:
+                    raise ValueError(
+                        f"make_optimizer does not use hypers[{n!r}] (role {role!r}): no group's "
+                        "value changes with it; pass it to the optimizer or drop the role."
+                    )
+        for n, field in plan.overridden.items():
+            if n not in self._warned:
+                self._warned.add(n)
+                warnings.warn(
+                    f"{plan.scheduler} overrides {field} at every look-ahead step, so "
+                    f"{n!r} (role {self._roles[n]!r}) has no effect on the first steps: its "
+                    "hypergradient is 0 (e.g. OneCycleLR(cycle_momentum=False) keeps beta1).",
+                    stacklevel=4,
+                )
+        return plan
+
     def _probe(
-        self, params: Mapping[str, float], seed: int, differentiate: bool = True
+        self,
+        params: Mapping[str, float],
+        seed: int,
+        differentiate: bool = True,
+        *,
+        model: nn.Module | None = None,
+        dtype: torch.dtype | None = None,
+        autocast: bool = True,
     ) -> tuple[float, dict[str, float]]:
-        model = self.build_model(seed)
+        model = self.build_model(seed) if model is None else model
         first = next(model.parameters(), None)
         device = self.device or (first.device if first is not None else torch.device("cpu"))
-        dtype = self.dtype or _model_dtype(model)
-        hypers, loss_hypers = self._hypers(params, dtype, device, differentiate)
-        tuned = [
-            (name, loss_hypers[name] if role == "loss" else hypers[role])
-            for name, role in self._roles.items()
-            if differentiate
-        ]
+        dtype = dtype or self.dtype or _model_dtype(model)
+        plan = self._plan(model, params)
+        leaves = {
+            n: torch.tensor(
+                float(params[n]), dtype=dtype, device=device, requires_grad=differentiate
+            )
+            for n in self._roles
+        }
+        at = {n: float(params[n]) for n in self._roles}
         gen = torch.Generator().manual_seed(seed)
         total_loss = 0.0
-        total_grads = [torch.zeros((), dtype=dtype, device=device) for _ in tuned]
+        names = list(self._roles) if differentiate else []
+        total_grads = [torch.zeros((), dtype=dtype, device=device) for _ in names]
         with _train_mode(model), _fixed_rng(seed, device):
             for _ in range(self.n_pairs):
-                train_batches = [
-                    self._draw_batch(self._draw_train, gen, device, dtype, "train_data")
-                    for _ in range(self.k)
-                ]
-                val_batch = self._draw_batch(self._draw_val, gen, device, dtype, "val_data")
-                aug_seeds = [int(torch.randint(2**62, (1,), generator=gen)) for _ in train_batches]
+                train_batches, val_batch, aug_seeds = self._draw_pair(gen, device, dtype)
                 loss = self._lookahead(
                     model,
-                    hypers,
-                    loss_hypers,
+                    plan,
+                    leaves,
+                    at,
                     train_batches,
                     val_batch,
                     aug_seeds,
                     dtype,
                     differentiate,
+                    autocast,
                 )
                 total_loss += float(loss.detach())
-                if not tuned:
+                if not names:
                     continue
-                grads = torch.autograd.grad(loss, [h for _, h in tuned], allow_unused=True)
+                grads = torch.autograd.grad(loss, [leaves[n] for n in names], allow_unused=True)
                 for i, g in enumerate(grads):
                     if g is not None:
                         total_grads[i] = total_grads[i] + g.detach()
-        grads = {name: float(g) / self.n_pairs for (name, _), g in zip(tuned, total_grads)}
+        grads = {n: float(g) / self.n_pairs for n, g in zip(names, total_grads)}
         return total_loss / self.n_pairs, grads
 
-    def _hypers(
-        self,
-        params: Mapping[str, float],
-        dtype: torch.dtype,
-        device: torch.device,
-        differentiate: bool = True,
-    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        values = dict(self._fixed)
-        tuned_roles = set()
-        loss_hypers = {}
-        for name, role in self._roles.items():
-            if role == "loss":
-                loss_hypers[name] = torch.tensor(
-                    float(params[name]), dtype=dtype, device=device, requires_grad=differentiate
-                )
-            else:
-                values[role] = float(params[name])
-                tuned_roles.add(role)
-        hypers = {
-            role: torch.tensor(
-                value,
-                dtype=dtype,
-                device=device,
-                requires_grad=differentiate and role in tuned_roles,
-            )
-            for role, value in values.items()
-        }
-        return hypers, loss_hypers
+    def _draw_pair(
+        self, gen: torch.Generator, device: torch.device, dtype: torch.dtype
+    ) -> tuple[list[Any], Any, list[int]]:
+        """K training batches, the held-out batch and the augmentation seeds, in draw order."""
+        train_batches = [
+            self._draw_batch(self._draw_train, gen, device, dtype, "train_data")
+            for _ in range(self.k)
+        ]
+        val_batch = self._draw_batch(self._draw_val, gen, device, dtype, "val_data")
+        aug_seeds = [int(torch.randint(2**62, (1,), generator=gen)) for _ in train_batches]
+        return train_batches, val_batch, aug_seeds
+
+    def _common(
+        self, leaves: Mapping[str, torch.Tensor], role: str, like: torch.Tensor
+    ) -> torch.Tensor:
+        """The label smoothing or augmentation magnitude: tuned (a leaf) or fixed."""
+        for n, r in self._roles.items():
+            if r == role:
+                return leaves[n]
+        return torch.tensor(self._fixed[role], dtype=like.dtype, device=like.device)
 
     def _draw_batch(
         self,
@@ -350,25 +528,33 @@ class LookaheadProbe(BaseProbe):
     def _lookahead(
         self,
         model: nn.Module,
-        hypers: Mapping[str, torch.Tensor],
-        loss_hypers: Mapping[str, torch.Tensor],
+        plan: Plan,
+        leaves: Mapping[str, torch.Tensor],
+        at: Mapping[str, float],
         train_batches: Sequence[Any],
         val_batch: Any,
         aug_seeds: Sequence[int],
         dtype: torch.dtype,
         differentiate: bool = True,
+        autocast: bool = True,
     ) -> torch.Tensor:
-        """The held-out loss after the K steps; with ``differentiate`` its graph reaches the
-        hyperparameters, else every step is first-order and detached (the same values)."""
-        device = hypers["lr"].device
+        """The held-out loss after the K steps; with ``differentiate`` its graph reaches
+        ``leaves`` (the hyperparameters by name, 0-d tensors equal to ``at``), else every step
+        is first-order and detached (the same values)."""
+        device = next(iter(leaves.values())).device if leaves else torch.device("cpu")
+        like = torch.zeros((), dtype=dtype, device=device)
         names = [n for n, _ in model.named_parameters()]
         # Frozen parameters (requires_grad=False) get no gradient, so torch.optim never moves
-        # them: the look-ahead keeps them fixed too.
+        # them; nor does it move parameters in no group: the look-ahead keeps both fixed.
         weights = [
             p.detach().to(device=device, dtype=dtype).requires_grad_(p.requires_grad)
             for p in model.parameters()
         ]
-        trainable = [i for i, w in enumerate(weights) if w.requires_grad]
+        groups = [
+            (group, [i for i in group.indices if weights[i].requires_grad])
+            for group in plan.groups
+        ]
+        rules = [group.rule(group.options) for group in plan.groups]
         # Clones: functional_call updates BatchNorm running statistics in place.
         buffers = {
             n: b.detach().to(device, dtype if b.is_floating_point() else b.dtype).clone()
@@ -378,18 +564,17 @@ class LookaheadProbe(BaseProbe):
         def state() -> dict[str, torch.Tensor]:
             return {**dict(zip(names, weights)), **buffers}
 
-        tuned = frozenset(r for r in self._roles.values())
-        rule = self._rule(hypers, self._options, tuned)
-        eps, mag, lr = hypers["label_smoothing"], hypers["augment"], hypers["lr"]
-        # Step 0's gradient is a constant unless the augmentation or the loss is tuned.
-        first_order_start = not tuned & {"augment", "loss"}
+        tuned = frozenset(self._roles.values())
+        loss_hypers = {n: leaves[n] for n, role in self._roles.items() if role == "loss"}
+        eps = self._common(leaves, "label_smoothing", like)
+        mag = self._common(leaves, "augment", like)
         for step, (batch, aug_seed) in enumerate(zip(train_batches, aug_seeds)):
             if self.augmentation is not None:
                 batch = self._augment(batch, mag, aug_seed)
             apply = _applier(model, state())
-            live = [weights[i] for i in trainable]
-            at_start = step == 0 and first_order_start
-            with self._autocast(device), _twice_differentiable(not at_start):
+            live = [weights[i] for _, indices in groups for i in indices]
+            at_start = self._first_order(step)
+            with self._autocast(device, autocast), _twice_differentiable(not at_start):
                 if self.loss_fn is not None:
                     loss = self.loss_fn(apply, batch, loss_hypers)
                     two_terms = None
@@ -408,11 +593,21 @@ class LookaheadProbe(BaseProbe):
                 if two_terms is not None:
                     loss = (1.0 - eps) * two_terms[0] + eps * two_terms[1]
                 grads = _grad(loss, live, create_graph=differentiate and not at_start)
-            factor = self.lr_factors[step]
-            new = rule.step(live, grads, lr if factor == 1.0 else lr * factor)
-            for i, w in zip(trainable, new):
-                weights[i] = w if differentiate else w.detach().requires_grad_(True)
-        with self._autocast(device), _val_mode(model, self.val_mode):
+            if self.clipping.active:
+                grads = self.clipping(grads)
+            start = 0
+            for (group, indices), rule in zip(groups, rules):
+                values = {
+                    role: value.tensor(leaves, at, like)
+                    for role, value in group.steps[step].items()
+                }
+                new = rule.step(
+                    [weights[i] for i in indices], grads[start : start + len(indices)], values
+                )
+                start += len(indices)
+                for i, w in zip(indices, new):
+                    weights[i] = w if differentiate else w.detach().requires_grad_(True)
+        with self._autocast(device, autocast), _val_mode(model, self.val_mode):
             apply = _applier(model, state())
             if self.val_loss_fn is not None:
                 loss = self.val_loss_fn(apply, val_batch)
@@ -424,6 +619,85 @@ class LookaheadProbe(BaseProbe):
                 loss = F.cross_entropy(apply(val_batch[0]), val_batch[1])
         return loss.to(dtype)
 
+    def _real_loss(
+        self,
+        model: nn.Module,
+        params: Mapping[str, float],
+        seed: int,
+        dtype: torch.dtype,
+        autocast: bool = True,
+    ) -> float:
+        """The held-out loss after K steps of the real optimizer, scheduler and clipping on a
+        copy of ``model``, on the probe's batches with its augmentation seeds and dropout masks
+        (averaged over its ``n_pairs``, as the probe)."""
+        first = next(model.parameters(), None)
+        device = self.device or (first.device if first is not None else torch.device("cpu"))
+        values = self._role_values(params)
+        hypers = {
+            n: torch.tensor(float(params[n]), dtype=dtype, device=device)
+            for n, role in self.roles.items()
+            if role == "loss"
+        }
+        magnitude = torch.tensor(values["augment"], dtype=dtype, device=device)
+        # Built before the dropout stream is fixed, as the probe reads its optimizer before it.
+        runs = []
+        for _ in range(self.n_pairs):
+            net = copy.deepcopy(model).to(device).train()
+            optimizer = self.build_optimizer(net, params)
+            scheduler = self.scheduler(optimizer) if self.scheduler is not None else None
+            runs.append((net, optimizer, scheduler))
+        gen = torch.Generator().manual_seed(seed)
+        total = 0.0
+        with _fixed_rng(seed, device):
+            for net, optimizer, scheduler in runs:
+                train_batches, val_batch, aug_seeds = self._draw_pair(gen, device, dtype)
+                base_lrs = [group["lr"] for group in optimizer.param_groups]
+                trained = [p for group in optimizer.param_groups for p in group["params"]]
+                for step, (batch, aug_seed) in enumerate(zip(train_batches, aug_seeds)):
+                    if self.augmentation is not None:
+                        batch = self._augment(batch, magnitude, aug_seed)
+                    if scheduler is None:
+                        for group, lr in zip(optimizer.param_groups, base_lrs):
+                            group["lr"] = lr * self.lr_factors[step]
+                    optimizer.zero_grad(set_to_none=True)
+                    with self._autocast(device, autocast):
+                        with _twice_differentiable(not self._first_order(step)):
+                            loss = self._train_loss(net, batch, hypers, values["label_smoothing"])
+                    loss.backward()
+                    self.clipping.apply_(trained)
+                    optimizer.step()
+                    if scheduler is not None:
+                        scheduler.step()
+                with torch.no_grad(), self._autocast(device, autocast):
+                    with _val_mode(net, self.val_mode):
+                        total += float(self._val_loss(net, val_batch, hypers))
+        return total / self.n_pairs
+
+    def _train_loss(
+        self,
+        net: nn.Module,
+        batch: Any,
+        hypers: Mapping[str, torch.Tensor],
+        label_smoothing: float,
+    ) -> torch.Tensor:
+        if self.loss_fn is not None:
+            return self.loss_fn(net, batch, hypers)
+        return F.cross_entropy(net(batch[0]), batch[1], label_smoothing=label_smoothing)
+
+    def _val_loss(
+        self, net: nn.Module, batch: Any, hypers: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        if self.val_loss_fn is not None:
+            return self.val_loss_fn(net, batch)
+        if self.loss_fn is not None:
+            return self.loss_fn(net, batch, hypers)
+        return F.cross_entropy(net(batch[0]), batch[1])
+
+    def _first_order(self, step: int) -> bool:
+        """Whether ``step``'s gradient is a constant: step 0, unless the augmentation or a loss
+        hyperparameter (which change the first gradient) is tuned."""
+        return step == 0 and not set(self._roles.values()) & {"augment", "loss"}
+
     def _augment(self, batch: Any, magnitude: torch.Tensor, seed: int) -> Any:
         assert self.augmentation is not None
         if not isinstance(batch, (tuple, list)) or not isinstance(batch[0], torch.Tensor):
@@ -434,8 +708,10 @@ class LookaheadProbe(BaseProbe):
         x = self.augmentation(batch[0], magnitude, torch.Generator().manual_seed(seed))
         return type(batch)([x, *batch[1:]]) if isinstance(batch, list) else (x, *batch[1:])
 
-    def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
-        if self.autocast is None:
+    def _autocast(
+        self, device: torch.device, enabled: bool = True
+    ) -> contextlib.AbstractContextManager[Any]:
+        if self.autocast is None or not enabled:
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=self.autocast)
 

@@ -80,3 +80,32 @@ def resolve_optimizer(
         options.pop("decoupled_weight_decay")
     rule.check_options(options)
     return ResolvedOptimizer(rule=rule, values=values, options=options)
+
+
+def group_rule(
+    optimizer: torch.optim.Optimizer, group: Mapping[str, Any]
+) -> tuple[type[_BaseUnrolledOptimizer], dict[str, Any]]:
+    """The rule and options that unroll one parameter group of a built optimizer; ``ValueError``
+    for an optimizer the probe does not unroll."""
+    cls = type(optimizer)
+    rule = UNROLLED.get(cls)
+    if rule is None:
+        raise ValueError(
+            f"make_optimizer built a {cls.__module__}.{cls.__qualname__}; LookaheadProbe unrolls "
+            f"{SUPPORTED} exactly (torch's own classes, not subclasses): build one of those."
+        )
+    if cls is not torch.optim.SGD:
+        rule = UnrolledAdamW if group.get("decoupled_weight_decay") else UnrolledAdam
+    options = {name: group.get(name, default) for name, default in rule.options.items()}
+    rule.check_options(options)
+    return rule, options
+
+
+def group_values(rule: type[_BaseUnrolledOptimizer], group: Mapping[str, Any]) -> dict[str, float]:
+    """A group's role values as floats (``betas`` split into ``beta1`` and ``beta2``)."""
+    values = {"lr": float(group["lr"]), "weight_decay": float(group["weight_decay"])}
+    if "momentum" in rule.roles:
+        values["momentum"] = float(group["momentum"])
+    else:
+        values["beta1"], values["beta2"] = (float(b) for b in group["betas"])
+    return values

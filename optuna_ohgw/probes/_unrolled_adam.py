@@ -58,10 +58,11 @@ class UnrolledAdam(_BaseUnrolledOptimizer):
         self,
         params: Sequence[torch.Tensor],
         grads: Sequence[torch.Tensor | None],
-        lr: torch.Tensor,
+        values: Mapping[str, torch.Tensor],
     ) -> list[torch.Tensor]:
-        wd, b1, b2 = self.hypers["weight_decay"], self.hypers["beta1"], self.hypers["beta2"]
-        use_wd = self.active("weight_decay")
+        lr, wd = values["lr"], values["weight_decay"]
+        b1, b2 = values["beta1"], values["beta2"]
+        use_wd = self.active(wd)
         decoupled = bool(self.opts["decoupled_weight_decay"])
         eps = float(self.opts["eps"])
         out = []

@@ -13,16 +13,13 @@ class _BaseUnrolledOptimizer(abc.ABC):
     """A ``torch.optim`` update rule written out-of-place, so autograd differentiates it.
 
     A fresh instance carries the optimizer state (momentum buffers, moments, step counts) through
-    one look-ahead, exactly as the real optimizer would from a fresh start. A parameter whose
-    gradient is ``None`` (frozen, or unused in the forward pass) is left unchanged and its state
-    does not advance, as in ``torch.optim``.
+    one look-ahead of one parameter group, exactly as the real optimizer would from a fresh
+    start. A parameter whose gradient is ``None`` (frozen, or unused in the forward pass) is left
+    unchanged and its state does not advance, as in ``torch.optim``.
 
     Args:
-        hypers: The role values as 0-d tensors (tuned ones require grad).
-        options: The optimizer's non-role constructor options (``nesterov``, ``eps``, ...),
-            complete: :attr:`options` with the user's values applied.
-        tuned: The roles being differentiated: an optimizer applies a term that torch skips at
-            a zero value (``weight_decay != 0``) whenever its role is tuned.
+        options: The group's non-role options (``nesterov``, ``eps``, ...), complete:
+            :attr:`options` with the user's values applied.
     """
 
     roles: ClassVar[tuple[str, ...]]
@@ -32,15 +29,8 @@ class _BaseUnrolledOptimizer(abc.ABC):
     ignored: ClassVar[tuple[str, ...]] = ("foreach", "fused", "differentiable", "capturable")
     """Constructor options that choose an implementation, not the update; accepted and unused."""
 
-    def __init__(
-        self,
-        hypers: Mapping[str, torch.Tensor],
-        options: Mapping[str, Any],
-        tuned: frozenset[str],
-    ) -> None:
-        self.hypers = hypers
+    def __init__(self, options: Mapping[str, Any]) -> None:
         self.opts = dict(options)
-        self.tuned = tuned
         self.check_options(self.opts)
 
     @classmethod
@@ -53,16 +43,18 @@ class _BaseUnrolledOptimizer(abc.ABC):
         """The fewest look-ahead steps after which every tuned role has a gradient."""
         return 1
 
-    def active(self, role: str) -> bool:
-        """Whether the term of ``role`` is applied (tuned, or a non-zero fixed value)."""
-        return role in self.tuned or float(self.hypers[role]) != 0.0
+    @staticmethod
+    def active(value: torch.Tensor) -> bool:
+        """Whether a term that torch skips at a zero value (``weight_decay != 0``) is applied:
+        when the value is non-zero, or depends on a hyperparameter being differentiated."""
+        return value.requires_grad or float(value) != 0.0
 
     @abc.abstractmethod
     def step(
         self,
         params: Sequence[torch.Tensor],
         grads: Sequence[torch.Tensor | None],
-        lr: torch.Tensor,
+        values: Mapping[str, torch.Tensor],
     ) -> list[torch.Tensor]:
-        """The parameters after one step at learning rate ``lr`` (the base lr times any
-        warm-up factor)."""
+        """The parameters after one step with this step's role values (``lr`` included, as a
+        scheduler or warm-up factor set it), 0-d tensors."""

@@ -46,10 +46,10 @@ class UnrolledSGD(_BaseUnrolledOptimizer):
         self,
         params: Sequence[torch.Tensor],
         grads: Sequence[torch.Tensor | None],
-        lr: torch.Tensor,
+        values: Mapping[str, torch.Tensor],
     ) -> list[torch.Tensor]:
-        wd, mu = self.hypers["weight_decay"], self.hypers["momentum"]
-        use_wd, use_mu = self.active("weight_decay"), self.active("momentum")
+        lr, wd, mu = values["lr"], values["weight_decay"], values["momentum"]
+        use_wd, use_mu = self.active(wd), self.active(mu)
         damp = float(self.opts["dampening"])
         out = []
         for i, (w, g) in enumerate(zip(params, grads)):
