@@ -15,7 +15,8 @@ MOVE = re.compile(r"trial \d+: .*\b\w+ [-+.\de]+ -> [-+.\de]+")
 
 
 @pytest.mark.parametrize(
-    "script", ["quickstart.py", "adamw_transformer.py", "regression_dataloader.py"]
+    "script",
+    ["quickstart.py", "adamw_transformer.py", "regression_dataloader.py", "hf_style_adamw.py"],
 )
 def test_example_runs_and_prints_raw_and_nudged_values(script: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -32,3 +33,5 @@ def test_example_runs_and_prints_raw_and_nudged_values(script: str) -> None:
     assert len(lines) >= 5, done.stdout
     assert "error" not in done.stdout and "nonfinite" not in done.stdout
     assert "failed" not in done.stderr, done.stderr[-2000:]
+    if script == "hf_style_adamw.py":  # the probe checked against the real loop first
+        assert "self-check ok" in done.stdout, done.stdout
