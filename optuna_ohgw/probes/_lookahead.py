@@ -9,6 +9,12 @@ differentiates that loss with respect to each hyperparameter by reverse-mode aut
 result is the exact gradient of this deterministic look-ahead loss (checked against finite
 differences through the real ``torch.optim`` optimizers in the tests), not an approximation.
 
+What it unrolls is read from the user's own code where the user gives it: a ``make_optimizer``
+factory's parameter groups and their values as functions of the hyperparameters, and a
+``make_scheduler`` factory's values at each step (``_groups.py``); gradient clipping as torch
+computes it (``_clipping.py``). :meth:`LookaheadProbe.check` compares the probe with K steps of
+that real training (``_check.py``).
+
 Cost in forward (F) and backward (B) passes: at K=1 without a tuned augmentation or loss
 hyperparameter, F+2B on the training batch (two first-order backward passes give the
 label-smoothing term exactly) plus F+B on the held-out batch, about 2.6 plain SGD steps on a
