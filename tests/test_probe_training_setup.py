@@ -374,6 +374,7 @@ def _plateau(optimizer: torch.optim.Optimizer) -> Any:
         ({"optimizer": _foreign}, "not a parameter of the model"),
         ({"optimizer": _wd_changes_groups}, "different parameter groups"),
         ({"optimizer": sgd, "scheduler": _plateau}, "ReduceLROnPlateau"),
+        ({"optimizer": adamw}, r"read hypers\['b1'\], which is not one of the probe's"),
     ],
 )
 def test_what_the_probe_cannot_follow_is_one_clear_error(

@@ -223,7 +223,13 @@ def _read(
     k: int,
     index: Mapping[int, int],
 ) -> _Reading:
-    optimizer = build(model, dict(hypers))
+    try:
+        optimizer = build(model, dict(hypers))
+    except KeyError as error:
+        raise ValueError(
+            f"make_optimizer read hypers[{error.args[0]!r}], which is not one of the probe's "
+            f"parameters {sorted(hypers)}: map it to a role, or fix its value in make_optimizer."
+        ) from None
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise ValueError(
             f"make_optimizer returned a {type(optimizer).__name__}, not a torch.optim optimizer."

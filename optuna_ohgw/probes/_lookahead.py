@@ -547,7 +547,8 @@ class LookaheadProbe(BaseProbe):
         """The held-out loss after the K steps; with ``differentiate`` its graph reaches
         ``leaves`` (the hyperparameters by name, 0-d tensors equal to ``at``), else every step
         is first-order and detached (the same values)."""
-        device = next(iter(leaves.values())).device if leaves else torch.device("cpu")
+        first = next(model.parameters(), None)
+        device = self.device or (first.device if first is not None else torch.device("cpu"))
         like = torch.zeros((), dtype=dtype, device=device)
         names = [n for n, _ in model.named_parameters()]
         # Frozen parameters (requires_grad=False) get no gradient, so torch.optim never moves
