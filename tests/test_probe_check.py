@@ -173,3 +173,35 @@ def test_check_needs_every_value() -> None:
     probe = LookaheadProbe(model, train, val, {"lr": "lr"}, optimizer=torch.optim.SGD)
     with pytest.raises(KeyError, match="needs values"):
         probe.check({})
+
+
+def test_no_false_alarm_with_dropout_a_loss_role_warmup_factors_and_two_pairs() -> None:
+    """Dropout masks, a ``loss`` hyperparameter, ``lr_factors`` and ``n_pairs=2``: the real loop
+    replays the probe's draws, masks and per-step learning rates."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(128, 6, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (128,), generator=gen)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = nn.Sequential(
+            nn.Linear(6, 16), nn.Tanh(), nn.Dropout(0.3), nn.Linear(16, 3)
+        ).double()
+
+    def loss_fn(apply: Callable[..., Any], batch: Any, hypers: Any) -> torch.Tensor:
+        logits = apply(batch[0])
+        return F.cross_entropy(logits, batch[1]) + hypers["z"] * logits.pow(2).mean()
+
+    probe = LookaheadProbe(
+        model,
+        (x[:96], y[:96]),
+        (x[96:], y[96:]),
+        {"lr": "lr", "mu": "momentum", "z": "loss"},
+        optimizer=torch.optim.SGD,
+        loss_fn=loss_fn,
+        lr_factors=[0.5, 1.0],
+        n_pairs=2,
+        batch_size=16,
+    )
+    check = probe.check({"lr": 0.3, "mu": 0.8, "z": 0.05}, seed=2)
+    assert check.ok, check.message
+    assert check.real_loss == pytest.approx(check.probe_loss, rel=1e-10)

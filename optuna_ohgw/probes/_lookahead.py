@@ -370,7 +370,7 @@ class LookaheadProbe(BaseProbe):
             return self._probe(point, seed, model=model, dtype=dtype, autocast=native)
 
         def real_at(values: Mapping[str, float]) -> float:
-            return self._real_loss(model, values, seed, dtype, native)
+            return self._real_loss(model, values, seed, dtype, native, held=point)
 
         return compare(probe_at, real_at, point, k=self.k, dtype=dtype, seed=seed, start=start)
 
@@ -633,17 +633,19 @@ class LookaheadProbe(BaseProbe):
         seed: int,
         dtype: torch.dtype,
         autocast: bool = True,
+        held: Mapping[str, float] | None = None,
     ) -> float:
         """The held-out loss after K steps of the real optimizer, scheduler and clipping on a
         copy of ``model``, on the probe's batches with its augmentation seeds and dropout masks
-        (averaged over its ``n_pairs``, as the probe)."""
+        (averaged over its ``n_pairs``, as the probe). The held-out loss takes the ``loss``
+        hyperparameters at ``held`` (default ``params``): the probe holds them constant there."""
         first = next(model.parameters(), None)
         device = self.device or (first.device if first is not None else torch.device("cpu"))
         values = self._role_values(params)
-        hypers = {
-            n: torch.tensor(float(params[n]), dtype=dtype, device=device)
-            for n, role in self.roles.items()
-            if role == "loss"
+        losses = [n for n, role in self._roles.items() if role == "loss"]
+        hypers = {n: torch.tensor(float(params[n]), dtype=dtype, device=device) for n in losses}
+        held_hypers = {
+            n: torch.tensor(float((held or params)[n]), dtype=dtype, device=device) for n in losses
         }
         magnitude = torch.tensor(values["augment"], dtype=dtype, device=device)
         # Built before the dropout stream is fixed, as the probe reads its optimizer before it.
@@ -677,7 +679,7 @@ class LookaheadProbe(BaseProbe):
                         scheduler.step()
                 with torch.no_grad(), self._autocast(device, autocast):
                     with _val_mode(net, self.val_mode):
-                        total += float(self._val_loss(net, val_batch, hypers))
+                        total += float(self._val_loss(net, val_batch, held_hypers))
         return total / self.n_pairs
 
     def _train_loss(
