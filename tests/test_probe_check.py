@@ -205,3 +205,21 @@ def test_no_false_alarm_with_dropout_a_loss_role_warmup_factors_and_two_pairs() 
     check = probe.check({"lr": 0.3, "mu": 0.8, "z": 0.05}, seed=2)
     assert check.ok, check.message
     assert check.real_loss == pytest.approx(check.probe_loss, rel=1e-10)
+
+
+@pytest.mark.parametrize("scheduler", [None, setup.warmup])
+def test_class_form_with_fixed_betas_in_optimizer_kwargs(scheduler: Any) -> None:
+    """The real optimizer the class form builds takes the fixed values from optimizer_kwargs."""
+    model, train, val = _mlp_data()
+    probe = LookaheadProbe(
+        model,
+        train,
+        val,
+        {"lr": "lr", "wd": "weight_decay"},
+        optimizer=torch.optim.Adam,
+        optimizer_kwargs={"betas": (0.8, 0.95), "eps": 1e-3},
+        scheduler=scheduler,
+        k=2,
+    )
+    check = probe.check({"lr": 0.01, "wd": 0.05}, seed=SEED)
+    assert check.ok, check.message

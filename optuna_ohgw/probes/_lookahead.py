@@ -393,7 +393,8 @@ class LookaheadProbe(BaseProbe):
         ctor = {n: values[n] for n in ("lr", "weight_decay", "momentum") if n in values}
         if "beta1" in values:
             ctor["betas"] = (values["beta1"], values["beta2"])
-        return self.optimizer(model.parameters(), **self._optimizer_kwargs, **ctor)  # type: ignore[call-arg]
+        ctor.update(self._optimizer_kwargs)  # a tuned role is never among them
+        return self.optimizer(model.parameters(), **ctor)  # type: ignore[call-arg]
 
     def _role_values(self, params: Mapping[str, float]) -> dict[str, float]:
         values = dict(self._fixed)
