@@ -102,7 +102,7 @@ def loss_fn(apply, batch, hypers) -> torch.Tensor:
 
 
 train = DataLoader(Rows(make_data(N_TRAIN, 0)), batch_size=BATCH, shuffle=True)
-val = DataLoader(Rows(make_data(256, 1)), batch_size=128)
+val = DataLoader(Rows(make_data(256, 1)), batch_size=64)
 space = {
     "lr": optuna.distributions.FloatDistribution(1e-4, 3e-2, log=True),
     "weight_decay": optuna.distributions.FloatDistribution(1e-3, 0.3, log=True),
@@ -160,7 +160,7 @@ if __name__ == "__main__":
         max_consecutive_failures=1,
     )
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.optimize(objective, n_trials=6)
+    study.optimize(objective, n_trials=5)
     for t in study.trials:
         moves = ", ".join(
             f"{n} {t.user_attrs[f'ohgw.raw.{n}']:.3g} -> {t.params[n]:.3g}" for n in space
