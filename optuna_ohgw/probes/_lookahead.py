@@ -551,6 +551,7 @@ class LookaheadProbe(BaseProbe):
         first = next(model.parameters(), None)
         device = self.device or (first.device if first is not None else torch.device("cpu"))
         like = torch.zeros((), dtype=dtype, device=device)
+        loss_hypers = {n: leaves[n] for n, role in self._roles.items() if role == "loss"}
         names = [n for n, _ in model.named_parameters()]
         # Frozen parameters (requires_grad=False) get no gradient, so torch.optim never moves
         # them; nor does it move parameters in no group: the look-ahead keeps both fixed.
@@ -573,7 +574,6 @@ class LookaheadProbe(BaseProbe):
             return {**dict(zip(names, weights)), **buffers}
 
         tuned = frozenset(self._roles.values())
-        loss_hypers = {n: leaves[n] for n, role in self._roles.items() if role == "loss"}
         eps = self._common(leaves, "label_smoothing", like)
         mag = self._common(leaves, "augment", like)
         for step, (batch, aug_seed) in enumerate(zip(train_batches, aug_seeds)):
