@@ -12,7 +12,10 @@ For CIFAR's ResNet-20 and the transformer of ``examples/adamw_transformer.py`` (
 - ``probe.check`` of the factory form (one probe call and 3 x K real steps, in float64).
 
 It prints each form's probe / step ratio, the factory form's seconds over the class form's
-(target: at most 1.1) and the check's seconds over one factory-form probe call.
+(target: at most 1.1), the least time of reading the setup (calling ``make_optimizer`` and the
+scheduler at the probed and moved values) and the check's seconds over one factory-form probe
+call. On a loaded 2-core machine the interleaved medians still drift by 10-20% between runs;
+the reading's minimum is the overhead's floor.
 
 Usage::
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import time
 from collections.abc import Callable, Mapping
 
 import torch
@@ -105,13 +109,26 @@ def _measure(
         checked = (hf, values)
     fns[f"check {last}"] = functools.partial(checked[0].check, checked[1])
     medians = _interleaved_medians(fns, repeats, warmup)
+    medians["reading the setup (min)"] = _reading_seconds(checked[0], model, checked[1])
     class_rows = [("AdamW step", medians["AdamW step"])] + [
         (c, medians[c]) for c in medians if c.startswith("class ")
     ]
     factory_rows = [("HF loop step", medians["HF loop step"])] + [
-        (c, medians[c]) for c in medians if c.startswith(("factory ", "check "))
+        (c, medians[c]) for c in medians if c.startswith(("factory ", "check ", "reading "))
     ]
     return class_rows, factory_rows
+
+
+def _reading_seconds(probe: LookaheadProbe, model: torch.nn.Module, values: dict) -> float:
+    """The least of 30 readings of make_optimizer and the scheduler (what a probe call adds to
+    the class form's work besides clipping; a minimum, since a loaded machine inflates medians
+    of millisecond timings)."""
+    times = []
+    for _ in range(30):
+        start = time.perf_counter()
+        probe._plan(model, values)
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def main() -> None:
