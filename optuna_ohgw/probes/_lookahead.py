@@ -39,6 +39,7 @@ from torch.func import functional_call
 from optuna_ohgw.augmentations import BaseAugmentation
 from optuna_ohgw.probes._base import BaseProbe, ProbeResult
 from optuna_ohgw.probes._data import BatchSource, make_draw, move
+from optuna_ohgw.probes._guards import admit
 from optuna_ohgw.probes._optimizers import resolve_optimizer
 from optuna_ohgw.probes._roles import ROLES
 
@@ -66,6 +67,8 @@ class LookaheadProbe(BaseProbe):
             modified) or a factory ``seed -> nn.Module`` that builds a freshly initialised one;
             :class:`~optuna_ohgw.OHGWSampler` passes :func:`~optuna_ohgw.trial_seed` of the trial,
             so a setup that builds its model from that seed trains exactly the probed weights.
+            A ``torch.compile``'d model is probed through its ``_orig_mod``; what the look-ahead
+            cannot follow is refused at the first call (see ``probes/_guards.py``).
         train_data: Where training batches come from: tensors (a tuple or a dict of equally
             long tensors, sampled by row), a ``torch.utils.data.Dataset`` (collated with
             ``default_collate``), a ``DataLoader`` (its ``dataset`` and ``collate_fn``; never its
@@ -361,6 +364,9 @@ class LookaheadProbe(BaseProbe):
         """The held-out loss after the K steps; with ``differentiate`` its graph reaches the
         hyperparameters, else every step is first-order and detached (the same values)."""
         device = hypers["lr"].device
+        model = admit(
+            self, model, train_batches[0], loss_hypers, self.loss_fn, dtype=dtype, device=device
+        )
         names = [n for n, _ in model.named_parameters()]
         # Frozen parameters (requires_grad=False) get no gradient, so torch.optim never moves
         # them: the look-ahead keeps them fixed too.
