@@ -39,6 +39,8 @@ from torch.func import functional_call
 
 _RUNNING_STATS = frozenset({"running_mean", "running_var", "num_batches_tracked"})
 _MODULE_SLOTS = frozenset({"_parameters", "_buffers", "_modules"})
+_CHECK_ROWS = 8
+"""Rows of the first training batch the check runs on (BatchNorm needs more than one)."""
 _WAY_OUT = "or run the study without the warm start (probe=None)"
 
 LossFn = Callable[[Callable[..., Any], Any, Mapping[str, torch.Tensor]], torch.Tensor]
@@ -113,27 +115,62 @@ def refusal(
     found = _parametrization_refusal(model)
     if found is not None:
         return found
-    try:
-        twin = copy.deepcopy(model)
-    except Exception as err:  # noqa: BLE001 - reported as the refusal's cause
-        return (
-            f"LookaheadProbe: cannot copy the model to check it ({type(err).__name__}: {err}); "
-            "pass a factory seed -> nn.Module as the probe's model."
-        )
-    twin = twin.to(device=device, dtype=dtype)
-    was_training = twin.training
-    twin.train()
+    rows = _first_rows(batch, _CHECK_ROWS)
     cuda = [device] if device.type == "cuda" else []
     # Never consume the caller's (or the seeded probe's) random stream: dropout masks of the
     # look-ahead that follows must not depend on whether this was the first call.
     with torch.random.fork_rng(devices=cuda):
-        try:
-            found = _state_write_refusal(twin, batch, loss_hypers, loss_fn)
-            if found is None:
-                found = _graph_refusal(twin, batch, loss_hypers, loss_fn)
-        finally:
-            twin.train(was_training)
-    return found
+        for sample in (rows, batch) if rows is not None else (batch,):
+            try:
+                twin = copy.deepcopy(model).to(device=device, dtype=dtype).train()
+            except Exception as err:  # noqa: BLE001 - reported as the refusal's cause
+                return (
+                    f"LookaheadProbe: cannot copy the model to check it ({type(err).__name__}: "
+                    f"{err}); pass a factory seed -> nn.Module as the probe's model."
+                )
+            try:
+                return _state_write_refusal(twin, sample, loss_hypers, loss_fn) or _graph_refusal(
+                    twin, sample, loss_hypers, loss_fn
+                )
+            except Exception:
+                if sample is batch:  # the user's own model or loss fails: the probe would too
+                    raise
+    return None
+
+
+def _first_rows(batch: Any, n: int) -> Any | None:
+    """``batch`` cut to its first ``n`` rows (the verdict does not depend on the batch size, the
+    cost does), or ``None`` when its structure does not say what a row is: every tensor must
+    share one leading size above ``n``, in tuples, lists and dicts of tensors and scalars."""
+    sizes: set[int] = set()
+
+    def scan(item: Any) -> bool:
+        if isinstance(item, torch.Tensor):
+            sizes.add(item.shape[0] if item.dim() else -1)
+            return True
+        if isinstance(item, Mapping):
+            return all(scan(v) for v in item.values())
+        if isinstance(item, list | tuple):
+            return all(scan(v) for v in item)
+        return item is None or isinstance(item, str | int | float | bool)
+
+    def cut(item: Any) -> Any:
+        if isinstance(item, torch.Tensor):
+            return item[:n]
+        if isinstance(item, Mapping):
+            return type(item)({k: cut(v) for k, v in item.items()})  # type: ignore[call-arg]
+        if isinstance(item, tuple) and hasattr(item, "_fields"):
+            return type(item)(*(cut(v) for v in item))
+        if isinstance(item, list | tuple):
+            return type(item)(cut(v) for v in item)
+        return item
+
+    if not scan(batch) or len(sizes) != 1 or min(sizes) <= n:
+        return None
+    try:
+        return cut(batch)
+    except Exception:  # noqa: BLE001 - a container that cannot be rebuilt: check the whole batch
+        return None
 
 
 # ----- the checks ------------------------------------------------------------------------------
