@@ -379,3 +379,41 @@ def test_models_the_probe_follows_pass_the_check(build: Callable[[], nn.Module])
     # Bit for bit: the check (first call only) leaves the seeded dropout masks alone.
     assert (first.value, first.grads) == (second.value, second.grads)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+# ----- the check's batch, and a refused model in a study --------------------------------------
+
+
+def _whole_batch_loss(apply: Callable[..., Any], batch: Any, h: Mapping[str, Any]) -> torch.Tensor:
+    """A loss that only works on the full 32-row batch (the check first tries 8 rows)."""
+    return F.cross_entropy(apply(batch[0]).view(32, 3), batch[1])
+
+
+def test_the_check_falls_back_to_the_whole_batch() -> None:
+    build = _seeded(_mlp)
+    result = _probe(build(), loss_fn=_whole_batch_loss)(VALUES)
+    assert result.grads["wd"] == pytest.approx(
+        _fd(build, "wd", VALUES, loss_fn=_whole_batch_loss), rel=1e-5
+    )
+    probe = _probe(_seeded(lambda: _Centering(rebind=False))(), loss_fn=_whole_batch_loss)
+    _assert_refused(probe, "in place")
+
+
+def test_a_refused_model_leaves_every_trial_on_its_raw_values() -> None:
+    import optuna
+
+    import optuna_ohgw as ohgw
+    from optuna_ohgw import attrs
+
+    space = {"lr": optuna.distributions.FloatDistribution(0.01, 1.0, log=True)}
+    probe = _probe(lambda seed: _seeded(_Annealed)(), roles={"lr": "lr"}, k=1)
+    sampler = ohgw.OHGWSampler(
+        optuna.samplers.RandomSampler(seed=0), probe, search_space=space, seed=0
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("lr", 0.01, 1.0, log=True), n_trials=3)
+    for trial in study.trials:
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        status = trial.user_attrs[attrs.STATUS]
+        assert status.startswith("error: ValueError: LookaheadProbe: the model's forward assigns")
+        assert trial.params["lr"] == trial.user_attrs[attrs.raw("lr")]
