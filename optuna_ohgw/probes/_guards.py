@@ -3,15 +3,16 @@
 The look-ahead runs the user's model through ``functional_call`` with its own weights, carries
 only BatchNorm's running statistics between steps and differentiates twice. A model that breaks
 one of those assumptions would get a hypergradient that is silently wrong, so the first probe
-call checks the model once (on a copy, in train mode, with the probe's first training batch) and
-raises a ``ValueError`` naming the cause and the way out:
+call checks the model once (on a copy, in train mode, with the first rows of the probe's first
+training batch) and raises a ``ValueError`` naming the cause and the way out:
 
 - ``weight_norm`` / ``spectral_norm`` (hook style or ``torch.nn.utils.parametrizations``):
   torch's second derivative through them is wrong (``gradgradcheck`` of ``torch._weight_norm``
   fails in float64 on CPU), and spectral norm's power iteration writes buffers in forward;
 - a forward that writes module state other than a normalization layer's running statistics: a
   buffer or parameter updated in place or rebound, an attribute assigned, a submodule replaced
-  (the look-ahead drops or mis-differentiates it);
+  (the look-ahead drops or mis-differentiates it); what only the first forward writes (a cache
+  such as a causal mask) is allowed;
 - activation checkpointing (``torch.utils.checkpoint``, reentrant or not): its recomputation
   in backward uses the module's own weights, not the look-ahead's (found by the reentrant
   function's node in the loss graph, and by the gradient changing when the module's own weights
@@ -237,7 +238,10 @@ def _state_write_refusal(
     loss_hypers: Mapping[str, torch.Tensor],
     loss_fn: LossFn | None,
 ) -> str | None:
-    """One plain forward (the model called as the user's loop calls it) and what it wrote."""
+    """What a plain forward (the model called as the user's loop calls it) writes, after a
+    first one: a cache filled once by the first forward (a causal mask, rotary tables) is not
+    state the look-ahead has to carry."""
+    _train_loss(model, batch, _leaves(loss_hypers), loss_fn)
     modules = dict(model.named_modules())
     before = {name: dict(vars(module)) for name, module in modules.items()}
     slots = {name: {s: dict(vars(m)[s]) for s in _MODULE_SLOTS} for name, m in modules.items()}
