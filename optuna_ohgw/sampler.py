@@ -139,6 +139,8 @@ class OHGWSampler(BaseSampler):
     enumerates points, so its values are served untouched and the probe is not run (as with
     ``probe=None``); a :class:`~optuna.samplers.PartialFixedSampler`'s fixed parameters are
     served untouched and passed to the probe as constants, its other floats are warm-started.
+    Both hold however the samplers are nested (a grid inside a ``PartialFixedSampler`` or a
+    ``ProposalSampler`` is still a grid).
 
     The probe builds the trial's model from :func:`trial_seed` of the trial (recorded as the
     user attr ``ohgw.seed``): build the trial's model from the same seed.
