@@ -86,8 +86,10 @@ def resnet_epoch_and_probe(device: torch.device, images: int) -> None:
         times.append(time.perf_counter() - start)
     epoch = times[-1]
     steps = -(-images // task.batch_size)
-    print(f"epoch seconds           {epoch:.3f}  ({steps} steps of {task.batch_size}; warm-up "
-          f"epoch {times[0]:.3f} s)")
+    print(
+        f"epoch seconds           {epoch:.3f}  ({steps} steps of {task.batch_size}; warm-up "
+        f"epoch {times[0]:.3f} s)"
+    )
     probe = _probe(task, splits, device, torch.float32)
     probe(HP, seed=0)  # warm-up
     seconds = []
@@ -112,8 +114,10 @@ def main() -> None:
         if not torch.cuda.is_available():
             raise SystemExit("error: CUDA is not available to torch on this machine")
         device = torch.device("cuda", torch.cuda.current_device())
-        print(f"device {device}: {torch.cuda.get_device_name(device)}, torch {torch.__version__}, "
-              f"CUDA {torch.version.cuda}")
+        print(
+            f"device {device}: {torch.cuda.get_device_name(device)}, torch {torch.__version__}, "
+            f"CUDA {torch.version.cuda}"
+        )
     else:
         print(f"device {device} (DRY RUN: these figures say nothing about a GPU)")
     probe_gpu_vs_cpu(device)

@@ -64,9 +64,7 @@ def _tagged(url: str) -> str:
 def _connections(engine) -> int:  # type: ignore[no-untyped-def]
     import sqlalchemy
 
-    query = sqlalchemy.text(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = :app"
-    )
+    query = sqlalchemy.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :app")
     with engine.connect() as conn:
         return int(conn.execute(query, {"app": APP}).scalar_one())
 
@@ -82,9 +80,7 @@ def _run(url: str, pg_url: str, n_workers: int, trials: int) -> tuple[float, int
     ctx = mp.get_context("spawn")
     barrier, errors = ctx.Barrier(n_workers + 1), ctx.Value("i", 0)
     per = [trials // n_workers + (i < trials % n_workers) for i in range(n_workers)]
-    procs = [
-        ctx.Process(target=_worker, args=(url, name, k, barrier, errors)) for k in per
-    ]
+    procs = [ctx.Process(target=_worker, args=(url, name, k, barrier, errors)) for k in per]
     for p in procs:
         p.start()
     engine = sqlalchemy.create_engine(pg_url, poolclass=sqlalchemy.pool.NullPool)
@@ -150,8 +146,10 @@ def main() -> None:
 
         open_grpc_proxy(f"grpc://127.0.0.1:{port}", timeout=60)
         print(f"cpus={os.cpu_count()} trials/run={args.trials} proxy threads={args.threads}")
-        print(f"{'workers':>7} {'storage':<7} {'trials/s':>9} {'peak db conns':>13} "
-              f"{'finished':>8} {'errors':>6}")
+        print(
+            f"{'workers':>7} {'storage':<7} {'trials/s':>9} {'peak db conns':>13} "
+            f"{'finished':>8} {'errors':>6}"
+        )
         for n in (int(w) for w in args.workers.split(",")):
             direct = _tagged(args.pg_url)
             for via, url in (("direct", direct), ("proxy", f"grpc://127.0.0.1:{port}")):

@@ -21,6 +21,10 @@ Why each one is needed:
   ``set_trial_user_attr`` call per attr.
 * :func:`dist_contains`: whether a proposed value lies in a distribution. Fallback: the same
   check from the distribution's public fields.
+* :func:`wrapped_sampler`, :func:`partial_fixed_params`: a ``PartialFixedSampler`` keeps the
+  sampler it wraps and its fixed values private (they are its constructor arguments); OHGW
+  must see through it to serve a wrapped ``GridSampler``'s points and the fixed values
+  untouched. No fallback.
 
 Every fast path is used only on the Optuna versions it was written and tested against
 (:data:`TESTED`); on any other version each function takes its public fallback.
@@ -40,6 +44,7 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from optuna.samplers import BaseSampler, PartialFixedSampler
 from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage, RDBStorage
 from optuna.trial import FrozenTrial
 
@@ -129,6 +134,22 @@ def dist_contains(dist: BaseDistribution, value: Any) -> bool:
         k = (internal - dist.low) / dist.step
         return abs(k - round(k)) < 1e-8
     return False
+
+
+def wrapped_sampler(sampler: BaseSampler) -> BaseSampler | None:
+    """The sampler ``sampler`` wraps: a ``PartialFixedSampler``'s base, or the public
+    ``base_sampler`` of a wrapper that has one (``OHGWSampler``, ``ProposalSampler``)."""
+    inner = (
+        sampler._base_sampler
+        if isinstance(sampler, PartialFixedSampler)
+        else getattr(sampler, "base_sampler", None)
+    )
+    return inner if isinstance(inner, BaseSampler) else None
+
+
+def partial_fixed_params(sampler: PartialFixedSampler) -> dict[str, Any]:
+    """The values a ``PartialFixedSampler`` fixes (its constructor argument)."""
+    return dict(sampler._fixed_params)
 
 
 def set_user_attrs(storage: BaseStorage, trial_id: int, record: Mapping[str, Any]) -> None:

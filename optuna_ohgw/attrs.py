@@ -10,7 +10,8 @@ from collections.abc import Iterable
 
 PREFIX = "ohgw"
 STATUS = f"{PREFIX}.status"
-"""``ok``, ``off``, ``skipped: ...``, ``error: ...`` or ``nonfinite: ...``."""
+"""``ok``, ``off: ...`` (the self-check turned the warm start off in this process),
+``skipped: ...``, ``error: ...`` or ``nonfinite: ...``."""
 FAILED_STATUSES = ("error", "nonfinite")
 """Status kinds of a probe that failed: the trial ran on its raw (un-nudged) values."""
 PROBE_SECONDS = f"{PREFIX}.probe_seconds"
@@ -20,6 +21,9 @@ N_PROBES = f"{PREFIX}.n_probes"
 LOOKAHEADS = f"{PREFIX}.lookaheads"
 """Extra probe calls made for their loss alone (``line-search``); their seconds are in
 ``probe_seconds``."""
+SELF_CHECK_SECONDS = f"{PREFIX}.self_check_seconds"
+"""Seconds the probe's self-check took, on the one trial per process that ran it (also counted
+in ``probe_seconds``)."""
 STEP_RULE = f"{PREFIX}.step_rule"
 SEED = f"{PREFIX}.seed"
 """The seed the probe built the trial's model with (:func:`optuna_ohgw.trial_seed`)."""

@@ -121,12 +121,12 @@ def epoch_objective(
 ) -> Callable[[Callable[[S, int], float]], EpochObjective[S]]:
     """Decorator form of :class:`EpochObjective`::
 
-        @epoch_objective(setup=build, max_epochs=20)
-        def objective(state, epoch):
-            ...  # train one epoch
-            return val_accuracy
+    @epoch_objective(setup=build, max_epochs=20)
+    def objective(state, epoch):
+        ...  # train one epoch
+        return val_accuracy
 
-        study.optimize(objective, n_trials=50)
+    study.optimize(objective, n_trials=50)
     """
 
     def wrap(train_epoch: Callable[[S, int], float]) -> EpochObjective[S]:

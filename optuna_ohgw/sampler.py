@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import math
 import threading
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,7 +28,7 @@ from optuna_ohgw import _optuna_compat as compat
 from optuna_ohgw import attrs, seeding
 from optuna_ohgw._coords import to_external as _to_external
 from optuna_ohgw._coords import to_internal as _to_internal
-from optuna_ohgw.probes import BaseProbe
+from optuna_ohgw.probes import BaseProbe, ProbeCheck
 from optuna_ohgw.steps import BaseStepRule, StepContext, make_step_rule
 
 _logger = logging.getLogger("optuna_ohgw")
@@ -44,6 +45,14 @@ class _WarmStart:
 
 _StateKey = tuple[int, int, int]
 """(storage object, study id, trial id): trial ids repeat across in-memory storages."""
+
+
+def _chain(sampler: BaseSampler) -> list[BaseSampler]:
+    """``sampler`` and every sampler it wraps, outermost first."""
+    chain = [sampler]
+    while (inner := compat.wrapped_sampler(chain[-1])) is not None and inner not in chain:
+        chain.append(inner)
+    return chain
 
 
 def _key(study: Study, trial: FrozenTrial) -> _StateKey:
@@ -93,6 +102,26 @@ def _move(value: float, delta: float, dist: FloatDistribution) -> float:
     return _to_external(_to_internal(value, dist) + delta, dist)
 
 
+def _mismatch(check: ProbeCheck) -> str:
+    """A failed self-check in one line, with both numbers of each comparison."""
+    return (
+        f"{check.message or 'the probe disagrees with real training'} (held-out loss: probe "
+        f"{check.probe_loss:.6g}, real {check.real_loss:.6g}; derivative along a random "
+        f"direction: probe {check.directional:.6g}, finite difference "
+        f"{check.finite_difference:.6g})"
+    )
+
+
+def _unmoved(raw: Mapping[str, float], status: str) -> dict[str, Any]:
+    """The record of a trial that keeps the base sampler's values."""
+    record: dict[str, Any] = {attrs.STATUS: status}
+    for name, value in raw.items():
+        record[attrs.raw(name)] = value
+        record[attrs.nudged(name)] = value
+        record[attrs.step(name)] = 0.0
+    return record
+
+
 class OHGWSampler(BaseSampler):
     """One-Shot Hyper-Gradient Warm-Start around any Optuna sampler.
 
@@ -110,6 +139,8 @@ class OHGWSampler(BaseSampler):
     enumerates points, so its values are served untouched and the probe is not run (as with
     ``probe=None``); a :class:`~optuna.samplers.PartialFixedSampler`'s fixed parameters are
     served untouched and passed to the probe as constants, its other floats are warm-started.
+    Both hold however the samplers are nested (a grid inside a ``PartialFixedSampler`` or a
+    ``ProposalSampler`` is still a grid).
 
     The probe builds the trial's model from :func:`trial_seed` of the trial (recorded as the
     user attr ``ohgw.seed``): build the trial's model from the same seed.
@@ -134,6 +165,14 @@ class OHGWSampler(BaseSampler):
             process: an exception or a non-finite loss or gradient. ``None`` (default) never
             raises: each failure is recorded as ``ohgw.status`` (``error: ...`` or
             ``nonfinite: ...``), logged, and the trial runs with the base sampler's values.
+        self_check: Once per process, on the first trial that would be warm-started and before
+            any nudge, compare the probe with the real training it stands for
+            (:meth:`~optuna_ohgw.probes.BaseProbe.check`; a probe that returns ``None`` has
+            nothing to compare). On a mismatch that trial's ``ohgw.status`` is
+            ``error: self-check: ...``, one warning gives both numbers, and the warm start is
+            off for the rest of this process (later trials: ``off: ...``, the base sampler's
+            values); with ``max_consecutive_failures=1`` it raises instead. The check's seconds
+            are recorded as ``ohgw.self_check_seconds`` (and counted in ``probe_seconds``).
     """
 
     def __init__(
@@ -146,6 +185,7 @@ class OHGWSampler(BaseSampler):
         search_space: Mapping[str, BaseDistribution] | None = None,
         seed: int | None = None,
         max_consecutive_failures: int | None = None,
+        self_check: bool = True,
     ) -> None:
         if n_steps < 1:
             raise ValueError(f"n_steps must be at least 1, got {n_steps}.")
@@ -166,16 +206,20 @@ class OHGWSampler(BaseSampler):
         self._given_probe = probe
         self._probe = probe
         self._fixed_by_base: dict[str, Any] = {}
-        if probe is not None and isinstance(self._base, (GridSampler, BruteForceSampler)):
+        chain = _chain(self._base)
+        enumerating = [s for s in chain if isinstance(s, (GridSampler, BruteForceSampler))]
+        if probe is not None and enumerating:
             self._probe = None
+            inside = "" if enumerating[0] is self._base else f" (in {type(self._base).__name__})"
             warnings.warn(
-                f"OHGWSampler: {type(self._base).__name__} enumerates its points; they are "
-                "served untouched and the probe is not run.",
+                f"OHGWSampler: {type(enumerating[0]).__name__}{inside} enumerates its points; "
+                "they are served untouched and the probe is not run.",
                 stacklevel=2,
             )
-        elif probe is not None and isinstance(self._base, PartialFixedSampler):
-            # No public accessor: the fixed values are the sampler's constructor argument.
-            self._fixed_by_base = dict(getattr(self._base, "_fixed_params", {}))
+        elif probe is not None:
+            for fixing in reversed(chain):  # an outer PartialFixedSampler's value wins
+                if isinstance(fixing, PartialFixedSampler):
+                    self._fixed_by_base.update(compat.partial_fixed_params(fixing))
             if set(self._fixed_by_base) & set(probe.param_names):
                 warnings.warn(
                     "OHGWSampler: PartialFixedSampler's fixed parameters "
@@ -189,9 +233,14 @@ class OHGWSampler(BaseSampler):
         self._n_steps = n_steps
         self._declared = declared
         self._seed = int(seed) if seed is not None else _fresh_seed()
-        self._inferred = IntersectionSearchSpace(include_pruned=True)
+        self._inferred: dict[tuple[int, int], IntersectionSearchSpace] = {}
         self._states: dict[_StateKey, _WarmStart] = {}
         self._lock = threading.Lock()
+        self._space_lock = threading.Lock()
+        self._self_check = bool(self_check)
+        self._check_lock = threading.Lock()
+        self._check_done = False
+        self._check_failure: str | None = None
 
     @property
     def base_sampler(self) -> BaseSampler:
@@ -200,6 +249,11 @@ class OHGWSampler(BaseSampler):
     @property
     def probe(self) -> BaseProbe | None:
         return self._given_probe
+
+    @property
+    def self_check(self) -> bool:
+        """Whether the probe is compared with real training before the first nudge."""
+        return self._self_check
 
     @property
     def seed(self) -> int:
@@ -307,13 +361,21 @@ class OHGWSampler(BaseSampler):
         with self._lock:
             return self._states.setdefault(_key(study, trial), _WarmStart())
 
+    def _inferred_space(self, study: Study) -> dict[str, BaseDistribution]:
+        """The intersection of this study's earlier trials (one cache per study: a sampler
+        shared by several studies must not mix their spaces)."""
+        key = (id(compat.storage_of(study)), compat.study_id(study))
+        with self._space_lock:
+            space = self._inferred.setdefault(key, IntersectionSearchSpace(include_pruned=True))
+            return dict(space.calculate(study))
+
     def _float_space(
         self, study: Study, current: Mapping[str, FloatDistribution]
     ) -> dict[str, FloatDistribution]:
         assert self._probe is not None
         known: dict[str, BaseDistribution] = dict(self._declared)
         if not known:
-            known = dict(self._inferred.calculate(study))
+            known = self._inferred_space(study)
         known.update(current)
         return {
             name: known[name]  # type: ignore[misc]
@@ -361,7 +423,63 @@ class OHGWSampler(BaseSampler):
         if not raw:
             self._record(study, trial, {attrs.STATUS: "skipped: every probed parameter is fixed"})
             return
-        self._run_probe(study, trial, state, raw, pinned)
+        check_seconds = None
+        if self._rule.needs_probe and self._self_check:
+            go_on, check_seconds = self._self_checked(study, trial, raw, pinned)
+            if not go_on:
+                return
+        self._run_probe(study, trial, state, raw, pinned, check_seconds)
+
+    def _self_checked(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        raw: Mapping[str, float],
+        pinned: Mapping[str, float],
+    ) -> tuple[bool, float | None]:
+        """Whether the warm start may go on, running the probe's self-check first if no trial
+        in this process has (other threads wait for its verdict), and the seconds of the check
+        this trial ran (``None`` if none). A trial that may not go on keeps the base sampler's
+        values; its status is recorded here."""
+        assert self._probe is not None
+        with self._check_lock:
+            if self._check_done:
+                if self._check_failure is None:
+                    return True, None
+                self._record(study, trial, _unmoved(raw, f"off: {self._check_failure}"))
+                return False, None
+            self._check_done = True
+            start = time.perf_counter()
+            try:
+                check = self._probe.check({**pinned, **raw}, seed=self.trial_seed(trial.number))
+                failure = None if check is None or check.ok else _mismatch(check)
+            except Exception as err:  # noqa: BLE001 - a failed check, never a crashed study
+                check, failure = None, f"the check raised {type(err).__name__}: {err}"
+            seconds = time.perf_counter() - start
+            if failure is None:
+                return True, seconds if check is not None else None
+            self._check_failure = (
+                f"the probe's self-check failed in this process (trial {trial.number}); the "
+                "base sampler's values are served"
+            )
+            record = _unmoved(raw, f"error: self-check: {failure}")
+            record.update({attrs.PROBE_SECONDS: seconds, attrs.SELF_CHECK_SECONDS: seconds})
+            self._record(study, trial, record)
+        failures = self._count_failure(True)
+        if self._max_failures is not None and failures >= self._max_failures:
+            raise RuntimeError(
+                f"OHGWSampler: the probe's self-check failed (trial {trial.number}): {failure}. "
+                "Make the probe match the trial's training code, or pass "
+                "max_consecutive_failures=None to go on with the base sampler's values."
+            )
+        warnings.warn(
+            f"OHGWSampler: the probe's self-check failed on trial {trial.number}: {failure}. "
+            "The warm start is off in this process; trials go on with the base sampler's "
+            "values. Make the probe's optimizer, scheduler, clipping, loss and model match the "
+            "trial's training code (or pass self_check=False to skip the check).",
+            stacklevel=2,
+        )
+        return False, seconds
 
     def _run_probe(
         self,
@@ -370,6 +488,7 @@ class OHGWSampler(BaseSampler):
         state: _WarmStart,
         raw: Mapping[str, float],
         pinned: Mapping[str, float],
+        check_seconds: float | None = None,
     ) -> None:
         assert self._probe is not None
         dists = state.dists
@@ -379,7 +498,7 @@ class OHGWSampler(BaseSampler):
         rng = np.random.default_rng(np.random.SeedSequence([self._seed, trial.number]))
         spans = {n: _to_internal(d.high, d) - _to_internal(d.low, d) for n, d in dists.items()}
         values = dict(raw)
-        seconds = 0.0
+        seconds = check_seconds or 0.0
         lookaheads = 0
         first: tuple[float, dict[str, float]] | None = None
         status = "ok"
@@ -429,6 +548,8 @@ class OHGWSampler(BaseSampler):
         }
         if lookaheads:
             record[attrs.LOOKAHEADS] = lookaheads
+        if check_seconds is not None:
+            record[attrs.SELF_CHECK_SECONDS] = check_seconds
         failures = self._count_failure(status != "ok")
         if status != "ok":
             values = dict(raw)

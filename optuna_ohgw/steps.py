@@ -184,8 +184,9 @@ class LineSearchStep(BaseStepRule):
     Each scale costs one look-ahead loss at the moved values (the probe's
     :meth:`~optuna_ohgw.probes.BaseProbe.loss`: for :class:`~optuna_ohgw.probes.LookaheadProbe`
     the K first-order steps and the held-out forward, with no hypergradient). Ties go to the
-    earlier scale; scales whose loss is not finite are skipped, and with no finite loss nothing
-    moves.
+    earlier scale; scales whose loss is not finite are skipped, and when no loss is finite the
+    step raises ``FloatingPointError`` (the sampler records a failed probe, ``error: ...``, and
+    the trial keeps the base sampler's values).
 
     Args:
         base: The rule whose step is scaled (``NormalizedStep()`` by default).
@@ -214,12 +215,18 @@ class LineSearchStep(BaseStepRule):
             raise ValueError("line-search needs a look-ahead loss (run it inside OHGWSampler).")
         step = self.base(grads, spans, rng, context)
         best: tuple[float, dict[str, float]] | None = None
+        losses = []
         for scale in self.scales:
             delta = {n: scale * v for n, v in step.items()}
-            loss = float(context.lookahead(delta))
-            if math.isfinite(loss) and (best is None or loss < best[0]):
-                best = (loss, delta)
-        return best[1] if best is not None else {n: 0.0 for n in grads}
+            losses.append(float(context.lookahead(delta)))
+            if math.isfinite(losses[-1]) and (best is None or losses[-1] < best[0]):
+                best = (losses[-1], delta)
+        if best is None:
+            raise FloatingPointError(
+                f"line-search: no look-ahead loss is finite (scales {list(self.scales)}: "
+                f"{losses}); check the probe's model and data, or narrow the search space"
+            )
+        return best[1]
 
 
 class TowardMiddleStep(BaseStepRule):

@@ -67,6 +67,9 @@ class OHGWConfig:
     reprobe: bool = False
     """Promotion schedulers: probe again from the checkpoint's weights at every resume and nudge
     the configuration before it trains on (see :mod:`optuna_ohgw.schedulers._reprobe`)."""
+    self_check: bool = True
+    """Compare the probe with real training once per worker process before the first nudge
+    (``OHGWSampler(self_check=...)``)."""
 
     def step_options(self) -> dict[str, Any]:
         """Keyword options for :func:`optuna_ohgw.steps.make_step_rule`."""
@@ -322,6 +325,7 @@ def load_study_file(path: str | pathlib.Path) -> StudyConfig:
         n_steps=ohgw_t.take("n_steps", int, 1),
         batch_size=ohgw_t.take("batch_size", int, 128),
         reprobe=ohgw_t.take("reprobe", bool, False),
+        self_check=ohgw_t.take("self_check", bool, True),
     )
     ohgw_t.done()
     _positive(ohgw_t, "eta", ohgw.eta)

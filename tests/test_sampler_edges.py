@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 
 import optuna
 import pytest
@@ -211,3 +212,99 @@ def test_trial_seed_needs_an_ohgw_study() -> None:
     study.optimize(lambda t: 0.0, n_trials=1)
     with pytest.raises(ValueError, match="ohgw.seed"):
         ohgw.trial_seed(study.trials[0])
+
+
+def _nested(kind: str, inner: optuna.samplers.BaseSampler) -> optuna.samplers.BaseSampler:
+    from optuna_ohgw.schedulers import ProposalSampler
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        fixing = PartialFixedSampler({"y": 0.5}, inner)
+        if kind == "partial-fixed-twice":
+            fixing = PartialFixedSampler({"y": 0.5}, PartialFixedSampler({}, inner))
+    return ProposalSampler(fixing) if kind == "proposal" else fixing
+
+
+@pytest.mark.parametrize("kind", ["partial-fixed", "partial-fixed-twice", "proposal"])
+def test_a_grid_inside_other_samplers_is_served_untouched(kind: str) -> None:
+    """Only the outermost sampler was checked: the grid's values were nudged."""
+    grid = {"x": [0.0, 0.25, 0.5, 0.75, 1.0]}
+    calls: list[dict[str, float]] = []
+    base = _nested(kind, GridSampler(grid, seed=0))
+    with pytest.warns(UserWarning, match=r"GridSampler \(in \w+\) enumerates") as caught:
+        sampler = ohgw.OHGWSampler(base, _grad_probe(calls), search_space=SPACE, seed=0)
+    assert len(caught) == 1
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(_two_floats, n_trials=5)
+    assert sorted(t.params["x"] for t in study.trials) == grid["x"]  # every point, none moved
+    assert all(t.params["y"] == 0.5 for t in study.trials) and calls == []
+
+
+def test_fixed_values_inside_another_wrapper_are_untouched() -> None:
+    calls: list[dict[str, float]] = []
+    base = _nested("proposal", RandomSampler(seed=0))
+    with pytest.warns(UserWarning, match=r"fixed parameters \['y'\] are served untouched"):
+        sampler = ohgw.OHGWSampler(base, _grad_probe(calls), search_space=SPACE, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(_two_floats, n_trials=4)
+    assert len(calls) == 4 and all(call["y"] == 0.5 for call in calls)
+    assert all(t.params["y"] == 0.5 and t.user_attrs[attrs.STATUS] == "ok" for t in study.trials)
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "in-memory"])
+def test_a_shared_sampler_infers_each_studys_space_apart(storage: str, tmp_path: Path) -> None:
+    """Without search_space=, one sampler shared by two studies: before, the second study in
+    one SQLite storage failed every trial, and in memory it was probed with the first's range."""
+    calls: list[dict[str, float]] = []
+    sampler = ohgw.OHGWSampler(RandomSampler(seed=0), _grad_probe(calls), seed=0)
+    url = f"sqlite:///{tmp_path}/shared.db" if storage == "sqlite" else None
+    ranges = {"a": (0.0, 1.0), "b": (10.0, 20.0)}
+    studies = {}
+    for name, (low, high) in ranges.items():
+        studies[name] = optuna.create_study(study_name=name, storage=url, sampler=sampler)
+        studies[name].optimize(
+            lambda t, low=low, high=high: (
+                t.suggest_float("x", low, high) + t.suggest_float("y", low, high)
+            ),
+            n_trials=4,
+        )
+    for name, (low, high) in ranges.items():
+        trials = studies[name].trials
+        assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+        statuses = [t.user_attrs[attrs.STATUS] for t in trials]
+        assert statuses[0].startswith("skipped: no float distribution known yet")
+        assert statuses[1:] == ["ok"] * 3
+        for t in trials[1:]:
+            for p in ("x", "y"):
+                assert low <= t.user_attrs[attrs.raw(p)] <= high
+                assert t.params[p] == t.user_attrs[attrs.nudged(p)] < t.user_attrs[attrs.raw(p)]
+    assert len(calls) == 6
+    assert all(0.0 <= c["x"] <= 1.0 for c in calls[:3])
+    assert all(10.0 <= c["x"] <= 20.0 for c in calls[3:])
+
+
+def test_line_search_with_no_finite_lookahead_is_a_failure() -> None:
+    """Before, nothing moved and the trial recorded ``ok``."""
+    seen: list[dict[str, float]] = []
+
+    def fn(params: Mapping[str, float]) -> tuple[float, dict[str, float]]:
+        first = not seen or params == seen[0]
+        seen.append(dict(params))
+        return (1.0 if first else math.nan), {n: 1.0 for n in params}
+
+    space = {"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)}
+    sampler = ohgw.OHGWSampler(
+        RandomSampler(seed=0),
+        FunctionProbe(fn, ["x", "y"]),
+        search_space=space,
+        seed=0,
+        step="line-search",
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_float("y", 0, 1), n_trials=1)
+    (trial,) = study.trials
+    status = trial.user_attrs[attrs.STATUS]
+    assert status.startswith("error: FloatingPointError: line-search: no look-ahead loss is")
+    assert attrs.status_kind(status) in attrs.FAILED_STATUSES
+    assert trial.params["x"] == trial.user_attrs[attrs.raw("x")]  # the base sampler's values
+    assert trial.user_attrs[attrs.LOOKAHEADS] == 4

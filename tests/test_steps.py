@@ -242,12 +242,13 @@ def test_line_search_keeps_the_scale_with_the_lowest_lookahead_loss() -> None:
     assert [c["a"] for c in calls] == pytest.approx([-0.5, -1.0, -2.0, -4.0])
 
 
-def test_line_search_skips_nonfinite_losses_and_needs_a_lookahead() -> None:
+def test_line_search_skips_nonfinite_losses_fails_without_any_and_needs_a_lookahead() -> None:
     from optuna_ohgw.steps import LineSearchStep
 
     rule = LineSearchStep(scales=(1.0, 2.0))
     ctx = _context({"a": 0.0}, {"a": 0}, {"a": 1}, lambda d: math.nan)
-    assert rule({"a": 1.0}, {"a": 1.0}, _rng(), ctx) == {"a": 0.0}
+    with pytest.raises(FloatingPointError, match=r"no look-ahead loss is finite .*\[nan, nan\]"):
+        rule({"a": 1.0}, {"a": 1.0}, _rng(), ctx)
     ctx = _context({"a": 0.0}, {"a": 0}, {"a": 1}, lambda d: math.inf if d["a"] < -0.07 else 1.0)
     assert rule({"a": 1.0}, {"a": 1.0}, _rng(), ctx) == pytest.approx({"a": -0.05})
     with pytest.raises(ValueError, match="look-ahead"):

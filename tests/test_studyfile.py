@@ -70,6 +70,7 @@ k = 3
 n_pairs = 2
 n_steps = 4
 batch_size = 64
+self_check = false
 
 [budget]
 n_trials = 10
@@ -179,6 +180,7 @@ def test_full_file_round_trips(tmp_path: pathlib.Path) -> None:
         n_pairs=2,
         n_steps=4,
         batch_size=64,
+        self_check=False,
     )
     assert config.ohgw.step_options() == {"eta": 0.01}  # random-sign scales its base rule
     assert config.budget == BudgetConfig(n_trials=10, total_epochs=100, wall_seconds=3600.0)

@@ -56,6 +56,7 @@ from optuna_ohgw.probes._groups import (
     read_plan,
     single_group_plan,
 )
+from optuna_ohgw.probes._guards import admit, unwrap_compiled
 from optuna_ohgw.probes._optimizers import resolve_optimizer
 from optuna_ohgw.probes._roles import ROLES
 
@@ -84,6 +85,8 @@ class LookaheadProbe(BaseProbe):
             modified) or a factory ``seed -> nn.Module`` that builds a freshly initialised one;
             :class:`~optuna_ohgw.OHGWSampler` passes :func:`~optuna_ohgw.trial_seed` of the trial,
             so a setup that builds its model from that seed trains exactly the probed weights.
+            A ``torch.compile``'d model is probed through its ``_orig_mod``; what the look-ahead
+            cannot follow is refused at the first call (see ``probes/_guards.py``).
         train_data: Where training batches come from: tensors (a tuple or a dict of equally
             long tensors, sampled by row), a ``torch.utils.data.Dataset`` (collated with
             ``default_collate``), a ``DataLoader`` (its ``dataset`` and ``collate_fn``; never its
@@ -346,7 +349,8 @@ class LookaheadProbe(BaseProbe):
             raise KeyError(f"LookaheadProbe.check needs values for {missing}.")
         point = {n: float(params[n]) for n in self._roles}
         seed = int(seed)
-        model = self.build_model(seed)
+        # A compiled model is checked, as it is probed, through its original module.
+        model = unwrap_compiled(self.build_model(seed))
         with torch.inference_mode(False), torch.enable_grad():
             precise = float64_copy(model)
             if precise is not None:
@@ -552,6 +556,9 @@ class LookaheadProbe(BaseProbe):
         device = self.device or (first.device if first is not None else torch.device("cpu"))
         like = torch.zeros((), dtype=dtype, device=device)
         loss_hypers = {n: leaves[n] for n, role in self._roles.items() if role == "loss"}
+        model = admit(
+            self, model, train_batches[0], loss_hypers, self.loss_fn, dtype=dtype, device=device
+        )
         names = [n for n, _ in model.named_parameters()]
         # Frozen parameters (requires_grad=False) get no gradient, so torch.optim never moves
         # them; nor does it move parameters in no group: the look-ahead keeps both fixed.

@@ -79,6 +79,7 @@ def build_sampler(
         n_steps=config.ohgw.n_steps,
         search_space=config.space,
         seed=config.seed,
+        self_check=config.ohgw.self_check,
     )
 
 
