@@ -430,13 +430,26 @@ def test_a_refused_model_leaves_every_trial_on_its_raw_values() -> None:
 
     space = {"lr": optuna.distributions.FloatDistribution(0.01, 1.0, log=True)}
     probe = _probe(lambda seed: _seeded(_Annealed)(), roles={"lr": "lr"}, k=1)
-    sampler = ohgw.OHGWSampler(
-        optuna.samplers.RandomSampler(seed=0), probe, search_space=space, seed=0
-    )
-    study = optuna.create_study(sampler=sampler)
-    study.optimize(lambda t: t.suggest_float("lr", 0.01, 1.0, log=True), n_trials=3)
-    for trial in study.trials:
-        assert trial.state == optuna.trial.TrialState.COMPLETE
-        status = trial.user_attrs[attrs.STATUS]
-        assert status.startswith("error: ValueError: LookaheadProbe: the model's forward assigns")
-        assert trial.params["lr"] == trial.user_attrs[attrs.raw("lr")]
+    refusal = "ValueError: LookaheadProbe: the model's forward assigns"
+    for self_check in (False, True):
+        sampler = ohgw.OHGWSampler(
+            optuna.samplers.RandomSampler(seed=0),
+            probe,
+            search_space=space,
+            seed=0,
+            self_check=self_check,
+        )
+        study = optuna.create_study(sampler=sampler)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the self-check's one warning
+            study.optimize(lambda t: t.suggest_float("lr", 0.01, 1.0, log=True), n_trials=3)
+        for trial in study.trials:
+            assert trial.state == optuna.trial.TrialState.COMPLETE
+            status = trial.user_attrs[attrs.STATUS]
+            if not self_check:  # every probe call is refused
+                assert status.startswith(f"error: {refusal}")
+            elif trial.number == 0:  # the self-check runs the probe first and is refused
+                assert status.startswith(f"error: self-check: the check raised {refusal}")
+            else:  # then the warm start is off in this process
+                assert status.startswith("off: ")
+            assert trial.params["lr"] == trial.user_attrs[attrs.raw("lr")]
