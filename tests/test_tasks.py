@@ -476,13 +476,15 @@ def test_two_trial_study_with_the_warm_start(
             assert SPACE[param].low <= t.params[param] <= SPACE[param].high
 
         # The probe and the trial start from the same weights: both build the model with
-        # trial_seed(seed, number), first the probe (at the first suggest), then setup().
+        # trial_seed(seed, number), first the probe (at the first suggest), then setup();
+        # on the first trial the probe's self-check builds it once more, before the probe.
         init = trial_seed(seed, t.number)
         from_trial = [weights for s, weights in built if s == init]
-        assert len(from_trial) == 2
+        assert len(from_trial) == (3 if t.number == 0 else 2)
         fresh = {k: v for k, v in original(init).state_dict().items()}
-        assert _same_weights(from_trial[0], from_trial[1])
-        assert _same_weights(from_trial[0], fresh)
+        assert all(_same_weights(w, fresh) for w in from_trial)
+    assert trials[0].user_attrs[attrs.SELF_CHECK_SECONDS] > 0  # it ran, and found no mismatch
+    assert attrs.SELF_CHECK_SECONDS not in trials[1].user_attrs
     assert {s for s, _ in built} == {trial_seed(seed, t.number) for t in trials}
     assert not _same_weights(built[0][1], built[-1][1])  # each trial has its own initialisation
 
