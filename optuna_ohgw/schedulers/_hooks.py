@@ -35,7 +35,9 @@ class PauseResumeHooks(EpochHooks[Checkpointable]):
     scheduler whether to pause, and if so saves the checkpoint, adds the WAITING continuation
     trial (same parameters, lineage attrs) and ends this segment. ``on_resume(trial, state)``,
     when given, runs after a checkpoint is loaded (for example
-    :class:`~optuna_ohgw.schedulers.ResumeProbe`, the re-probe at every promotion).
+    :class:`~optuna_ohgw.schedulers.ResumeProbe`, the re-probe at every promotion). The
+    checkpoint a segment resumed from is deleted by the loop once the segment is told, never
+    here (a segment killed before its tell is retried from it; ``docs/segment-protocol.md``).
     """
 
     def __init__(
