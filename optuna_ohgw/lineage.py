@@ -34,7 +34,7 @@ CHECKPOINT_ERROR = f"{attrs.PREFIX}.checkpoint_error"
 """On a segment that could not read its checkpoint: the error (the resume is retried)."""
 OVER_BUDGET = f"{attrs.PREFIX}.over_budget"
 """On a new configuration's trial that lost the race for the last budget slot: why it ended
-(FAIL) before training anything; it is no configuration."""
+(PRUNED) before training anything; it is no configuration."""
 NEW = "ohgw:new"
 """System attr of a trial created to start a new configuration (its number is the
 configuration's id and its budget slot's place in line)."""

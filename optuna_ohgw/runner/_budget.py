@@ -52,14 +52,10 @@ def admits(config: StudyConfig, trials: Sequence[FrozenTrial], number: int) -> b
 OVER_BUDGET_REASON = "other workers took the last budget slots first; nothing was trained"
 
 
-class OverBudgetError(RuntimeError):
-    """A trial Optuna created after the budget's last slot was taken (it trains nothing)."""
-
-
 def take_slot(config: StudyConfig, study: optuna.Study, trial: optuna.Trial) -> None:
     """For a trial ``study.optimize`` just created: check that it holds a budget slot (see
     :func:`admits`; a retry keeps its configuration's slot), else mark it
-    ``ohgw.over_budget``, stop the study and raise :class:`OverBudgetError`."""
+    ``ohgw.over_budget``, stop the study and raise ``TrialPruned`` (it trains nothing)."""
     tid = compat.trial_id(study, trial)
     if "failed_trial" in trial.storage.get_trial_system_attrs(tid):
         return
@@ -67,7 +63,7 @@ def take_slot(config: StudyConfig, study: optuna.Study, trial: optuna.Trial) -> 
         return
     trial.storage.set_trial_user_attr(tid, lineage.OVER_BUDGET, OVER_BUDGET_REASON)
     study.stop()
-    raise OverBudgetError(f"trial {trial.number}: {OVER_BUDGET_REASON}")
+    raise optuna.TrialPruned(OVER_BUDGET_REASON)
 
 
 def budget_spent(config: StudyConfig, trials: Sequence[FrozenTrial]) -> bool:
@@ -82,7 +78,11 @@ def budget_spent(config: StudyConfig, trials: Sequence[FrozenTrial]) -> bool:
             for t in trials
         )
         return not new_configs_allowed(config, trials) and not pending
-    done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    done = sum(
+        t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        and lineage.OVER_BUDGET not in t.user_attrs
+        for t in trials
+    )
     return bool(config.budget.n_trials and done >= config.budget.n_trials)
 
 

@@ -193,7 +193,7 @@ def _close_over_budget(study: optuna.Study, trial_id: int) -> None:
     storage.set_trial_user_attr(
         trial_id, lineage.OVER_BUDGET, "other workers took the last budget slots first"
     )
-    storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    storage.set_trial_state_values(trial_id, TrialState.PRUNED)
 
 
 def _run_segment(
