@@ -6,11 +6,12 @@ retries the rest, once, whichever worker (or ``run``) gets there first:
 
 * its pause is durable (the continuation exists): the segment is told COMPLETE with its last
   reported value, as its worker would have (rolled forward), never trained again;
-* a new configuration's trial that has no parameters yet: failed, no retry (nothing was drawn
-  or trained, and its budget slot goes to the next new configuration);
-* its failed resume was already enqueued again (``retry_of``): failed, no second retry;
+* its failed resume was already enqueued again (``retry_of``), or it lost the race for the
+  last budget slot: failed, no retry;
 * otherwise: failed and enqueued again with the same parameters and lineage, so a resumed
-  segment resumes from the same checkpoint (deleted only after a segment is told).
+  segment resumes from the same checkpoint (deleted only after a segment is told) and a first
+  segment keeps its configuration's id and budget slot (one killed before its parameters were
+  drawn is retried as a fresh draw in the same slot).
 """
 
 from __future__ import annotations
@@ -111,8 +112,7 @@ def recover_segment(
             storage.set_trial_state_values(tid, TrialState.COMPLETE, [values[last]])
             release_checkpoint(study, store, info.get("artifact"))
             return "rolled forward"
-        blank = trial.system_attrs.get(lineage.NEW) and not trial.params
-        again = not (blank or handed_on or lineage.OVER_BUDGET in trial.user_attrs)
+        again = not (handed_on or lineage.OVER_BUDGET in trial.user_attrs)
         what = "retried" if again else "failed"
         storage.set_trial_user_attr(tid, RECOVERED, f"{what}: its worker died")
         storage.set_trial_state_values(tid, TrialState.FAIL)
