@@ -32,10 +32,17 @@ LOST = f"{attrs.PREFIX}.lost"
 """Why a configuration was given up (its checkpoint could not be read by any worker)."""
 CHECKPOINT_ERROR = f"{attrs.PREFIX}.checkpoint_error"
 """On a segment that could not read its checkpoint: the error (the resume is retried)."""
+OVER_BUDGET = f"{attrs.PREFIX}.over_budget"
+"""On a new configuration's trial that lost the race for the last budget slot: why it ended
+(PRUNED) before training anything; it is no configuration."""
+NEW = "ohgw:new"
+"""System attr of a trial created to start a new configuration (its number is the
+configuration's id and its budget slot's place in line)."""
 RESUME = "ohgw:resume"
 """System attr of a WAITING continuation: ``{"config", "parent", "epoch", "segment",
 "artifact", "previous"}`` (the checkpoint to resume from and the one it supersedes), plus
-``"attempts"``, ``"tried_by"`` and ``"error"`` once a worker failed to read the checkpoint."""
+``"attempts"``, ``"tried_by"``, ``"error"`` and ``"retry_of"`` (the failed segment) once a worker
+failed to read the checkpoint."""
 
 
 def worker_id() -> str:
@@ -74,10 +81,13 @@ def learning_curves(trials: Iterable[FrozenTrial]) -> dict[int, dict[int, float]
     return dict(curves)
 
 
+_HOLDING = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING)
+
+
 def configurations(trials: Iterable[FrozenTrial]) -> set[int]:
-    """Configurations started so far (counted once, however often a segment was retried)."""
+    """Configurations that hold a budget slot: started, or waiting for a retry or a resume
+    (counted once, however often a segment was retried; a failed one that nobody retries, or a
+    trial that lost the last slot, holds none)."""
     return {
-        config_of(t)
-        for t in trials
-        if t.state in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+        config_of(t) for t in trials if t.state in _HOLDING and OVER_BUDGET not in t.user_attrs
     }

@@ -5,7 +5,9 @@ GPU (or per share of the CPU cores), watches them and the storage (progress, cra
 and returns a :class:`RunSummary`. Each worker is ``python -m optuna_ohgw.worker``: it receives
 the resolved configuration as JSON, builds the task, the OHGW-wrapped sampler and the pruner
 itself (:func:`run_worker`) and trains on the shared storage until the budget is spent. A worker
-that dies in the middle of a trial has that trial failed and retried with the same parameters.
+that dies at any point loses no configuration and trains none twice: the order of a segment's
+writes, what recovery does after a death between any two of them, and the failpoints that test
+it are in ``docs/segment-protocol.md``.
 
 One module per job: ``_build`` (objects from a configuration), ``_budget``, ``_worker`` (the
 worker body), ``_supervise`` (worker processes), ``_recovery`` (crashed trials), ``_summary``.
@@ -14,6 +16,7 @@ worker body), ``_supervise`` (worker processes), ``_recovery`` (crashed trials),
 from optuna_ohgw.runner._budget import (
     MAX_CONSECUTIVE_FAILURES,
     BudgetCallback,
+    admits,
     budget_spent,
     epoch_budget_spent,
     epochs_used,
@@ -53,6 +56,7 @@ __all__ = [
     "RunSummary",
     "WorkerGaveUpError",
     "WorkerSpec",
+    "admits",
     "budget_spent",
     "build_base_sampler",
     "build_pruner",

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_ohgw import _optuna_compat as compat
 from optuna_ohgw import attrs, lineage
 from optuna_ohgw.runner._build import is_promotion
 from optuna_ohgw.studyfile import StudyConfig
@@ -33,6 +34,38 @@ def new_configs_allowed(config: StudyConfig, trials: Sequence[FrozenTrial]) -> b
     return not n_trials or len(lineage.configurations(trials)) < n_trials
 
 
+def admits(config: StudyConfig, trials: Sequence[FrozenTrial], number: int) -> bool:
+    """Whether the new configuration's trial ``number`` holds a budget slot.
+
+    Trial numbers are handed out in one order that every worker sees (the journal's log order;
+    an RDB numbers trials under a lock on the study), so the slot is decided without a race:
+    the trial gets one if fewer than ``n_trials`` configurations that hold a slot come before
+    it. Two workers that both saw a free last slot create two trials; the later one loses.
+    """
+    n_trials = config.budget.n_trials
+    if not n_trials:
+        return True
+    before = [c for c in lineage.configurations(trials) if c < number]
+    return len(before) < n_trials
+
+
+OVER_BUDGET_REASON = "other workers took the last budget slots first; nothing was trained"
+
+
+def take_slot(config: StudyConfig, study: optuna.Study, trial: optuna.Trial) -> None:
+    """For a trial ``study.optimize`` just created: check that it holds a budget slot (see
+    :func:`admits`; a retry keeps its configuration's slot), else mark it
+    ``ohgw.over_budget``, stop the study and raise ``TrialPruned`` (it trains nothing)."""
+    tid = compat.trial_id(study, trial)
+    if "failed_trial" in trial.storage.get_trial_system_attrs(tid):
+        return
+    if admits(config, study.get_trials(deepcopy=False), trial.number):
+        return
+    trial.storage.set_trial_user_attr(tid, lineage.OVER_BUDGET, OVER_BUDGET_REASON)
+    study.stop()
+    raise optuna.TrialPruned(OVER_BUDGET_REASON)
+
+
 def budget_spent(config: StudyConfig, trials: Sequence[FrozenTrial]) -> bool:
     """True when the study's trial or epoch budget is used up (failed trials do not count)."""
     if epoch_budget_spent(config, trials):
@@ -45,7 +78,11 @@ def budget_spent(config: StudyConfig, trials: Sequence[FrozenTrial]) -> bool:
             for t in trials
         )
         return not new_configs_allowed(config, trials) and not pending
-    done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    done = sum(
+        t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        and lineage.OVER_BUDGET not in t.user_attrs
+        for t in trials
+    )
     return bool(config.budget.n_trials and done >= config.budget.n_trials)
 
 
@@ -59,6 +96,9 @@ class BudgetCallback:
         self.gave_up = False
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if lineage.OVER_BUDGET in trial.user_attrs:
+            study.stop()
+            return
         self.consecutive_failures = (
             self.consecutive_failures + 1 if trial.state == TrialState.FAIL else 0
         )

@@ -28,7 +28,8 @@ def probe_status_counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
 def finished_counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
     counts = {state.name.lower(): 0 for state in TrialState}
     for t in trials:
-        counts[t.state.name.lower()] += 1
+        if lineage.OVER_BUDGET not in t.user_attrs:  # lost the last slot, trained nothing
+            counts[t.state.name.lower()] += 1
     return counts
 
 

@@ -12,14 +12,16 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from optuna_ohgw import _optuna_compat as compat
-from optuna_ohgw import attrs
+from optuna_ohgw import attrs, failpoints, lineage
 from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS
 from optuna_ohgw.runner._budget import (
     MAX_CONSECUTIVE_FAILURES,
     BudgetCallback,
+    admits,
     budget_spent,
     epoch_budget_spent,
     new_configs_allowed,
+    take_slot,
 )
 from optuna_ohgw.runner._build import (
     build_pruner,
@@ -55,6 +57,7 @@ def run_worker(
 
     from optuna_ohgw.tasks import get_task
 
+    failpoints.arm()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     task = get_task(config.task)(device=device, data_dir=data_dir, download=download)
     task.splits(config.seed)  # a missing dataset fails here, before any trial starts
@@ -81,8 +84,12 @@ def run_worker(
         "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
 
+    promotion = is_promotion(config)
+
     def tracked(trial: optuna.Trial) -> float:
-        trial.storage.set_trial_system_attr(compat.trial_id(study, trial), WORKER_ATTR, me)
+        if not promotion:  # the promotion loop records the owner and the slot itself
+            trial.storage.set_trial_system_attr(compat.trial_id(study, trial), WORKER_ATTR, me)
+            take_slot(config, study, trial)
         try:
             return objective(trial)
         except optuna.TrialPruned:
@@ -95,7 +102,7 @@ def run_worker(
         finally:
             save_warm_start_note(trial)
 
-    if is_promotion(config):
+    if promotion:
         from optuna_ohgw.checkpoint import open_checkpoints
         from optuna_ohgw.schedulers import PauseResumeHooks, finish_study, run_promotion_worker
 
@@ -111,6 +118,9 @@ def run_worker(
             scheduler,
             lambda trials: new_configs_allowed(config, trials),
             budget_spent=lambda trials: epoch_budget_spent(config, trials),
+            admit=lambda trials, number: admits(config, trials, number),
+            store=store,
+            owner=me,
             deadline=time.time() + wall if wall else None,
             max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
         )
@@ -120,6 +130,7 @@ def run_worker(
             t
             for t in study.get_trials(deepcopy=False)
             if (t.system_attrs.get(WORKER_ATTR) or {}).get("pid") == me["pid"]
+            and lineage.OVER_BUDGET not in t.user_attrs
         ]
         last = mine[-MAX_CONSECUTIVE_FAILURES:]
         if len(last) == MAX_CONSECUTIVE_FAILURES and all(t.state == TrialState.FAIL for t in last):

@@ -9,7 +9,7 @@ import optuna
 from optuna.trial import TrialState, create_trial
 
 from optuna_ohgw import _optuna_compat as compat
-from optuna_ohgw import lineage
+from optuna_ohgw import failpoints, lineage
 from optuna_ohgw.checkpoint import CheckpointError, CheckpointStore
 from optuna_ohgw.objective import EpochHooks
 from optuna_ohgw.schedulers._base import BasePromotionScheduler
@@ -35,7 +35,9 @@ class PauseResumeHooks(EpochHooks[Checkpointable]):
     scheduler whether to pause, and if so saves the checkpoint, adds the WAITING continuation
     trial (same parameters, lineage attrs) and ends this segment. ``on_resume(trial, state)``,
     when given, runs after a checkpoint is loaded (for example
-    :class:`~optuna_ohgw.schedulers.ResumeProbe`, the re-probe at every promotion).
+    :class:`~optuna_ohgw.schedulers.ResumeProbe`, the re-probe at every promotion). The
+    checkpoint a segment resumed from is deleted by the loop once the segment is told, never
+    here (a segment killed before its tell is retried from it; ``docs/segment-protocol.md``).
     """
 
     def __init__(
@@ -54,9 +56,13 @@ class PauseResumeHooks(EpochHooks[Checkpointable]):
     def start(self, trial: optuna.Trial, state: Checkpointable) -> int:
         info = _resume_info(trial)
         if info is None:
-            trial.set_user_attr(lineage.CONFIG, trial.number)
-            trial.set_user_attr(lineage.SEGMENT, 0)
-            trial.set_user_attr(lineage.START_EPOCH, 0)
+            # A crash retry of a first segment keeps its configuration's id.
+            config = trial.user_attrs.get(lineage.CONFIG, trial.number)
+            compat.set_user_attrs(
+                trial.storage,
+                compat.trial_id(trial.study, trial),
+                {lineage.CONFIG: config, lineage.SEGMENT: 0, lineage.START_EPOCH: 0},
+            )
             return 0
         config, epoch = int(info["config"]), int(info["epoch"])
         try:
@@ -70,6 +76,7 @@ class PauseResumeHooks(EpochHooks[Checkpointable]):
             self._retry_or_give_up(trial, info, err)
             raise
         state.load_state_dict(checkpoint["state"])
+        failpoints.hit("resume.loaded")
         if info.get("previous"):
             self.store.delete(info["previous"])  # superseded by the one just read
         if self.on_resume is not None:
@@ -82,14 +89,17 @@ class PauseResumeHooks(EpochHooks[Checkpointable]):
         study = trial.study
         self.scheduler.after_report(study, study.get_trials(deepcopy=False), epochs_done)
         info = _resume_info(trial) or {}
-        config = int(info.get("config", trial.number))
+        config = int(info.get("config", trial.user_attrs.get(lineage.CONFIG, trial.number)))
+        if epochs_done == int(info.get("epoch", 0)) + 1:
+            failpoints.hit("epoch.reported")
         if epochs_done >= self.scheduler.max_resource:
-            if info.get("artifact"):
-                self.store.delete(info["artifact"])
+            # The checkpoint this segment resumed from is deleted after its tell (the loop).
+            failpoints.hit("finish.reported")
             return False
         if not self.scheduler.should_pause(epochs_done):
             return False
         artifact = self.store.save(trial, config, epochs_done, state.state_dict())
+        failpoints.hit("pause.saved")
         segment = int(info.get("segment", 0)) + 1
         resume = {
             "config": config,
@@ -113,6 +123,7 @@ class PauseResumeHooks(EpochHooks[Checkpointable]):
                 system_attrs={"fixed_params": trial.params, lineage.RESUME: resume},
             )
         )
+        failpoints.hit("pause.continued")
         trial.set_user_attr(lineage.PAUSED, True)
         return True
 
@@ -133,6 +144,7 @@ class PauseResumeHooks(EpochHooks[Checkpointable]):
             return
         retry = {
             **info,
+            "retry_of": trial.number,
             "attempts": attempts,
             "tried_by": [*info.get("tried_by", ()), lineage.worker_id()],
             "error": str(err),
