@@ -124,7 +124,8 @@ def open_storage(url: str, *, heartbeat: bool = True, create: bool = True) -> Ba
         return open_grpc_proxy(url)
     path = storage_file(url)
     if path is not None:
-        _check_file(path.resolve(), create=create)
+        # A journal's folder is made (the default runs/); a SQLite URL names its folder.
+        _check_file(path.resolve(), create=create, make_folder=is_journal(url))
     if is_journal(url):
         # An absolute path: the lock is a symlink to the journal, and a relative target would
         # resolve against runs/ itself, so a lock left by a killed worker would never expire.
@@ -167,11 +168,17 @@ def open_storage(url: str, *, heartbeat: bool = True, create: bool = True) -> Ba
     raise AssertionError("unreachable")
 
 
-def _check_file(path: pathlib.Path, *, create: bool) -> None:
-    """A missing file when ``create`` is off, or a folder this process cannot write to."""
+def _check_file(path: pathlib.Path, *, create: bool, make_folder: bool = True) -> None:
+    """A missing file when ``create`` is off, a missing folder unless ``make_folder``, or a
+    folder this process cannot write to."""
     if not path.exists():
         if not create:
             raise StorageError(f"no storage file {path} (check --storage, or run the study first)")
+        if not make_folder and not path.parent.is_dir():
+            raise StorageError(
+                f"no folder {path.parent} for the SQLite file {path.name}: create it "
+                f"(mkdir -p {path.parent}) or fix the URL"
+            )
         folder = next(p for p in path.parents if p.exists())
         if not os.access(folder, os.W_OK | os.X_OK):
             raise StorageError(
