@@ -20,7 +20,9 @@ import warnings
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+from optuna.storages.journal import JournalFileSymlinkLock
+
+from optuna_ohgw import journal
 
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 30
@@ -131,8 +133,7 @@ def open_storage(url: str, *, heartbeat: bool = True, create: bool = True) -> Ba
         # resolve against runs/ itself, so a lock left by a killed worker would never expire.
         path = journal_path(url).resolve()
         try:
-            lock = JournalFileSymlinkLock(str(path), grace_period=JOURNAL_LOCK_GRACE)
-            return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+            return _open_journal(path, create=create)
         except OSError as err:
             raise StorageError(f"cannot open journal file {path}: {err.strerror}") from None
     if path is not None and create:
@@ -166,6 +167,24 @@ def open_storage(url: str, *, heartbeat: bool = True, create: bool = True) -> Ba
                 continue
             raise StorageError(_explain(url, err)) from None
     raise AssertionError("unreachable")
+
+
+def _open_journal(path: pathlib.Path, *, create: bool) -> JournalStorage:
+    """A journal whose last record was cut off: a writer (``create``) cuts that record off,
+    keeping a copy of the original; a reader, which writes nothing, gets one line."""
+    if not create:
+        good = journal.wait_for_tail(path)
+        if good is not None:
+            raise StorageError(
+                f"{journal.describe(path, good)}; repair it, keeping every complete record: "
+                f"cp {path} {path}.bak && truncate -s {good} {path} (a run or worker on it "
+                "does this by itself)"
+            )
+    lock = JournalFileSymlinkLock(str(path), grace_period=JOURNAL_LOCK_GRACE)
+    backend = journal.CheckedJournalFileBackend(str(path), lock_obj=lock)
+    if create:
+        backend.repair_if_cut()
+    return JournalStorage(backend)
 
 
 def _check_file(path: pathlib.Path, *, create: bool, make_folder: bool = True) -> None:
