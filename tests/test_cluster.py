@@ -195,6 +195,26 @@ def test_a_worker_with_another_artifact_store_is_refused(tmp_path: pathlib.Path)
     assert study.trials == []  # refused before any trial started
 
 
+def test_a_same_named_study_of_another_database_is_refused(tmp_path: pathlib.Path) -> None:
+    """Two databases, one study name, one checkpoint folder: the store's marker carries the
+    first study's random token, so the second study is refused before it trains anything."""
+    name = "twin"
+    path = _study_file(tmp_path, name, "pasha", n_trials=4)
+    config = load_study_file(path)
+    first = create_study(config, open_storage(f"journal:{tmp_path / 'db1.journal'}"))
+    open_checkpoints(first, str(tmp_path / "shared"))
+    url = f"journal:{tmp_path / 'db2.journal'}"
+    proc = _start(tmp_path, "worker", "--study", str(path), "--storage", url,
+                  "--artifacts", str(tmp_path / "shared"))  # fmt: skip
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert err.strip().count("\n") == 0 and "belong to another study named 'twin'" in err, err
+    second = optuna.load_study(study_name=name, storage=open_storage(url))
+    assert second.trials == []
+    tokens = {s._storage.get_study_system_attrs(s._study_id)[TOKEN_ATTR] for s in (first, second)}
+    assert len(tokens) == 2  # random, not derived from the name and the id (both 0 here)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -3,6 +3,7 @@ the pruner, the (OHGW-wrapped) sampler and the promotion-type scheduler."""
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -120,15 +121,35 @@ def study_attrs(config: StudyConfig) -> dict[str, Any]:
     }
 
 
+TOKEN_WAIT = 5.0
+"""Seconds a process that joins a study just created elsewhere waits for the study's token."""
+
+
 def create_study(config: StudyConfig, storage: BaseStorage) -> optuna.Study:
-    """Create the study (or load it, to resume) and record its settings."""
-    study = optuna.create_study(
-        study_name=config.study_name,
-        storage=storage,
-        direction=config.direction,
-        load_if_exists=True,
-        pruner=build_pruner(config),
-    )
+    """Create the study (or load it, to resume) and record its settings.
+
+    The process that creates the study gives it its random token at once
+    (:func:`~optuna_ohgw.artifact_store.record_token`); one that loads a study created a moment
+    ago elsewhere waits a little for it, so every worker binds its store to the same token.
+    """
+    from optuna_ohgw.artifact_store import record_token, study_token
+
+    kwargs: dict[str, Any] = {
+        "study_name": config.study_name,
+        "storage": storage,
+        "pruner": build_pruner(config),
+    }
+    try:
+        study = optuna.create_study(direction=config.direction, **kwargs)
+        record_token(study)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(**kwargs)
+        young = not study.get_trials(deepcopy=False)
+        deadline = time.monotonic() + (TOKEN_WAIT if young else 0.0)
+        while study_token(study) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if study_token(study) is None:  # a study from before tokens (or its creator died)
+            record_token(study)
     for key, value in study_attrs(config).items():
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)
