@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.storages import BaseStorage
 
+from optuna_ohgw.runner._seeded_sampler import TrialSeededSampler
 from optuna_ohgw.studyfile import SAMPLERS, StudyConfig
 
 if TYPE_CHECKING:
@@ -40,24 +41,33 @@ def build_scheduler(config: StudyConfig, worker_index: int = 0) -> BasePromotion
     )
 
 
-def build_base_sampler(config: StudyConfig, worker_index: int) -> optuna.samplers.BaseSampler:
-    """The study's Optuna sampler, seeded per worker so parallel workers do not draw alike."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return SAMPLERS[config.sampler](
-            seed=config.seed * 1000 + worker_index, **dict(config.sampler_options)
-        )
+def build_base_sampler(config: StudyConfig) -> optuna.samplers.BaseSampler:
+    """The study's Optuna sampler, seeded per trial with the study seed and the trial number
+    (:class:`TrialSeededSampler`), so no two workers, machines or restarts repeat a draw and a
+    fixed seed reproduces them. QMC is one scrambled sequence for the whole study (its sample
+    index lives in the storage): it is seeded with the study seed alone."""
+    kind, options = SAMPLERS[config.sampler], dict(config.sampler_options)
+
+    def make(seed: int) -> optuna.samplers.BaseSampler:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return kind(seed=seed, **options)
+
+    if config.sampler == "qmc":
+        return make(config.seed)
+    return TrialSeededSampler(make=make, seed=config.seed)
 
 
 def build_sampler(
     config: StudyConfig, task: BaseTask, worker_index: int
 ) -> optuna.samplers.BaseSampler:
     """The worker's sampler chain: the base sampler (behind DyHPO's proposals where the
-    scheduler proposes configurations), wrapped by :class:`~optuna_ohgw.OHGWSampler`."""
+    scheduler proposes configurations), wrapped by :class:`~optuna_ohgw.OHGWSampler`.
+    ``worker_index`` does not change the draws (see :func:`build_base_sampler`)."""
     from optuna_ohgw.sampler import OHGWSampler
     from optuna_ohgw.steps import make_step_rule
 
-    base = build_base_sampler(config, worker_index)
+    base = build_base_sampler(config)
     if config.scheduler.spec.proposes:
         from optuna_ohgw.schedulers import ProposalSampler
 
