@@ -16,6 +16,7 @@ import os
 import pathlib
 import shutil
 import sys
+import threading
 import time
 from typing import Any
 
@@ -81,6 +82,24 @@ def describe(path: str | os.PathLike[str], good: int) -> str:
     )
 
 
+_appending = 0
+"""Appends in progress in the main thread (where signal handlers run): their lock must not be
+left behind by an interrupt."""
+_interrupt_after_append = False
+
+
+def appending() -> bool:
+    """Whether the main thread is appending to a journal (holding, or taking, its file lock)."""
+    return _appending > 0
+
+
+def interrupt_after_append() -> None:
+    """Raise ``KeyboardInterrupt`` when the append in progress is done (a signal handler that
+    would interrupt it calls this instead, so the journal's lock is released first)."""
+    global _interrupt_after_append
+    _interrupt_after_append = True
+
+
 class CheckedJournalFileBackend(JournalFileBackend):
     """``JournalFileBackend`` that repairs a cut-off last record before it appends.
 
@@ -118,13 +137,22 @@ class CheckedJournalFileBackend(JournalFileBackend):
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         # Optuna's append_logs, with the end of the file checked under the same lock.
+        global _appending, _interrupt_after_append
         text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
-        self._ohgw_lock.acquire()
+        main = int(threading.current_thread() is threading.main_thread())
+        _appending += main
         try:
-            self._repair_locked()
-            with open(self._file_path, "ab") as f:
-                f.write(text.encode("utf-8"))
-                f.flush()
-                os.fsync(f.fileno())
+            self._ohgw_lock.acquire()
+            try:
+                self._repair_locked()
+                with open(self._file_path, "ab") as f:
+                    f.write(text.encode("utf-8"))
+                    f.flush()
+                    os.fsync(f.fileno())
+            finally:
+                self._ohgw_lock.release()
         finally:
-            self._ohgw_lock.release()
+            _appending -= main
+        if main and _interrupt_after_append and not _appending:
+            _interrupt_after_append = False
+            raise KeyboardInterrupt

@@ -67,18 +67,26 @@ def is_grpc(url: str) -> bool:
     return url.startswith("grpc://")
 
 
-def open_grpc_proxy(url: str, *, timeout: float = 10.0) -> BaseStorage:
-    """A ``GrpcStorageProxy`` for ``grpc://HOST:PORT``, once its server answers."""
+def open_grpc_proxy(
+    url: str, *, timeout: float = 10.0, patience: float | None = None
+) -> BaseStorage:
+    """A ``GrpcStorageProxy`` for ``grpc://HOST:PORT``, once its server answers, that waits
+    out a later outage of the proxy for ``patience`` seconds (default ``$OHGW_STORAGE_PATIENCE``,
+    else five minutes; :class:`~optuna_ohgw.patient_storage.PatientStorage`)."""
+    from optuna_ohgw.patient_storage import PatientStorage, patience_from_env
+
     host, _, port = url.removeprefix("grpc://").rstrip("/").rpartition(":")
     if not host or not port.isdigit():
         raise StorageError(f"storage {url}: write grpc://HOST:PORT")
     try:
         from optuna.storages import GrpcStorageProxy
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            proxy = GrpcStorageProxy(host=host, port=int(port))
-        proxy.wait_server_ready(timeout=timeout)
+        def connect() -> BaseStorage:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return GrpcStorageProxy(host=host, port=int(port))
+
+        connect().wait_server_ready(timeout=timeout)  # type: ignore[attr-defined]
     except ImportError:
         raise StorageError(
             f"storage {url} needs grpcio: pip install 'optuna-ohgw[grpc]'"
@@ -88,7 +96,20 @@ def open_grpc_proxy(url: str, *, timeout: float = 10.0) -> BaseStorage:
             f"no storage proxy answers at {url} within {timeout:g} s; start one with "
             "`ohgw-optuna storage-proxy --storage URL`"
         ) from None
-    return proxy
+    patience = patience_from_env() if patience is None else patience
+    return PatientStorage(connect=connect, where=url, patience=patience)
+
+
+def outage_error(storage: BaseStorage) -> Exception | None:
+    """The one-line error of a storage that gave up waiting out an outage, else ``None``.
+
+    Optuna may raise another error after it (e.g. ``optimize`` losing its own while it tells
+    the trial); a worker checks this first, so the outage is what it reports."""
+    from optuna_ohgw.patient_storage import PatientStorage
+
+    if isinstance(storage, PatientStorage) and storage.gave_up:
+        return storage.give_up_error()
+    return None
 
 
 def normalize_url(url: str) -> str:

@@ -8,7 +8,8 @@ itself (:func:`run_worker`) and trains on the shared storage until the budget is
 that dies in the middle of a trial has that trial failed and retried with the same parameters.
 
 One module per job: ``_build`` (objects from a configuration), ``_budget``, ``_worker`` (the
-worker body), ``_supervise`` (worker processes), ``_recovery`` (crashed trials), ``_summary``.
+worker body), ``_supervise`` (worker processes), ``_recovery`` (crashed trials), ``_handback``
+(SIGTERM), ``_summary``.
 """
 
 from optuna_ohgw.runner._budget import (
@@ -28,6 +29,13 @@ from optuna_ohgw.runner._build import (
     is_promotion,
     study_attrs,
 )
+from optuna_ohgw.runner._handback import (
+    HAND_BACK_SECONDS,
+    SigtermHandBack,
+    exit_now,
+    hand_back,
+    interrupted_message,
+)
 from optuna_ohgw.runner._recovery import (
     WORKER_ATTR,
     fail_and_retry,
@@ -45,12 +53,14 @@ from optuna_ohgw.runner._supervise import (
 from optuna_ohgw.runner._worker import WorkerGaveUpError, run_worker
 
 __all__ = [
+    "HAND_BACK_SECONDS",
     "MAX_CONSECUTIVE_FAILURES",
     "MAX_RESPAWNS",
     "WORKER_ATTR",
     "BudgetCallback",
     "RunFailedError",
     "RunSummary",
+    "SigtermHandBack",
     "WorkerGaveUpError",
     "WorkerSpec",
     "budget_spent",
@@ -61,8 +71,11 @@ __all__ = [
     "create_study",
     "epoch_budget_spent",
     "epochs_used",
+    "exit_now",
     "fail_and_retry",
     "finished_counts",
+    "hand_back",
+    "interrupted_message",
     "is_promotion",
     "new_configs_allowed",
     "recover_orphans",
