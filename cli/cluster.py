@@ -135,6 +135,8 @@ def worker(
             )
         except KeyboardInterrupt:
             exit_now(f"error: {interrupted_message(guard.hand_back(the_study))}")
+        except WorkerGaveUpError as err:  # trials kept failing: say so after the summary
+            gave_up = err
         except Exception:
             outage = outage_error(opened)
             if outage is not None:
@@ -143,8 +145,6 @@ def worker(
                 raise
             # The interrupt surfaced as another error (e.g. Optuna's tell of the trial).
             exit_now(f"error: {interrupted_message(guard.hand_back(the_study))}")
-        except WorkerGaveUpError as err:  # trials kept failing: say so after the summary
-            gave_up = err
         click.echo(summarize(the_study, time.time() - start).format())
         if gave_up is not None:
             fail(str(gave_up), code=1)
