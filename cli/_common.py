@@ -3,6 +3,7 @@ and the ``--budget KEY=VALUE`` parser."""
 
 from __future__ import annotations
 
+import os
 import pathlib
 import sys
 from typing import Any, NoReturn
@@ -18,6 +19,30 @@ def fail(message: str, code: int = 2) -> NoReturn:
     failed)."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def storage_patience_option(command: Any) -> Any:
+    """``--storage-patience SECONDS`` (``$OHGW_STORAGE_PATIENCE``): how long workers wait out
+    an unreachable storage proxy before they give up."""
+    return click.option(
+        "--storage-patience",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="How long a worker waits for an unreachable storage proxy to come back before it "
+        "gives up (default: $OHGW_STORAGE_PATIENCE, else 300).",
+    )(command)
+
+
+def set_storage_patience(seconds: float | None) -> None:
+    """Pass ``--storage-patience`` on to this process's storages and its worker processes."""
+    from optuna_ohgw.patient_storage import PATIENCE_ENV
+
+    if seconds is None:
+        return
+    if not seconds >= 0:
+        raise StudyFileError(f"--storage-patience: must be >= 0 seconds, got {seconds}")
+    os.environ[PATIENCE_ENV] = str(seconds)
 
 
 def parse_budget(items: tuple[str, ...]) -> dict[str, Any]:

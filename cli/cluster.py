@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import time
 import warnings
@@ -11,7 +10,7 @@ import warnings
 import click
 import optuna
 
-from ._common import fail
+from ._common import fail, set_storage_patience, storage_patience_option
 
 
 @click.command()
@@ -48,6 +47,7 @@ from ._common import fail
     default=None,
     help="cuda:K or cpu; default cuda:(LOCAL_RANK or SLURM_LOCALID) among the visible GPUs.",
 )
+@storage_patience_option
 def worker(
     study: str,
     storage: str | None,
@@ -59,6 +59,7 @@ def worker(
     download: bool,
     index: int | None,
     device: str | None,
+    storage_patience: float | None,
 ) -> None:
     """Run ONE worker in the foreground until the study's budget is spent (no supervisor).
 
@@ -68,13 +69,16 @@ def worker(
     from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS, canonical
     from optuna_ohgw.placement import local_rank, worker_device, worker_index
     from optuna_ohgw.runner import (
+        SigtermHandBack,
         WorkerGaveUpError,
         create_study,
+        exit_now,
+        interrupted_message,
         is_promotion,
         run_worker,
         summarize,
     )
-    from optuna_ohgw.storage import default_url, open_storage, redact
+    from optuna_ohgw.storage import default_url, open_storage, outage_error, redact
     from optuna_ohgw.tasks import get_task
 
     from .main import _config, _user_errors
@@ -82,6 +86,7 @@ def worker(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     with _user_errors():
+        set_storage_patience(storage_patience)
         config = _config(study, seed, no_ohgw, budget)
         url = storage or default_url(config.study_name)
         where = artifacts or config.artifacts or DEFAULT_ARTIFACTS
@@ -111,8 +116,13 @@ def worker(
         start = time.time()
         gave_up = None
         # Slurm (time limit, scancel) and Kubernetes (pod deletion) stop a worker with SIGTERM:
-        # handle it like Ctrl-C, so the trial in flight is failed and retried, not left RUNNING.
-        signal.signal(signal.SIGTERM, _interrupt)
+        # handle it like Ctrl-C, so the trial in flight is failed and retried, not left RUNNING,
+        # within seconds (they send SIGKILL 30 s later).
+        guard = SigtermHandBack(
+            load_study=lambda: optuna.load_study(
+                study_name=config.study_name, storage=open_storage(url)
+            )
+        ).install()
         try:
             run_worker(
                 config,
@@ -124,44 +134,20 @@ def worker(
                 artifacts=where,
             )
         except KeyboardInterrupt:
-            retried = _hand_back(the_study)
-            fail(
-                f"interrupted: trial(s) {retried} enqueued again for the other workers (or the "
-                "next run)"
-            )
+            exit_now(f"error: {interrupted_message(guard.hand_back(the_study))}")
         except WorkerGaveUpError as err:  # trials kept failing: say so after the summary
             gave_up = err
+        except Exception:
+            outage = outage_error(opened)
+            if outage is not None:
+                raise outage from None  # one line (Optuna may have raised another error after it)
+            if not guard.signalled:
+                raise
+            # The interrupt surfaced as another error (e.g. Optuna's tell of the trial).
+            exit_now(f"error: {interrupted_message(guard.hand_back(the_study))}")
         click.echo(summarize(the_study, time.time() - start).format())
         if gave_up is not None:
             fail(str(gave_up), code=1)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _hand_back(study: optuna.Study) -> list[int]:
-    """Fail and enqueue again the trial this interrupted worker was running; its numbers."""
-    from optuna_ohgw.runner import WORKER_ATTR, recover_orphans
-
-    # A promotion segment is left RUNNING; study.optimize fails its trial itself.
-    retried = recover_orphans(study, dead_pids={os.getpid()})
-    if retried:
-        return retried
-    me = (socket.gethostname(), os.getpid())
-    mine = [
-        t
-        for t in study.get_trials(deepcopy=False)
-        if (
-            (t.system_attrs.get(WORKER_ATTR) or {}).get("host"),
-            (t.system_attrs.get(WORKER_ATTR) or {}).get("pid"),
-        )
-        == me
-    ]
-    if mine and mine[-1].state == optuna.trial.TrialState.FAIL:
-        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)(study, mine[-1])
-        return [mine[-1].number]
-    return []
 
 
 @click.command("storage-proxy")

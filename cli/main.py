@@ -22,7 +22,13 @@ from optuna_ohgw.storage import (
 from optuna_ohgw.studyfile import StudyConfig, StudyFileError, apply_overrides, find_study_file
 from optuna_ohgw.studyfile import load_study_file as _load
 
-from ._common import STUDY_DIRS, fail, parse_budget
+from ._common import (
+    STUDY_DIRS,
+    fail,
+    parse_budget,
+    set_storage_patience,
+    storage_patience_option,
+)
 
 
 @contextmanager
@@ -83,6 +89,7 @@ def app() -> None:
     help="Where paused trials keep checkpoints, seen by every worker: a folder or "
     "s3://BUCKET/PREFIX (default: the study file's `artifacts`, else runs/checkpoints).",
 )
+@storage_patience_option
 def run(
     study: str,
     n_workers: int,
@@ -93,16 +100,18 @@ def run(
     data_dir: str | None,
     download: bool,
     artifacts: str | None,
+    storage_patience: float | None,
 ) -> None:
     """Run a named study with N worker processes on one storage (rerun to resume)."""
     from tqdm import tqdm
 
     from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS
-    from optuna_ohgw.runner import RunFailedError, RunSummary, is_promotion, run_study
+    from optuna_ohgw.runner import RunFailedError, RunSummary, exit_now, is_promotion, run_study
     from optuna_ohgw.tasks import get_task
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with _user_errors():
+        set_storage_patience(storage_patience)
         config = _config(study, seed, no_ohgw, budget)
         if n_workers < 1:
             raise StudyFileError(f"--n-workers must be at least 1, got {n_workers}")
@@ -138,7 +147,9 @@ def run(
             )
         except KeyboardInterrupt:
             bar.close()
-            fail("interrupted: workers stopped; rerun the same command to resume the study")
+            # At once: the interpreter's shutdown (torch loaded) can take seconds.
+            exit_now("error: interrupted: workers stopped, their trials enqueued again; rerun "
+                     "the same command to resume the study")  # fmt: skip
         except RunFailedError as err:  # what finished is kept; say so, then fail
             progress(err.summary)
             bar.close()

@@ -31,8 +31,8 @@ DEFAULT_ARTIFACTS = "runs/checkpoints"
 LOCATION_ATTR = "ohgw.artifacts"
 """Study user attr: the canonical URL of the study's artifact store (shown by the dashboard)."""
 TOKEN_ATTR = "ohgw:artifacts_token"
-"""Study system attr: the token whose marker object (``ohgw-store-TOKEN.json``) in a store
-proves that it is the study's own."""
+"""Study system attr: the study's random token, recorded when it is created; its marker object
+(``ohgw-store-TOKEN.json``) in a store proves that the store is the study's own."""
 _MARKER = "ohgw-store-{token}.json"
 
 
@@ -113,25 +113,59 @@ def open_artifact_store(url: str, study_name: str) -> ArtifactStore:
     return PrefixedArtifactStore(store=Boto3ArtifactStore(bucket, client=client), prefix=keys)
 
 
+def record_token(study: optuna.Study) -> str:
+    """Give a new study its random token (:data:`TOKEN_ATTR`); call it once, on creation."""
+    token = uuid.uuid4().hex
+    compat.storage_of(study).set_study_system_attr(compat.study_id(study), TOKEN_ATTR, token)
+    return token
+
+
+def study_token(study: optuna.Study) -> str | None:
+    """The study's token, unique to it in its database (``None`` until it has one)."""
+    storage = compat.storage_of(study)
+    return storage.get_study_system_attrs(compat.study_id(study)).get(TOKEN_ATTR)
+
+
+def _markers(url: str, study_name: str) -> list[str]:
+    """The names of the marker objects in the study's part of the store at ``url``."""
+    if not is_s3(url):
+        folder = pathlib.Path(canonical(url)) / study_name
+        return sorted(p.name for p in folder.glob(_MARKER.format(token="*")))
+    import boto3
+
+    bucket, _, prefix = canonical(url).removeprefix("s3://").partition("/")
+    keys = f"{prefix}/{study_name}/" if prefix else f"{study_name}/"
+    listed = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=keys + "ohgw-store-")
+    return sorted(o["Key"].removeprefix(keys) for o in listed.get("Contents", []))
+
+
 def bind_study(study: optuna.Study, store: ArtifactStore, url: str) -> None:
     """Record ``url`` as the study's artifact store, or check that ``store`` is the recorded one.
 
-    The first worker writes a marker object named after the study (its name and id) into its
-    store and records the store on the study; a later worker must find that marker in its own
-    store. So a machine that would keep checkpoints elsewhere (a relative folder, a folder that
-    is not shared, another bucket) is refused at start, with one line that says which store to
-    pass. Workers that join a new study at the same moment write the same marker.
+    The study's token is random, recorded when the study is created (:func:`record_token`;
+    here for a study made without it), so it is unique to the study in its database. The first
+    worker writes a marker object named after it into its store and records the store on the
+    study; a later worker must find that marker in its own store. So a machine that would keep
+    checkpoints elsewhere (a relative folder, a folder that is not shared, another bucket) is
+    refused at start, with one line that says which store to pass, and so is a same-named study
+    of another database (or one deleted and created again) whose marker is in the store.
     """
     where = canonical(url)
-    storage, study_id = compat.storage_of(study), compat.study_id(study)
-    token = uuid.uuid5(uuid.NAMESPACE_URL, f"optuna-ohgw/{study.study_name}/{study_id}").hex
-    if storage.get_study_system_attrs(study_id).get(TOKEN_ATTR) is None:
+    token = study_token(study) or record_token(study)
+    marker = _MARKER.format(token=token)
+    if recorded_location(study) is None:
+        others = [name for name in _markers(url, study.study_name) if name != marker]
+        if others:
+            raise ArtifactStoreError(
+                f"the checkpoints of {where} / {study.study_name} belong to another study named "
+                f"{study.study_name!r} (marker {others[0]}: another database, or a study deleted "
+                "since): pass another --artifacts, or delete that folder if its study is gone"
+            )
         body = json.dumps({"study": study.study_name, "token": token}).encode()
-        store.write(_MARKER.format(token=token), io.BytesIO(body))
+        store.write(marker, io.BytesIO(body))
         study.set_user_attr(LOCATION_ATTR, where)
-        storage.set_study_system_attr(study_id, TOKEN_ATTR, token)
     try:
-        store.open_reader(_MARKER.format(token=token)).close()
+        store.open_reader(marker).close()
     except ArtifactNotFound:
         recorded = study.user_attrs.get(LOCATION_ATTR, "?")
         raise ArtifactStoreError(

@@ -20,7 +20,9 @@ import warnings
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+from optuna.storages.journal import JournalFileSymlinkLock
+
+from optuna_ohgw import journal
 
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 30
@@ -65,18 +67,26 @@ def is_grpc(url: str) -> bool:
     return url.startswith("grpc://")
 
 
-def open_grpc_proxy(url: str, *, timeout: float = 10.0) -> BaseStorage:
-    """A ``GrpcStorageProxy`` for ``grpc://HOST:PORT``, once its server answers."""
+def open_grpc_proxy(
+    url: str, *, timeout: float = 10.0, patience: float | None = None
+) -> BaseStorage:
+    """A ``GrpcStorageProxy`` for ``grpc://HOST:PORT``, once its server answers, that waits
+    out a later outage of the proxy for ``patience`` seconds (default ``$OHGW_STORAGE_PATIENCE``,
+    else five minutes; :class:`~optuna_ohgw.patient_storage.PatientStorage`)."""
+    from optuna_ohgw.patient_storage import PatientStorage, patience_from_env
+
     host, _, port = url.removeprefix("grpc://").rstrip("/").rpartition(":")
     if not host or not port.isdigit():
         raise StorageError(f"storage {url}: write grpc://HOST:PORT")
     try:
         from optuna.storages import GrpcStorageProxy
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            proxy = GrpcStorageProxy(host=host, port=int(port))
-        proxy.wait_server_ready(timeout=timeout)
+        def connect() -> BaseStorage:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return GrpcStorageProxy(host=host, port=int(port))
+
+        connect().wait_server_ready(timeout=timeout)  # type: ignore[attr-defined]
     except ImportError:
         raise StorageError(
             f"storage {url} needs grpcio: pip install 'optuna-ohgw[grpc]'"
@@ -86,7 +96,20 @@ def open_grpc_proxy(url: str, *, timeout: float = 10.0) -> BaseStorage:
             f"no storage proxy answers at {url} within {timeout:g} s; start one with "
             "`ohgw-optuna storage-proxy --storage URL`"
         ) from None
-    return proxy
+    patience = patience_from_env() if patience is None else patience
+    return PatientStorage(connect=connect, where=url, patience=patience)
+
+
+def outage_error(storage: BaseStorage) -> Exception | None:
+    """The one-line error of a storage that gave up waiting out an outage, else ``None``.
+
+    Optuna may raise another error after it (e.g. ``optimize`` losing its own while it tells
+    the trial); a worker checks this first, so the outage is what it reports."""
+    from optuna_ohgw.patient_storage import PatientStorage
+
+    if isinstance(storage, PatientStorage) and storage.gave_up:
+        return storage.give_up_error()
+    return None
 
 
 def normalize_url(url: str) -> str:
@@ -124,14 +147,14 @@ def open_storage(url: str, *, heartbeat: bool = True, create: bool = True) -> Ba
         return open_grpc_proxy(url)
     path = storage_file(url)
     if path is not None:
-        _check_file(path.resolve(), create=create)
+        # A journal's folder is made (the default runs/); a SQLite URL names its folder.
+        _check_file(path.resolve(), create=create, make_folder=is_journal(url))
     if is_journal(url):
         # An absolute path: the lock is a symlink to the journal, and a relative target would
         # resolve against runs/ itself, so a lock left by a killed worker would never expire.
         path = journal_path(url).resolve()
         try:
-            lock = JournalFileSymlinkLock(str(path), grace_period=JOURNAL_LOCK_GRACE)
-            return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+            return _open_journal(path, create=create)
         except OSError as err:
             raise StorageError(f"cannot open journal file {path}: {err.strerror}") from None
     if path is not None and create:
@@ -167,11 +190,35 @@ def open_storage(url: str, *, heartbeat: bool = True, create: bool = True) -> Ba
     raise AssertionError("unreachable")
 
 
-def _check_file(path: pathlib.Path, *, create: bool) -> None:
-    """A missing file when ``create`` is off, or a folder this process cannot write to."""
+def _open_journal(path: pathlib.Path, *, create: bool) -> JournalStorage:
+    """A journal whose last record was cut off: a writer (``create``) cuts that record off,
+    keeping a copy of the original; a reader, which writes nothing, gets one line."""
+    if not create:
+        good = journal.wait_for_tail(path)
+        if good is not None:
+            raise StorageError(
+                f"{journal.describe(path, good)}; repair it, keeping every complete record: "
+                f"cp {path} {path}.bak && truncate -s {good} {path} (a run or worker on it "
+                "does this by itself)"
+            )
+    lock = JournalFileSymlinkLock(str(path), grace_period=JOURNAL_LOCK_GRACE)
+    backend = journal.CheckedJournalFileBackend(str(path), lock_obj=lock)
+    if create:
+        backend.repair_if_cut()
+    return JournalStorage(backend)
+
+
+def _check_file(path: pathlib.Path, *, create: bool, make_folder: bool = True) -> None:
+    """A missing file when ``create`` is off, a missing folder unless ``make_folder``, or a
+    folder this process cannot write to."""
     if not path.exists():
         if not create:
             raise StorageError(f"no storage file {path} (check --storage, or run the study first)")
+        if not make_folder and not path.parent.is_dir():
+            raise StorageError(
+                f"no folder {path.parent} for the SQLite file {path.name}: create it "
+                f"(mkdir -p {path.parent}) or fix the URL"
+            )
         folder = next(p for p in path.parents if p.exists())
         if not os.access(folder, os.W_OK | os.X_OK):
             raise StorageError(

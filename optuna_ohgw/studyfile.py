@@ -34,6 +34,17 @@ PROMOTION_SCHEDULERS = tuple(name for name, spec in SCHEDULER_SPECS.items() if s
 TASK_NAMES = ("digits", "mnist1d", "cifar10", "fashion")
 ROLES = ("lr", "weight_decay", "momentum", "label_smoothing", "augment")
 """The hyperparameters the tasks train with (SGD: the probe's ``beta1``/``beta2`` do not apply)."""
+ROLE_DOMAINS: dict[str, tuple[float, float, bool]] = {
+    "lr": (0.0, math.inf, False),
+    "weight_decay": (0.0, math.inf, True),
+    "momentum": (0.0, 1.0, True),
+    "label_smoothing": (0.0, 1.0, True),
+    "augment": (0.0, math.inf, True),
+}
+"""``role -> (low, high, low included)``: the values ``torch.optim.SGD`` (``lr > 0``,
+``weight_decay >= 0``, ``momentum`` in [0, 1]), the cross-entropy's ``label_smoothing``
+(in [0, 1]) and the augmentation (``augment`` pixels >= 0) accept; fixed values and the search
+space's bounds must lie in them."""
 
 
 def shipped_study_dir() -> pathlib.Path:
@@ -205,6 +216,14 @@ def _positive(table: _Table, key: str, value: float, *, allow_zero: bool = False
         raise table.error(key, f"must be {bound}, got {value}")
 
 
+def _check_role(table: _Table, key: str, role: str, value: float) -> None:
+    """``value`` of hyperparameter ``role`` within :data:`ROLE_DOMAINS`, or a one-line error."""
+    low, high, closed = ROLE_DOMAINS[role]
+    if not math.isfinite(value) or value > high or value < low or (value == low and not closed):
+        bound = f"{'[' if closed else '('}{low:g}, {high:g}]".replace("inf]", "inf)")
+        raise table.error(key, f"{role} must be in {bound}, got {value}")
+
+
 def _space(table: _Table) -> dict[str, FloatDistribution]:
     space: dict[str, FloatDistribution] = {}
     for name in list(table.data):
@@ -222,6 +241,8 @@ def _space(table: _Table) -> dict[str, FloatDistribution]:
             raise spec.error("low", f"log-scaled bounds must be > 0, got low={low}")
         if step is not None and (log or step <= 0):
             raise spec.error("step", "step must be > 0 and cannot be combined with log = true")
+        _check_role(spec, "low", name, low)
+        _check_role(spec, "high", name, high)
         space[name] = FloatDistribution(low, high, log=log, step=step)
     if not space:
         raise table.error(
@@ -364,6 +385,7 @@ def load_study_file(path: str | pathlib.Path) -> StudyConfig:
         if role in space:
             raise fixed_t.error(role, "is both in [space] and [fixed]; keep one")
         fixed[role] = fixed_t.take(role, float)
+        _check_role(fixed_t, role, role, fixed[role])
     if "lr" not in space and "lr" not in fixed:
         raise top.error("space", "needs lr (in [space] or [fixed])")
     top.done()

@@ -6,8 +6,10 @@ overrides applied) and the worker's settings; the storage URL comes from the
 
 Exit codes: 0 when the budget is spent, 2 for a user error (missing dataset, unreachable
 storage; one line on stderr), 3 when the worker gave up because its trials kept failing, 130
-when interrupted. A worker ends with its parent: if the parent ``ohgw-optuna run`` dies, even by
-SIGKILL, the worker gets SIGTERM (Linux) or notices within seconds (elsewhere).
+when interrupted (SIGTERM or SIGINT: the trial it was running is handed back, within
+:data:`~optuna_ohgw.runner.HAND_BACK_SECONDS`). A worker ends with its parent: if the parent
+``ohgw-optuna run`` dies, even by SIGKILL, the worker gets SIGTERM (Linux) or notices within
+seconds (elsewhere).
 """
 
 from __future__ import annotations
@@ -56,15 +58,24 @@ def main(argv: list[str] | None = None) -> int:
     import optuna
 
     from optuna_ohgw.artifact_store import ArtifactStoreError
-    from optuna_ohgw.runner import WorkerGaveUpError, run_worker
-    from optuna_ohgw.storage import StorageError, open_storage
+    from optuna_ohgw.runner import SigtermHandBack, WorkerGaveUpError, exit_now, run_worker
+    from optuna_ohgw.storage import StorageError, open_storage, outage_error
     from optuna_ohgw.studyfile import StudyFileError, config_from_dict
     from optuna_ohgw.tasks import DatasetMissingError
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    config = storage = guard = None
     try:
         config = config_from_dict(payload["config"])
         storage = open_storage(os.environ["OHGW_STORAGE_URL"])
+
+        def study(url: str | None = None) -> optuna.Study:
+            opened = storage if url is None else open_storage(url)
+            return optuna.load_study(study_name=config.study_name, storage=opened)
+
+        # The parent stops its workers with SIGTERM (Ctrl-C, its own SIGTERM, its death).
+        url = os.environ["OHGW_STORAGE_URL"]
+        guard = SigtermHandBack(load_study=lambda: study(url)).install()
         run_worker(
             config,
             storage,
@@ -80,7 +91,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_GAVE_UP
     except KeyboardInterrupt:
-        return 130
+        if guard is not None:
+            guard.hand_back(study())
+        exit_now(code=130)
+    except Exception:
+        outage = None if storage is None else outage_error(storage)
+        if outage is not None:  # Optuna may have raised another error after it
+            print(f"error: {outage}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        if guard is None or not guard.signalled:
+            raise
+        guard.hand_back(study())  # the interrupt surfaced as another error (Optuna's tell)
+        exit_now(code=130)
     return 0
 
 

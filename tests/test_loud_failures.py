@@ -34,7 +34,7 @@ n_trials = 20
 lr = { low = 1e-2, high = 0.5, log = true }
 
 [fixed]
-weight_decay = -1.0   # torch.optim.SGD refuses it: every trial fails, for real
+weight_decay = -1.0   # torch.optim.SGD refuses it
 """
 
 
@@ -46,17 +46,30 @@ def _one_line(result: subprocess.CompletedProcess[str], *needles: str) -> None:
         assert needle in lines[0], lines[0]
 
 
-def test_a_worker_that_gives_up_fails_the_run(tmp_path: pathlib.Path) -> None:
+def test_a_fixed_value_torch_refuses_is_one_line(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "broken.toml"
     path.write_text(BROKEN_STUDY)
     result = run_cli("run", "--study", str(path), cwd=tmp_path)
-    assert result.returncode == 1, result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert "gave up" in last and "Invalid weight_decay value" in last
-    assert "5 failed" in result.stdout  # the summary still shows what happened
-    study = optuna.load_study(
-        study_name="broken", storage=open_storage(f"journal:{tmp_path}/runs/broken.journal")
-    )
+    _one_line(result, str(path), "fixed.weight_decay", "-1.0")
+    assert not (tmp_path / "runs" / "broken.journal").exists()  # refused before any trial
+
+
+def test_a_worker_that_gives_up_fails_the_run(tmp_path: pathlib.Path) -> None:
+    """A configuration every trial of which fails for real (torch.optim.SGD refuses its
+    weight decay; built in code, past the study file's checks): the run fails, keeping what
+    finished and why each trial failed."""
+    from optuna_ohgw.runner import RunFailedError, run_study
+    from optuna_ohgw.studyfile import load_study_file
+
+    path = tmp_path / "broken.toml"
+    path.write_text(BROKEN_STUDY.replace("weight_decay = -1.0", "weight_decay = 0.0"))
+    config = load_study_file(path).replace(fixed={"weight_decay": -1.0})
+    url = f"journal:{tmp_path}/runs/broken.journal"
+    with pytest.raises(RunFailedError) as caught:
+        run_study(config, url, 1, log_dir=tmp_path / "runs")
+    assert "gave up" in str(caught.value) and "Invalid weight_decay value" in str(caught.value)
+    assert caught.value.summary.counts["fail"] == 5  # the summary still shows what happened
+    study = optuna.load_study(study_name="broken", storage=open_storage(url))
     failed = study.get_trials(states=(TrialState.FAIL,))
     assert len(failed) == 5
     assert all("Invalid weight_decay value" in t.user_attrs[attrs.ERROR] for t in failed)
@@ -83,6 +96,11 @@ def test_bad_inputs_are_one_line(small_study, tmp_path: pathlib.Path) -> None:
                      cwd=tmp_path)  # fmt: skip
     _one_line(result, "/proc/ohgw")
     assert "study " not in result.stdout
+    # a SQLite URL into a missing folder is a typo until shown otherwise: one line, no folder
+    result = run_cli("run", "--study", str(path), "--storage", f"sqlite:///{tmp_path}/typo3/x.db",
+                     cwd=tmp_path)  # fmt: skip
+    _one_line(result, "no folder", "mkdir -p")
+    assert not (tmp_path / "typo3").exists()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders")
@@ -160,6 +178,24 @@ def test_summary_counts_probe_statuses_and_flags_failures() -> None:
     assert summary.probe_failures == 1
     row = dict(summary.rows())["probe status"]
     assert "2 ok" in row and "WARNING: 1 of 4 probes failed" in row
+
+
+def test_status_reports_the_seconds_the_study_ran() -> None:
+    """``status`` has no run clock: its wall seconds are the union of the trials' spans (two
+    overlapping trials of 50 s and 40 s, then a later 20 s one: 90 s; the hour between does
+    not count)."""
+    import datetime
+
+    study = optuna.create_study()
+    t0 = datetime.datetime(2026, 1, 1, 12, 0, 0)
+    for start, seconds in ((0, 50), (30, 40), (3600, 20)):
+        begin = t0 + datetime.timedelta(seconds=start)
+        trial = create_trial(value=0.0)
+        trial.datetime_start = begin
+        trial.datetime_complete = begin + datetime.timedelta(seconds=seconds)
+        study.add_trial(trial)
+    assert summarize(study).wall_seconds == 90.0
+    assert dict(summarize(study).rows())["wall seconds"] == "90.0"
 
 
 def _children(pid: int) -> list[int]:

@@ -404,6 +404,23 @@ BAD = {
         _append("\n[fixed]\ndropout = 0.1\n"),
         ["fixed.dropout", "lr"],
     ),
+    "fixed value torch refuses": (
+        _append("\n[fixed]\nweight_decay = -1\n"),
+        ["fixed.weight_decay", "[0, inf)", "-1.0"],
+    ),
+    "fixed momentum above 1": (_append("\n[fixed]\nmomentum = 1.5\n"), ["fixed.momentum"]),
+    "fixed label_smoothing nan": (
+        _append("\n[fixed]\nlabel_smoothing = nan\n"),
+        ["fixed.label_smoothing"],
+    ),
+    "space bound outside the role's values": (
+        _append("momentum = { low = 0.0, high = 1.2 }\n"),
+        ["space.momentum.high", "[0, 1]"],
+    ),
+    "lr low = 0 without log": (
+        _replace(LR_LINE, "lr = { low = 0.0, high = 1.0 }"),
+        ["space.lr.low", "(0, inf)"],
+    ),
     "role in [space] and [fixed]": (
         _append("\n[fixed]\nlr = 0.1\n"),
         ["fixed.lr", "[space]", "[fixed]"],

@@ -10,7 +10,8 @@ writes, what recovery does after a death between any two of them, and the failpo
 it are in ``docs/segment-protocol.md``.
 
 One module per job: ``_build`` (objects from a configuration), ``_budget``, ``_worker`` (the
-worker body), ``_supervise`` (worker processes), ``_recovery`` (crashed trials), ``_summary``.
+worker body), ``_supervise`` (worker processes), ``_recovery`` (crashed trials), ``_handback``
+(SIGTERM), ``_summary``.
 """
 
 from optuna_ohgw.runner._budget import (
@@ -31,6 +32,13 @@ from optuna_ohgw.runner._build import (
     is_promotion,
     study_attrs,
 )
+from optuna_ohgw.runner._handback import (
+    HAND_BACK_SECONDS,
+    SigtermHandBack,
+    exit_now,
+    hand_back,
+    interrupted_message,
+)
 from optuna_ohgw.runner._recovery import (
     WORKER_ATTR,
     fail_and_retry,
@@ -48,12 +56,14 @@ from optuna_ohgw.runner._supervise import (
 from optuna_ohgw.runner._worker import WorkerGaveUpError, run_worker
 
 __all__ = [
+    "HAND_BACK_SECONDS",
     "MAX_CONSECUTIVE_FAILURES",
     "MAX_RESPAWNS",
     "WORKER_ATTR",
     "BudgetCallback",
     "RunFailedError",
     "RunSummary",
+    "SigtermHandBack",
     "WorkerGaveUpError",
     "WorkerSpec",
     "admits",
@@ -65,8 +75,11 @@ __all__ = [
     "create_study",
     "epoch_budget_spent",
     "epochs_used",
+    "exit_now",
     "fail_and_retry",
     "finished_counts",
+    "hand_back",
+    "interrupted_message",
     "is_promotion",
     "new_configs_allowed",
     "recover_orphans",

@@ -3,12 +3,14 @@ the pruner, the (OHGW-wrapped) sampler and the promotion-type scheduler."""
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.storages import BaseStorage
 
+from optuna_ohgw.runner._seeded_sampler import TrialSeededSampler
 from optuna_ohgw.studyfile import SAMPLERS, StudyConfig
 
 if TYPE_CHECKING:
@@ -39,24 +41,33 @@ def build_scheduler(config: StudyConfig, worker_index: int = 0) -> BasePromotion
     )
 
 
-def build_base_sampler(config: StudyConfig, worker_index: int) -> optuna.samplers.BaseSampler:
-    """The study's Optuna sampler, seeded per worker so parallel workers do not draw alike."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return SAMPLERS[config.sampler](
-            seed=config.seed * 1000 + worker_index, **dict(config.sampler_options)
-        )
+def build_base_sampler(config: StudyConfig) -> optuna.samplers.BaseSampler:
+    """The study's Optuna sampler, seeded per trial with the study seed and the trial number
+    (:class:`TrialSeededSampler`), so no two workers, machines or restarts repeat a draw and a
+    fixed seed reproduces them. QMC is one scrambled sequence for the whole study (its sample
+    index lives in the storage): it is seeded with the study seed alone."""
+    kind, options = SAMPLERS[config.sampler], dict(config.sampler_options)
+
+    def make(seed: int) -> optuna.samplers.BaseSampler:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return kind(seed=seed, **options)
+
+    if config.sampler == "qmc":
+        return make(config.seed)
+    return TrialSeededSampler(make=make, seed=config.seed)
 
 
 def build_sampler(
     config: StudyConfig, task: BaseTask, worker_index: int
 ) -> optuna.samplers.BaseSampler:
     """The worker's sampler chain: the base sampler (behind DyHPO's proposals where the
-    scheduler proposes configurations), wrapped by :class:`~optuna_ohgw.OHGWSampler`."""
+    scheduler proposes configurations), wrapped by :class:`~optuna_ohgw.OHGWSampler`.
+    ``worker_index`` does not change the draws (see :func:`build_base_sampler`)."""
     from optuna_ohgw.sampler import OHGWSampler
     from optuna_ohgw.steps import make_step_rule
 
-    base = build_base_sampler(config, worker_index)
+    base = build_base_sampler(config)
     if config.scheduler.spec.proposes:
         from optuna_ohgw.schedulers import ProposalSampler
 
@@ -121,15 +132,35 @@ def study_attrs(config: StudyConfig) -> dict[str, Any]:
     }
 
 
+TOKEN_WAIT = 5.0
+"""Seconds a process that joins a study just created elsewhere waits for the study's token."""
+
+
 def create_study(config: StudyConfig, storage: BaseStorage) -> optuna.Study:
-    """Create the study (or load it, to resume) and record its settings."""
-    study = optuna.create_study(
-        study_name=config.study_name,
-        storage=storage,
-        direction=config.direction,
-        load_if_exists=True,
-        pruner=build_pruner(config),
-    )
+    """Create the study (or load it, to resume) and record its settings.
+
+    The process that creates the study gives it its random token at once
+    (:func:`~optuna_ohgw.artifact_store.record_token`); one that loads a study created a moment
+    ago elsewhere waits a little for it, so every worker binds its store to the same token.
+    """
+    from optuna_ohgw.artifact_store import record_token, study_token
+
+    kwargs: dict[str, Any] = {
+        "study_name": config.study_name,
+        "storage": storage,
+        "pruner": build_pruner(config),
+    }
+    try:
+        study = optuna.create_study(direction=config.direction, **kwargs)
+        record_token(study)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(**kwargs)
+        young = not study.get_trials(deepcopy=False)
+        deadline = time.monotonic() + (TOKEN_WAIT if young else 0.0)
+        while study_token(study) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if study_token(study) is None:  # a study from before tokens (or its creator died)
+            record_token(study)
     for key, value in study_attrs(config).items():
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime
 from collections.abc import Sequence
 from typing import Any
 
@@ -96,8 +97,31 @@ class RunSummary:
         return "\n".join(f"{k:<{width}}  {v}" for k, v in self.rows())
 
 
-def summarize(study: optuna.Study, wall_seconds: float = 0.0) -> RunSummary:
+def busy_seconds(trials: Sequence[FrozenTrial]) -> float:
+    """Seconds during which at least one trial ran: the union of the trials' start-to-end
+    intervals (a running trial's ends now), so pauses between runs of a resumed study do not
+    count."""
+    now = datetime.datetime.now()
+    spans = sorted(
+        (t.datetime_start, t.datetime_complete or now) for t in trials if t.datetime_start
+    )
+    total, end = 0.0, None
+    for start, stop in spans:
+        if end is None or start > end:
+            total += (stop - start).total_seconds()
+            end = stop
+        elif stop > end:
+            total += (stop - end).total_seconds()
+            end = stop
+    return total
+
+
+def summarize(study: optuna.Study, wall_seconds: float | None = None) -> RunSummary:
+    """What ``study`` holds; ``wall_seconds`` is a run's own clock (default: the seconds the
+    study's trials ran, :func:`busy_seconds`)."""
     trials = study.get_trials(deepcopy=False)
+    if wall_seconds is None:
+        wall_seconds = busy_seconds(trials)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     best = None
     if complete:

@@ -13,9 +13,11 @@ import sys
 import time
 from collections.abc import Callable
 
+from optuna_ohgw import journal
 from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS
 from optuna_ohgw.runner._budget import budget_spent
 from optuna_ohgw.runner._build import create_study, is_promotion
+from optuna_ohgw.runner._handback import HAND_BACK_SECONDS
 from optuna_ohgw.runner._recovery import recover_orphans, retry_interrupted
 from optuna_ohgw.runner._summary import RunSummary, summarize
 from optuna_ohgw.studyfile import StudyConfig, config_to_dict
@@ -112,8 +114,9 @@ def run_study(
     poll_seconds: float = 0.5,
 ) -> RunSummary:
     """Run ``config`` with ``n_workers`` worker processes on one storage until its budget is
-    spent; resume it if the study exists. Ctrl-C stops the workers; the trials they were running
-    are failed and enqueued again, so the next run picks them up first.
+    spent; resume it if the study exists. Ctrl-C or SIGTERM stops the workers within seconds;
+    the trials they were running are failed and enqueued again, so the next run picks them up
+    first.
     """
     from optuna_ohgw.storage import open_storage
 
@@ -140,6 +143,7 @@ def run_study(
         artifacts=artifacts,
     )
     start = time.perf_counter()
+    restore = _sigterm_interrupts()
     procs = {spec.index: _spawn(spec) for spec in specs}
     respawns = 0
     errors: list[str] = []
@@ -169,11 +173,15 @@ def run_study(
             if on_progress is not None:
                 on_progress(summarize(study, time.perf_counter() - start))
     except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: each worker hands its trial back within HAND_BACK_SECONDS; one
+        # that has not exited by then is killed and its trial recovered here.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        deadline = time.monotonic() + HAND_BACK_SECONDS + 0.3
         for proc in procs.values():
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signal.SIGTERM)
         for proc in procs.values():
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -181,6 +189,8 @@ def run_study(
         recover_orphans(study, dead_pids=pids)
         retry_interrupted(study, pids)
         raise
+    finally:
+        restore()
     if errors:
         raise RuntimeError(errors[0])
     if store is not None and budget_spent(config, study.get_trials(deepcopy=False)):
@@ -194,6 +204,23 @@ def run_study(
             summary,
         )
     return summary
+
+
+def _sigterm_interrupts() -> Callable[[], None]:
+    """Make SIGTERM (Slurm, Kubernetes, ``kill``) stop the run like Ctrl-C; returns the undo.
+    Only the main thread can set a handler: elsewhere SIGTERM keeps its meaning."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        if journal.appending():  # never leave a journal's lock behind
+            journal.interrupt_after_append()
+            return
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _spawn(spec: WorkerSpec) -> subprocess.Popen[bytes]:
