@@ -16,7 +16,6 @@ import socket
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -25,6 +24,7 @@ from optuna.trial import TrialState
 
 from optuna_ohgw import journal
 from optuna_ohgw.runner._recovery import WORKER_ATTR, recover_orphans
+from optuna_ohgw.schedulers._recovery import retry
 
 HAND_BACK_SECONDS = 3.5
 """The longest a worker takes from SIGTERM to its exit."""
@@ -51,9 +51,8 @@ def hand_back(study: optuna.Study, pid: int | None = None) -> list[int]:
     if mine and mine[-1].state == TrialState.FAIL:
         retried_from = optuna.storages.RetryFailedTrialCallback.retried_trial_number
         if not any(retried_from(t) == mine[-1].number for t in study.get_trials(deepcopy=False)):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)(study, mine[-1])
+            # As the segment protocol retries: same parameters, configuration and checkpoint.
+            retry(study, mine[-1])
         return [mine[-1].number]
     return []
 
