@@ -8,7 +8,8 @@ itself (:func:`run_worker`) and trains on the shared storage until the budget is
 that dies in the middle of a trial has that trial failed and retried with the same parameters.
 
 One module per job: ``_build`` (objects from a configuration), ``_budget``, ``_worker`` (the
-worker body), ``_supervise`` (worker processes), ``_recovery`` (crashed trials), ``_summary``.
+worker body), ``_supervise`` (worker processes), ``_virtual`` (simulated workers in this
+process), ``_recovery`` (crashed trials), ``_summary``.
 """
 
 from optuna_ohgw.runner._budget import (
@@ -42,6 +43,7 @@ from optuna_ohgw.runner._supervise import (
     run_study,
     worker_specs,
 )
+from optuna_ohgw.runner._virtual import run_study_virtual
 from optuna_ohgw.runner._worker import WorkerGaveUpError, run_worker
 
 __all__ = [
@@ -68,6 +70,7 @@ __all__ = [
     "recover_orphans",
     "retry_interrupted",
     "run_study",
+    "run_study_virtual",
     "run_worker",
     "study_attrs",
     "summarize",

@@ -67,12 +67,14 @@ def run_promotion_worker(
     deadline: float | None = None,
     poll_seconds: float = 0.5,
     max_consecutive_failures: int = 5,
+    idle: Callable[[], None] | None = None,
 ) -> int:
     """Run segments until no configuration can start or be promoted; return segments run.
 
     Order of work for a free worker: a retried trial (plain WAITING), else the scheduler's
     promotion, else a new configuration while ``new_allowed``; with nothing to do but other
-    workers still running (their results may make a promotion possible), it polls.
+    workers still running (their results may make a promotion possible), it polls: it sleeps
+    ``poll_seconds``, or calls ``idle`` (a virtual worker waits for the next event there).
     """
     storage = compat.storage_of(study)
     done = failures = 0
@@ -108,7 +110,10 @@ def run_promotion_worker(
                 if proposal:
                     storage.set_trial_system_attr(trial_id, PROPOSAL, proposal)
             elif any(t.state == TrialState.RUNNING for t in trials):
-                time.sleep(poll_seconds)
+                if idle is None:
+                    time.sleep(poll_seconds)
+                else:
+                    idle()
                 continue
             else:
                 break
