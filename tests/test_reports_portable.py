@@ -46,7 +46,8 @@ def test_snapshot_keeps_finished_cells_and_restores_anywhere(tmp_path: pathlib.P
     grid = tmp_path / "grid"
     grid.mkdir()
     journal = grid / "g.journal"
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    backend = optuna.storages.journal.JournalFileBackend(str(journal))
+    storage = optuna.storages.JournalStorage(backend)
     for name, done in (("done", True), ("running", False)):
         study = optuna.create_study(study_name=name, storage=storage)
         study.set_user_attr("ohgw.study_file", str(grid / "cells" / f"{name}.toml"))
