@@ -82,7 +82,7 @@ import copy
 import dataclasses
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import optuna
@@ -300,12 +300,12 @@ def _at(units: float) -> dt.datetime:
     return VIRTUAL_ORIGIN + dt.timedelta(seconds=float(units))
 
 
-def _trial_events(trial: FrozenTrial) -> list[_Event]:
+def _trial_events(trial: FrozenTrial, hidden: bool = False) -> list[_Event]:
     if trial.state not in COUNTED_STATES or not _did_work(trial):
         return []
     virtual = _virtual(trial)
     if virtual is not None:
-        return _virtual_events(trial, virtual)
+        return _virtual_events(trial, virtual, hidden)
     start = trial.datetime_start
     if start is None:
         raise ValueError(
@@ -318,8 +318,8 @@ def _trial_events(trial: FrozenTrial) -> list[_Event]:
     timed = raw is not None and len(raw) >= n
     startup = startup_seconds(trial)
     values = [v for _, v in sorted(trial.intermediate_values.items())]
-    use_values = trial.state in VALUE_STATES
-    test = _test_pair(trial)
+    use_values = trial.state in VALUE_STATES and not hidden
+    test = None if hidden else _test_pair(trial)
 
     events = []
     if startup > 0.0 or n == 0:
@@ -352,14 +352,14 @@ def _trial_events(trial: FrozenTrial) -> list[_Event]:
     return events
 
 
-def _virtual_events(trial: FrozenTrial, record: Mapping[str, Any]) -> list[_Event]:
+def _virtual_events(trial: FrozenTrial, record: Mapping[str, Any], hidden: bool) -> list[_Event]:
     """A virtual worker's trial: its start and epochs at their recorded virtual times."""
     ends, order = list(record["ends"]), list(record["order"])
     n = len(ends)
     secs = epoch_seconds(trial)
     values = [v for _, v in sorted(trial.intermediate_values.items())]
-    use_values = trial.state in VALUE_STATES
-    test = _test_pair(trial)
+    use_values = trial.state in VALUE_STATES and not hidden
+    test = None if hidden else _test_pair(trial)
     startup = startup_seconds(trial)
     events = []
     if startup > 0.0 or n == 0:
@@ -395,8 +395,12 @@ def _virtual_events(trial: FrozenTrial, record: Mapping[str, Any]) -> list[_Even
     return events
 
 
-def _events(trials: Iterable[FrozenTrial]) -> list[_Event]:
-    events = [e for t in without_inherited(trials) for e in _trial_events(t)]
+def _events(trials: Iterable[FrozenTrial], without: Container[int] = ()) -> list[_Event]:
+    events = [
+        e
+        for t in without_inherited(trials)
+        for e in _trial_events(t, hidden=lineage.config_of(t) in without)
+    ]
     events.sort(key=lambda e: (e.moment, e.order, e.kind, e.number, e.index))
     return events
 
@@ -443,6 +447,8 @@ def anytime_curve(
     trials: Iterable[FrozenTrial],
     clock: Clock = "epochs",
     direction: Direction = "maximize",
+    *,
+    without: Container[int] = (),
 ) -> list[Point]:
     """Best validation value so far against the study's clock, one point per trained epoch.
 
@@ -452,11 +458,15 @@ def anytime_curve(
     the first epoch that gives a finite value. Start-up charges move the ``"compute"`` clock but
     emit no point of their own. The curve is a right-continuous step function: the best is
     ``y`` from ``t`` until the next point.
+
+    ``without``: configurations (:func:`~optuna_ohgw.lineage.config_of`) whose values never
+    count; their epochs still advance the clock (the compute was spent). ``without=(0,)``
+    asks what the search found besides the study's first draw.
     """
     _check_clock(clock)
     trials = list(trials)
     maximize = _maximize(direction)
-    events = _events(trials)
+    events = _events(trials, without)
     times = _clock_times(events, clock, _origin(trials))
     best: float | None = None
     curve: list[Point] = []
@@ -826,6 +836,8 @@ class StudyMetrics:
     probe_share: float | None
     final_hyperparameters: dict[str, list[Any]]
     applied_steps: dict[str, list[float]]
+    curves_without_first: dict[Clock, list[Point]] = dataclasses.field(default_factory=dict)
+    """:func:`anytime_curve` with configuration 0's values left out (its epochs still count)."""
 
     @property
     def reached_target(self) -> bool:
@@ -835,7 +847,7 @@ class StudyMetrics:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy (tuples become lists)."""
         out = dataclasses.asdict(self)
-        for key in ("curves", "test_curves"):
+        for key in ("curves", "test_curves", "curves_without_first"):
             out[key] = {c: [list(p) for p in pts] for c, pts in out[key].items()}
         out["reached_target"] = self.reached_target
         return out
@@ -897,4 +909,7 @@ def compute_metrics(
         probe_share=probe_share(trials),
         final_hyperparameters=final_hyperparameters(trials, direction=direction),
         applied_steps=applied_steps(trials),
+        curves_without_first={
+            c: anytime_curve(trials, c, direction, without=(0,)) for c in CLOCKS
+        },
     )
