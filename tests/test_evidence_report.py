@@ -158,21 +158,35 @@ def test_names_are_parsed() -> None:
         "scheduler": "asha-promotion",
         "variant": "ohgw-raw",
         "seed": 12,
+        "workers": 1,
     }
     assert rep.parse_name("bench-mnist1d-pasha-s3-random-sign") == {
         "task": "mnist1d",
         "scheduler": "pasha",
         "variant": "random-sign",
         "seed": 3,
+        "workers": 1,
     }
     assert rep.parse_name("bench-mnist1d-asha-random-s3-line-search") == {
         "task": "mnist1d",
         "scheduler": "asha/random",
         "variant": "line-search",
         "seed": 3,
+        "workers": 1,
     }
     assert rep.parse_name("bench-fashion-asha-promotion-s0-re-probe")["scheduler"] == (
         "asha-promotion"
+    )
+    # N > 1 workers: -wN after the sampler in the name, @N before it in the label.
+    assert rep.parse_name("bench-fashion-asha-w8-s0-line-search") == {
+        "task": "fashion",
+        "scheduler": "asha@8",
+        "variant": "line-search",
+        "seed": 0,
+        "workers": 8,
+    }
+    assert rep.parse_name("bench-mnist1d-asha-promotion-random-w8-s2-re-probe")["scheduler"] == (
+        "asha-promotion@8/random"
     )
     assert rep.parse_name("digits-asha") is None
     assert rep.parse_name("bench-digits-asha-unknown-s0") is None
