@@ -1,15 +1,16 @@
 """What the virtual executor costs per event, as a share of a training epoch.
 
-An *event* is one epoch report of one simulated worker: the worker's storage view hands the
-baton to the worker with the earliest virtual clock (a condition-variable switch between
-threads) and records the report's virtual time. Its cost is measured with an objective that
-trains nothing (it only reports), so that nothing but the executor and the storage is timed:
+An *event* is one epoch report of one simulated worker: its storage view hands the baton to the
+worker with the earliest virtual clock (a condition-variable switch between threads) and
+records the report's virtual time. Two figures per event:
 
-    overhead per event = (time of N virtual workers - time of the same trials in one plain
-                          ``study.optimize``) / events
+* the baton alone: N threads that only take turns (``Baton.step``), no storage, no Optuna;
+* a whole virtual run of an objective that trains nothing (it only reports) on a journal file:
+  the baton plus everything a real worker pays per report as well (the journal write, the
+  pruner, the sampler at each new trial), so an upper bound on what virtual workers add.
 
-on the same storage kind (a journal file, as the grid uses). The share divides it by the
-seconds of one training epoch of each task, measured here (one torch thread, as the grid).
+Each is divided by the seconds of one training epoch of each task, measured here with one torch
+thread, as the grid runs.
 
     python benchmarks/virtual_overhead.py [--workers 8] [--trials 200] [--epochs 9]
 """
@@ -20,12 +21,13 @@ import argparse
 import pathlib
 import statistics
 import tempfile
+import threading
 import time
 
 import optuna
 import torch
 
-from optuna_ohgw.virtual import optimize_virtual
+from optuna_ohgw.virtual import Baton, optimize_virtual
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -52,21 +54,30 @@ def _study(folder: pathlib.Path, name: str) -> optuna.Study:
     )
 
 
-def executor_seconds_per_event(workers: int, trials: int, epochs: int) -> tuple[float, int]:
+def baton_seconds_per_event(workers: int, steps: int) -> float:
+    baton = Baton(workers)
+
+    def body(w: int) -> None:
+        baton.start(w)
+        for _ in range(steps):
+            baton.step(w)
+        baton.finish(w)
+
+    threads = [threading.Thread(target=body, args=(w,)) for w in range(workers)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return (time.perf_counter() - start) / baton.events
+
+
+def run_seconds_per_event(workers: int, trials: int, epochs: int) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
-        folder = pathlib.Path(tmp)
-        plain = _study(folder, "plain")
+        study = _study(pathlib.Path(tmp), "virtual")
         start = time.perf_counter()
-        plain.optimize(_objective(epochs), n_trials=trials)
-        t_plain = time.perf_counter() - start
-        virtual = _study(folder, "virtual")
-        start = time.perf_counter()
-        baton = optimize_virtual(virtual, _objective(epochs), workers, n_trials=trials)
-        t_virtual = time.perf_counter() - start
-        n_plain = sum(len(t.intermediate_values) for t in plain.trials)
-        events = baton.events
-        # Per event: the virtual run's time less the plain run's per report, times its events.
-        return (t_virtual - t_plain * events / n_plain) / events, events
+        baton = optimize_virtual(study, _objective(epochs), workers, n_trials=trials)
+        return (time.perf_counter() - start) / baton.events, baton.events
 
 
 def epoch_seconds(task_name: str, repeats: int = 3) -> float:
@@ -97,16 +108,18 @@ def main() -> None:
     parser.add_argument("--tasks", default="mnist1d,fashion")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    per_event, events = executor_seconds_per_event(args.workers, args.trials, args.epochs)
+    baton = baton_seconds_per_event(args.workers, 500)
+    run, events = run_seconds_per_event(args.workers, args.trials, args.epochs)
+    print(f"baton alone: {1e3 * baton:.3f} ms per event ({args.workers} workers)")
     print(
-        f"executor: {1e3 * per_event:.3f} ms per event ({args.workers} virtual workers, "
-        f"{events} events, journal storage)"
+        f"whole virtual run of a no-training objective: {1e3 * run:.3f} ms per event "
+        f"({args.workers} workers, {events} events, journal file)"
     )
     for name in args.tasks.split(","):
         epoch = epoch_seconds(name)
         print(
-            f"{name}: one epoch {epoch:.2f} s (1 thread); executor overhead per event "
-            f"{100 * per_event / epoch:.4f}% of an epoch"
+            f"{name}: one epoch {epoch:.2f} s (1 thread); per event the baton is "
+            f"{100 * baton / epoch:.4f}% of an epoch, the whole run {100 * run / epoch:.3f}%"
         )
 
 
