@@ -55,6 +55,21 @@ def _split(value: str, what: str) -> list[str]:
     help="Every cell's budget: n_trials=N, total_epochs=N, wall_seconds=S.",
 )
 @click.option("--n-workers", default=1, show_default=True, help="Worker processes per cell.")
+@click.option(
+    "--virtual-workers",
+    default=None,
+    type=int,
+    help="Simulate N asynchronous workers per cell in this process instead (deterministic: "
+    "events ordered by virtual clocks; real training, one torch thread).",
+)
+@click.option(
+    "--virtual-clock",
+    type=click.Choice(["epochs", "compute"]),
+    default="epochs",
+    show_default=True,
+    help="What advances a virtual worker's clock: each epoch 1 (bit-reproducible), or the CPU "
+    "seconds of its epochs and probes.",
+)
 @click.option("--storage", default=None, help="Storage URL (default: runs/bench/TASK.journal).")
 @click.option(
     "--grid-dir",
@@ -83,6 +98,8 @@ def bench(
     seeds: int,
     budget: tuple[str, ...],
     n_workers: int,
+    virtual_workers: int | None,
+    virtual_clock: str,
     storage: str | None,
     grid_dir: str | None,
     studies_dir: str | None,
@@ -102,12 +119,17 @@ def bench(
             raise StudyFileError(f"--seeds must be at least 1, got {seeds}")
         if n_workers < 1:
             raise StudyFileError(f"--n-workers must be at least 1, got {n_workers}")
+        if virtual_workers is not None and virtual_workers < 1:
+            raise StudyFileError(f"--virtual-workers must be at least 1, got {virtual_workers}")
+        if virtual_workers is not None and n_workers != 1:
+            raise StudyFileError("give --n-workers or --virtual-workers, not both")
         cells = grid_cells(
             task,
             _split(schedulers, "schedulers"),
             _split(variants, "variants"),
             range(seeds),
             _split(samplers, "samplers"),
+            workers=virtual_workers or n_workers,
         )
         dirs = (pathlib.Path(studies_dir),) if studies_dir else STUDY_DIRS
         overrides = parse_budget(budget)
@@ -120,10 +142,12 @@ def bench(
     except (StudyFileError, StorageError, DatasetMissingError) as err:
         fail(str(err))
 
-    click.echo(
-        f"bench {task}: {len(cells)} cells ({seeds} seed(s)) on {redact(url)} "
-        f"with {n_workers} worker(s) per cell"
+    how = (
+        f"{virtual_workers} virtual worker(s) per cell ({virtual_clock} clock)"
+        if virtual_workers
+        else f"{n_workers} worker(s) per cell"
     )
+    click.echo(f"bench {task}: {len(cells)} cells ({seeds} seed(s)) on {redact(url)} with {how}")
     bar = tqdm(total=len(cells), unit="cell", desc=f"bench {task}", dynamic_ncols=True)
     counts = {"skipped": 0, "done": 0, "incomplete": 0}
 
@@ -139,8 +163,10 @@ def bench(
         results = run_grid(
             cells,
             url,
-            n_workers,
-            overrides,
+            budget=overrides,
+            virtual=virtual_workers is not None,
+            clock=virtual_clock,
+            threads=1 if virtual_workers is not None else None,
             grid_dir=folder,
             study_dirs=dirs,
             data_dir=data_dir,

@@ -5,6 +5,7 @@ Registered in :mod:`cli.main` with ``app.add_command(report)``.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import shlex
 
@@ -100,17 +101,17 @@ def report(
     name = name or task or "bench"
     args = ["ohgw-optuna", "report"]
     for url in storage:
-        args += ["--storage", redact(url)]
+        args += ["--storage", _portable(url)]
     if task is not None:
         args += ["--task", task]
-    args += ["--name", name, "--out", out]
+    args += ["--name", name, "--out", os.path.relpath(out)]
     if finished_only:
         args += ["--finished-only"]
     if summary:
         args += ["--summary", *(f"--targets={t}" for t in targets)]
         args += ["--clock", clock, "--planned-seeds", str(planned_seeds)]
         if notes:
-            args += ["--notes", notes]
+            args += ["--notes", os.path.relpath(notes)]
     command = shlex.join(args)
     per_storage = []
     try:
@@ -147,6 +148,14 @@ def report(
         comps = compare(rows)
         n = sum(publish_notes(s, own, comps, str(path)) for s, own in per_storage)
         click.echo(f"saved an optuna-dashboard note on {n} studies")
+
+
+def _portable(url: str) -> str:
+    """The URL as the committed report shows it: a journal's path relative to the working
+    folder (no path of this machine), any password redacted."""
+    if is_journal(url) and journal_path(url).is_absolute():
+        return f"journal:{os.path.relpath(journal_path(url))}"
+    return redact(url)
 
 
 def _targets(specs: tuple[str, ...]) -> dict[str, tuple[float, ...]]:

@@ -31,6 +31,7 @@ _EXPORTS = {
     "RandomSignStep": ".steps",
     "RawStep": ".steps",
     "make_step_rule": ".steps",
+    "optimize_virtual": ".virtual",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
         RawStep,
         make_step_rule,
     )
+    from optuna_ohgw.virtual import optimize_virtual
 
 __all__ = [
     "BaseAugmentation",
@@ -76,5 +78,6 @@ __all__ = [
     "attrs",
     "epoch_objective",
     "make_step_rule",
+    "optimize_virtual",
     "trial_seed",
 ]

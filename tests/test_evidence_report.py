@@ -158,21 +158,35 @@ def test_names_are_parsed() -> None:
         "scheduler": "asha-promotion",
         "variant": "ohgw-raw",
         "seed": 12,
+        "workers": 1,
     }
     assert rep.parse_name("bench-mnist1d-pasha-s3-random-sign") == {
         "task": "mnist1d",
         "scheduler": "pasha",
         "variant": "random-sign",
         "seed": 3,
+        "workers": 1,
     }
     assert rep.parse_name("bench-mnist1d-asha-random-s3-line-search") == {
         "task": "mnist1d",
         "scheduler": "asha/random",
         "variant": "line-search",
         "seed": 3,
+        "workers": 1,
     }
     assert rep.parse_name("bench-fashion-asha-promotion-s0-re-probe")["scheduler"] == (
         "asha-promotion"
+    )
+    # N > 1 workers: -wN after the sampler in the name, @N before it in the label.
+    assert rep.parse_name("bench-fashion-asha-w8-s0-line-search") == {
+        "task": "fashion",
+        "scheduler": "asha@8",
+        "variant": "line-search",
+        "seed": 0,
+        "workers": 8,
+    }
+    assert rep.parse_name("bench-mnist1d-asha-promotion-random-w8-s2-re-probe")["scheduler"] == (
+        "asha-promotion@8/random"
     )
     assert rep.parse_name("digits-asha") is None
     assert rep.parse_name("bench-digits-asha-unknown-s0") is None
@@ -293,3 +307,17 @@ def test_cli_report_on_a_journal(tmp_path) -> None:
     assert missing.exit_code == 2 and "no journal file" in missing.output
     no_args = CliRunner().invoke(report, [])
     assert no_args.exit_code == 2 and "--task" in no_args.output
+
+
+def test_holm_adjusts_step_down_in_input_order() -> None:
+    from optuna_ohgw.evidence.stats import holm
+
+    # Sorted 0.005, 0.01, 0.03, 0.04 (m = 4): 4*0.005, 3*0.01, 2*0.03, max(that, 1*0.04).
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([None, 0.5, float("nan"), 0.2]) == [None, 0.5, None, 0.4]
+    assert holm([0.6, 0.9]) == [1.0, 1.0]  # capped at 1
+    assert holm([]) == []
+    # One test alone is not adjusted; the family-wise bound holds: adjusted >= raw.
+    assert holm([0.03]) == [0.03]
+    ps = [0.001 * k for k in range(1, 40)]
+    assert all(a >= p for a, p in zip(holm(ps), ps))

@@ -5,12 +5,19 @@ A *cell* is one study on the grid's storage. Its configuration is the study file
 cell's *variant* (how OHGW is set up) applied. It is run with :func:`runner.run_study`, which
 hands the worker processes exactly this configuration (variant and name included) as JSON.
 
+Workers: a cell names how many workers it runs with (``-w8`` in its name when more than one).
+With ``virtual=True`` they are simulated (:func:`runner.run_study_virtual`: N workers in one
+process, events ordered by virtual clocks; a cell is the same on every machine and every rerun),
+else they are worker processes. A virtual cell stopped part-way is deleted and rerun whole when
+the grid resumes (its workers' in-memory states are gone, so only a whole rerun is the same run).
+
 Pairing: every variant of a seed has the same ``seed`` in its configuration, so the base sampler
 (``seed * 1000 + worker``), the trial models' initial weights and the data order
 (``trial_seed(seed, trial.number)``) are the same across variants. With one worker per cell the
 first trial's raw (pre-nudge) values are therefore identical across variants; later trials
-diverge as soon as the variants' results (and so TPE's models) differ. With several workers the
-trial -> worker assignment is racy, so pairing holds per worker stream, not per trial number.
+diverge as soon as the variants' results (and so TPE's models) differ. With several real workers
+the trial -> worker assignment is racy, so pairing holds per worker stream, not per trial number;
+with virtual workers it is not racy, and the first ``workers`` draws are paired exactly.
 
 Budget: every arm gets the same ``[budget]``. The probe runs inside the trial's setup, so it is
 charged to the arms that run it (``probe-only`` included) on the ``compute`` and ``wall`` clocks
@@ -42,7 +49,10 @@ DEFAULT_STUDY_DIRS = STUDY_DIRS
 DONE_ATTR = "ohgw.bench.done"
 """Study user attr set when a cell's run ended with its budget spent (or its wall time used)."""
 CELL_ATTR = "ohgw.bench.cell"
-"""Study user attr: ``{"task", "scheduler", "variant", "seed"}`` of the cell."""
+"""Study user attr: ``{"task", "scheduler", "variant", "seed", "sampler", "workers"}``."""
+WORKERS_ATTR = "ohgw.bench.workers"
+"""Study user attr: ``{"workers": N, "virtual": bool, "clock": "epochs" | "compute" | None}``.
+Cells without it (issue 13's) ran with one real worker."""
 
 
 def _off(c: OHGWConfig) -> OHGWConfig:
@@ -77,8 +87,12 @@ class Cell:
     seed: int
     sampler: str = "tpe"
     """The base sampler; TPE cells keep the names they had before the sampler axis existed."""
+    workers: int = 1
+    """Workers the cell runs with; one-worker cells keep the names they had before."""
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise StudyFileError(f"a cell needs at least 1 worker, got {self.workers}")
         if self.sampler not in SAMPLERS:
             raise StudyFileError(
                 f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}"
@@ -97,7 +111,8 @@ class Cell:
         """The study's name in the storage. The variant comes last so that the vanilla cell's
         name is exactly what :attr:`StudyConfig.study_name` gives (it appends ``-vanilla``)."""
         sampler = "" if self.sampler == "tpe" else f"-{self.sampler}"
-        return f"bench-{self.task}-{self.scheduler}{sampler}-s{self.seed}-{self.variant}"
+        workers = "" if self.workers == 1 else f"-w{self.workers}"
+        return f"bench-{self.task}-{self.scheduler}{sampler}{workers}-s{self.seed}-{self.variant}"
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -109,11 +124,12 @@ def grid_cells(
     variants: Sequence[str],
     seeds: Iterable[int],
     samplers: Sequence[str] = ("tpe",),
+    workers: int = 1,
 ) -> list[Cell]:
     """All cells, seed-major (then scheduler, sampler, variant): a grid stopped part-way still
     has every arm of the seeds it finished, i.e. complete pairs."""
     return [
-        Cell(task, s, v, seed, sampler)
+        Cell(task, s, v, seed, sampler, workers)
         for seed in seeds
         for s in schedulers
         for sampler in samplers
@@ -190,9 +206,12 @@ def cell_finished(config: StudyConfig, storage: Any) -> bool:
 def run_grid(
     cells: Sequence[Cell],
     storage_url: str,
-    n_workers: int = 1,
+    n_workers: int | None = None,
     budget: Mapping[str, Any] | None = None,
     *,
+    virtual: bool = False,
+    clock: str = "epochs",
+    threads: int | None = None,
     grid_dir: str | pathlib.Path = "runs/bench",
     study_dirs: Sequence[pathlib.Path] = DEFAULT_STUDY_DIRS,
     data_dir: str | None = None,
@@ -202,13 +221,18 @@ def run_grid(
     on_progress: Callable[[Any], None] | None = None,
 ) -> list[CellResult]:
     """Run every cell not finished yet (resuming a cell that was interrupted), in the given
-    order; return each cell's status. Worker logs go to ``grid_dir/logs``, checkpoints
-    (promotion schedulers) to ``grid_dir/checkpoints``."""
+    order; return each cell's status. Each cell runs with its own ``workers``: worker processes,
+    or with ``virtual`` simulated workers on ``clock`` (a virtual cell that was interrupted is
+    rerun whole; ``threads``: torch threads of the virtual run). ``n_workers``, if given, must
+    equal every cell's ``workers``. Worker logs go to ``grid_dir/logs``, checkpoints (promotion
+    schedulers) to ``grid_dir/checkpoints``."""
     import optuna
 
-    from optuna_ohgw.runner import budget_spent, run_study
+    from optuna_ohgw.runner import budget_spent, run_study, run_study_virtual
     from optuna_ohgw.storage import open_storage
 
+    if n_workers is not None and any(c.workers != n_workers for c in cells):
+        raise ValueError(f"n_workers={n_workers} but the cells name other worker counts")
     grid_dir = pathlib.Path(grid_dir)
     checkpoint_dir = checkpoint_dir or grid_dir / "checkpoints"
     # Every configuration first: a bad study file or budget fails before anything runs.
@@ -224,19 +248,35 @@ def run_grid(
             continue
         if on_cell:
             on_cell(index, total, cell, "running")
-        summary = run_study(
-            config,
-            storage_url,
-            n_workers,
-            data_dir=data_dir,
-            download=download,
-            log_dir=grid_dir / "logs",
-            artifacts=str(checkpoint_dir),
-            on_progress=on_progress,
-        )
+        if virtual:
+            _drop_partial(config.study_name, storage)
+            summary = run_study_virtual(
+                config,
+                storage_url,
+                cell.workers,
+                clock=clock,  # type: ignore[arg-type]
+                data_dir=data_dir,
+                download=download,
+                artifacts=str(checkpoint_dir),
+                threads=threads,
+            )
+        else:
+            summary = run_study(
+                config,
+                storage_url,
+                cell.workers,
+                data_dir=data_dir,
+                download=download,
+                log_dir=grid_dir / "logs",
+                artifacts=str(checkpoint_dir),
+                on_progress=on_progress,
+            )
         study = optuna.load_study(study_name=config.study_name, storage=storage)
         if study.user_attrs.get(CELL_ATTR) != cell.as_dict():
             study.set_user_attr(CELL_ATTR, cell.as_dict())
+        how = {"workers": cell.workers, "virtual": virtual, "clock": clock if virtual else None}
+        if study.user_attrs.get(WORKERS_ATTR) != how:
+            study.set_user_attr(WORKERS_ATTR, how)
         spent = budget_spent(config, study.get_trials(deepcopy=False))
         # A wall-clock budget is never "spent" by trial counts: the run ending is its end.
         status = "done" if spent or config.budget.wall_seconds else "incomplete"
@@ -246,3 +286,13 @@ def run_grid(
         if on_cell:
             on_cell(index, total, cell, status)
     return results
+
+
+def _drop_partial(study_name: str, storage: Any) -> None:
+    """Delete a study a virtual run left unfinished, so that the cell reruns whole."""
+    import optuna
+
+    try:
+        optuna.delete_study(study_name=study_name, storage=storage)
+    except KeyError:
+        pass

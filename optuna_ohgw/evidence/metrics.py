@@ -54,6 +54,14 @@ interleave. Start-up charges are events at ``datetime_start``.
 * ``"wall"``: seconds from the earliest ``datetime_start`` of a trial that did any work to the
   event's estimated moment (real elapsed time, parallelism included).
 
+Virtual workers (:mod:`optuna_ohgw.virtual`) record on each trial the virtual time of its start
+and of each reported epoch, and each report's place in the run's global order
+(:data:`~optuna_ohgw.virtual.VIRTUAL_ATTR`). Such a trial's events are placed there instead: its
+moments are :data:`VIRTUAL_ORIGIN` plus the virtual time (in clock units read as seconds), ties
+are broken by the recorded order, and ``"wall"`` is the virtual elapsed time (epochs, with the
+epochs clock: one worker-epoch per unit). The ``"epochs"`` and ``"compute"`` clocks still sum the
+work of all workers, now merged in the virtual order.
+
 Validation values are the trials' reported intermediate values (one per epoch); the best so far
 is over every reported epoch of every non-failed trial, whatever the trial's later fate. Test
 accuracy (``test_accuracy``, written when a configuration finishes or pauses) becomes known at the
@@ -74,7 +82,7 @@ import copy
 import dataclasses
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import optuna
@@ -82,6 +90,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_ohgw import attrs, lineage
+from optuna_ohgw.virtual import VIRTUAL_ATTR
 
 Clock = Literal["epochs", "compute", "wall"]
 CLOCKS: tuple[Clock, ...] = ("epochs", "compute", "wall")
@@ -97,6 +106,8 @@ COUNTED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 """States whose epochs and seconds count."""
 VALUE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 """States whose reported values count."""
+VIRTUAL_ORIGIN = dt.datetime(2000, 1, 1)
+"""The moment virtual time 0 is placed at (virtual trials only ever meet each other)."""
 
 
 # ----- small helpers ----------------------------------------------------------------------------
@@ -257,6 +268,7 @@ def _did_work(trial: FrozenTrial) -> bool:
 @dataclasses.dataclass(frozen=True)
 class _Event:
     moment: dt.datetime
+    order: float  # the virtual run's event order at equal moments (0 for real workers)
     kind: int  # 0: start-up charge, 1: an epoch
     number: int
     index: int
@@ -279,9 +291,21 @@ def _test_pair(trial: FrozenTrial) -> tuple[float, float] | None:
     return value, test
 
 
-def _trial_events(trial: FrozenTrial) -> list[_Event]:
+def _virtual(trial: FrozenTrial) -> dict[str, Any] | None:
+    record = trial.system_attrs.get(VIRTUAL_ATTR)
+    return record if isinstance(record, dict) and "ends" in record else None
+
+
+def _at(units: float) -> dt.datetime:
+    return VIRTUAL_ORIGIN + dt.timedelta(seconds=float(units))
+
+
+def _trial_events(trial: FrozenTrial, hidden: bool = False) -> list[_Event]:
     if trial.state not in COUNTED_STATES or not _did_work(trial):
         return []
+    virtual = _virtual(trial)
+    if virtual is not None:
+        return _virtual_events(trial, virtual, hidden)
     start = trial.datetime_start
     if start is None:
         raise ValueError(
@@ -294,13 +318,13 @@ def _trial_events(trial: FrozenTrial) -> list[_Event]:
     timed = raw is not None and len(raw) >= n
     startup = startup_seconds(trial)
     values = [v for _, v in sorted(trial.intermediate_values.items())]
-    use_values = trial.state in VALUE_STATES
-    test = _test_pair(trial)
+    use_values = trial.state in VALUE_STATES and not hidden
+    test = None if hidden else _test_pair(trial)
 
     events = []
     if startup > 0.0 or n == 0:
         events.append(
-            _Event(start, 0, trial.number, 0, 0, startup, None, test if n == 0 else None)
+            _Event(start, 0, 0, trial.number, 0, 0, startup, None, test if n == 0 else None)
         )
     elapsed = startup
     for k in range(n):
@@ -315,6 +339,7 @@ def _trial_events(trial: FrozenTrial) -> list[_Event]:
         events.append(
             _Event(
                 moment,
+                0,
                 1,
                 trial.number,
                 k,
@@ -327,16 +352,73 @@ def _trial_events(trial: FrozenTrial) -> list[_Event]:
     return events
 
 
-def _events(trials: Iterable[FrozenTrial]) -> list[_Event]:
-    events = [e for t in without_inherited(trials) for e in _trial_events(t)]
-    events.sort(key=lambda e: (e.moment, e.kind, e.number, e.index))
+def _virtual_events(trial: FrozenTrial, record: Mapping[str, Any], hidden: bool) -> list[_Event]:
+    """A virtual worker's trial: its start and epochs at their recorded virtual times."""
+    ends, order = list(record["ends"]), list(record["order"])
+    n = len(ends)
+    secs = epoch_seconds(trial)
+    values = [v for _, v in sorted(trial.intermediate_values.items())]
+    use_values = trial.state in VALUE_STATES and not hidden
+    test = None if hidden else _test_pair(trial)
+    startup = startup_seconds(trial)
+    events = []
+    if startup > 0.0 or n == 0:
+        start_order = float(record.get("start_order", 0)) + 0.5  # after the event before it
+        events.append(
+            _Event(
+                _at(record["start"]),
+                start_order,
+                0,
+                trial.number,
+                0,
+                0,
+                startup,
+                None,
+                test if n == 0 else None,
+            )
+        )
+    for k in range(n):
+        value = _finite(values[k]) if use_values and k < len(values) else None
+        events.append(
+            _Event(
+                _at(ends[k]),
+                float(order[k]),
+                1,
+                trial.number,
+                k,
+                1,
+                secs[k] if k < len(secs) else 0.0,
+                value,
+                test if k == n - 1 else None,
+            )
+        )
     return events
 
 
-def _origin(trials: Iterable[FrozenTrial]) -> dt.datetime | None:
-    starts = [
-        t.datetime_start for t in counted(trials) if _did_work(t) and t.datetime_start is not None
+def _events(trials: Iterable[FrozenTrial], without: Container[int] = ()) -> list[_Event]:
+    events = [
+        e
+        for t in without_inherited(trials)
+        for e in _trial_events(t, hidden=lineage.config_of(t) in without)
     ]
+    events.sort(key=lambda e: (e.moment, e.order, e.kind, e.number, e.index))
+    return events
+
+
+def _start(trial: FrozenTrial) -> dt.datetime | None:
+    virtual = _virtual(trial)
+    return _at(virtual["start"]) if virtual is not None else trial.datetime_start
+
+
+def _end(trial: FrozenTrial) -> dt.datetime | None:
+    virtual = _virtual(trial)
+    if virtual is None:
+        return trial.datetime_complete
+    return _at(max([virtual["start"], *virtual["ends"]]))
+
+
+def _origin(trials: Iterable[FrozenTrial]) -> dt.datetime | None:
+    starts = [s for t in counted(trials) if _did_work(t) and (s := _start(t)) is not None]
     return min(starts) if starts else None
 
 
@@ -365,6 +447,8 @@ def anytime_curve(
     trials: Iterable[FrozenTrial],
     clock: Clock = "epochs",
     direction: Direction = "maximize",
+    *,
+    without: Container[int] = (),
 ) -> list[Point]:
     """Best validation value so far against the study's clock, one point per trained epoch.
 
@@ -374,11 +458,15 @@ def anytime_curve(
     the first epoch that gives a finite value. Start-up charges move the ``"compute"`` clock but
     emit no point of their own. The curve is a right-continuous step function: the best is
     ``y`` from ``t`` until the next point.
+
+    ``without``: configurations (:func:`~optuna_ohgw.lineage.config_of`) whose values never
+    count; their epochs still advance the clock (the compute was spent). ``without=(0,)``
+    asks what the search found besides the study's first draw.
     """
     _check_clock(clock)
     trials = list(trials)
     maximize = _maximize(direction)
-    events = _events(trials)
+    events = _events(trials, without)
     times = _clock_times(events, clock, _origin(trials))
     best: float | None = None
     curve: list[Point] = []
@@ -451,9 +539,7 @@ def budget_used(trials: Iterable[FrozenTrial], clock: Clock = "epochs") -> float
     if clock == "compute":
         return total_compute(trials)
     origin = _origin(trials)
-    ends = [
-        t.datetime_complete for t in trials if _did_work(t) and t.datetime_complete is not None
-    ]
+    ends = [e for t in trials if _did_work(t) and (e := _end(t)) is not None]
     if origin is None or not ends:
         return 0.0
     return (max(ends) - origin).total_seconds()
@@ -750,6 +836,8 @@ class StudyMetrics:
     probe_share: float | None
     final_hyperparameters: dict[str, list[Any]]
     applied_steps: dict[str, list[float]]
+    curves_without_first: dict[Clock, list[Point]] = dataclasses.field(default_factory=dict)
+    """:func:`anytime_curve` with configuration 0's values left out (its epochs still count)."""
 
     @property
     def reached_target(self) -> bool:
@@ -759,7 +847,7 @@ class StudyMetrics:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy (tuples become lists)."""
         out = dataclasses.asdict(self)
-        for key in ("curves", "test_curves"):
+        for key in ("curves", "test_curves", "curves_without_first"):
             out[key] = {c: [list(p) for p in pts] for c, pts in out[key].items()}
         out["reached_target"] = self.reached_target
         return out
@@ -821,4 +909,7 @@ def compute_metrics(
         probe_share=probe_share(trials),
         final_hyperparameters=final_hyperparameters(trials, direction=direction),
         applied_steps=applied_steps(trials),
+        curves_without_first={
+            c: anytime_curve(trials, c, direction, without=(0,)) for c in CLOCKS
+        },
     )

@@ -58,12 +58,13 @@ _SCHEDULER = (
     + "|".join(re.escape(s) for s in sorted(SCHEDULERS, key=len, reverse=True))
     + ")(?:-(?P<sampler>"
     + "|".join(re.escape(s) for s in SAMPLERS)
-    + "))?"
+    + "))?(?:-w(?P<workers>\\d+))?"
 )
 STUDY_NAME = re.compile(rf"^bench-(?P<task>.+?)-{_SCHEDULER}-{_VARIANT}-s(?P<seed>\d+)$")
-"""``bench-{task}-{scheduler}[-{sampler}]-{variant}-s{seed}``; :func:`parse_name` also accepts
-``bench-{task}-{scheduler}[-{sampler}]-s{seed}-{variant}`` (:data:`STUDY_NAME_SEED_FIRST`,
-what ``bench`` writes). No sampler in the name means TPE."""
+"""``bench-{task}-{scheduler}[-{sampler}][-w{N}]-{variant}-s{seed}``; :func:`parse_name` also
+accepts ``bench-{task}-{scheduler}[-{sampler}][-w{N}]-s{seed}-{variant}``
+(:data:`STUDY_NAME_SEED_FIRST`, what ``bench`` writes). No sampler in the name means TPE, no
+``-wN`` one worker."""
 STUDY_NAME_SEED_FIRST = re.compile(
     rf"^bench-(?P<task>.+?)-{_SCHEDULER}-s(?P<seed>\d+)-{_VARIANT}$"
 )
@@ -80,6 +81,8 @@ CSV_FIELDS = (
     "variant",
     "seed",
     "study",
+    "workers",
+    "virtual",
     "target",
     "ttt_epochs",
     "ttt_compute",
@@ -125,6 +128,10 @@ class Cell:
     """Every configuration's first epoch and raw draw (:func:`~.metrics.first_epochs`)."""
     first_config_best: float | None = None
     """Best validation value of configuration 0, the study's first draw, over all its epochs."""
+    workers: int = 1
+    """Workers the cell ran with (``-wN`` in its name; none means one)."""
+    virtual: bool = False
+    """Whether they were simulated (:mod:`optuna_ohgw.virtual`) or worker processes."""
 
     @property
     def probe_failed(self) -> int:
@@ -132,15 +139,19 @@ class Cell:
 
 
 def parse_name(name: str) -> dict[str, Any] | None:
-    """``{task, scheduler, variant, seed}`` of a bench study name (either order of seed and
-    variant), else ``None``. A cell of a non-TPE sampler has ``scheduler`` ``"asha/random"``
-    (scheduler, then sampler), so that every table keeps the two samplers' arms apart."""
+    """``{task, scheduler, variant, seed, workers}`` of a bench study name (either order of seed
+    and variant), else ``None``. A cell of a non-TPE sampler has ``scheduler`` ``"asha/random"``
+    (scheduler, then sampler), one of N > 1 workers ``"asha@8"`` (``"asha@8/random"``), so that
+    every table keeps the samplers' and the worker counts' arms apart."""
     m = STUDY_NAME.match(name) or STUDY_NAME_SEED_FIRST.match(name)
     if m is None:
         return None
     out: dict[str, Any] = m.groupdict()
     out["seed"] = int(out["seed"])
+    out["workers"] = int(out["workers"] or 1)
     sampler = out.pop("sampler")
+    if out["workers"] > 1:
+        out["scheduler"] = f"{out['scheduler']}@{out['workers']}"
     if sampler and sampler != "tpe":
         out["scheduler"] = f"{out['scheduler']}/{sampler}"
     return out
@@ -171,7 +182,7 @@ def load_cells(
     """Every bench cell on ``storage`` (of ``task`` when given), sorted by name; with
     ``finished_only``, only the cells whose run ended with the budget spent (``bench`` marks
     them), so a grid still running shows no half-run cell."""
-    from optuna_ohgw.evidence.grid import DONE_ATTR
+    from optuna_ohgw.evidence.grid import DONE_ATTR, WORKERS_ATTR
 
     cells = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
@@ -202,6 +213,7 @@ def load_cells(
                 reprobe_moves=warm_start_moves(trials, m.direction, reprobe=True),
                 first_epochs=first_epochs(trials),
                 first_config_best=dict(ranked_configurations(trials, m.direction)).get(0),
+                virtual=bool((summary.user_attrs.get(WORKERS_ATTR) or {}).get("virtual")),
                 **info,
             )
         )
@@ -217,6 +229,8 @@ def row_of(cell: Cell) -> dict[str, Any]:
         "variant": cell.variant,
         "seed": cell.seed,
         "study": cell.name,
+        "workers": cell.workers,
+        "virtual": cell.virtual,
         "target": m.target,
     }
     for clock in CLOCKS:

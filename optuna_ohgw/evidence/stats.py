@@ -198,6 +198,32 @@ def paired_wilcoxon(
     return WilcoxonResult(statistic=float(res.statistic), p=None if math.isnan(p) else p, **common)
 
 
+# ----- multiple comparisons ---------------------------------------------------------------------
+
+
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjusted p values (family-wise error rate), in the input order.
+
+    With the ``m`` defined p values sorted ascending, ``p_(1) <= ... <= p_(m)``, the adjusted
+    value of the ``k``-th is ``max_{j <= k} min(1, (m - j + 1) * p_(j))``: rejecting every
+    hypothesis whose adjusted p is below ``alpha`` keeps the chance of any false rejection in
+    the family at most ``alpha``, whatever the dependence between the tests. ``None`` (an
+    undefined test) stays ``None`` and is not counted in ``m``. Ties keep their input order,
+    which gives them the same adjusted value.
+    """
+    defined = sorted(
+        ((float(p), i) for i, p in enumerate(pvalues) if p is not None and not math.isnan(p)),
+        key=lambda pi: pi[0],
+    )
+    m = len(defined)
+    out: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for k, (p, i) in enumerate(defined):
+        running = max(running, min(1.0, (m - k) * p))
+        out[i] = running
+    return out
+
+
 # ----- bootstrap ratio of medians ---------------------------------------------------------------
 
 

@@ -10,8 +10,8 @@ writes, what recovery does after a death between any two of them, and the failpo
 it are in ``docs/segment-protocol.md``.
 
 One module per job: ``_build`` (objects from a configuration), ``_budget``, ``_worker`` (the
-worker body), ``_supervise`` (worker processes), ``_recovery`` (crashed trials), ``_handback``
-(SIGTERM), ``_summary``.
+worker body), ``_supervise`` (worker processes), ``_virtual`` (simulated workers in this
+process), ``_recovery`` (crashed trials), ``_handback`` (SIGTERM), ``_summary``.
 """
 
 from optuna_ohgw.runner._budget import (
@@ -53,6 +53,7 @@ from optuna_ohgw.runner._supervise import (
     run_study,
     worker_specs,
 )
+from optuna_ohgw.runner._virtual import run_study_virtual
 from optuna_ohgw.runner._worker import WorkerGaveUpError, run_worker
 
 __all__ = [
@@ -85,6 +86,7 @@ __all__ = [
     "recover_orphans",
     "retry_interrupted",
     "run_study",
+    "run_study_virtual",
     "run_worker",
     "study_attrs",
     "summarize",

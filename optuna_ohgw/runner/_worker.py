@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 
 import optuna
 from optuna.storages import BaseStorage
@@ -50,9 +51,11 @@ def run_worker(
     download: bool = False,
     device: str | None = None,
     artifacts: str = DEFAULT_ARTIFACTS,
+    idle: Callable[[], None] | None = None,
 ) -> None:
     """One worker: train trials of ``config`` on ``storage`` until the budget is spent;
-    paused trials keep their checkpoints in the artifact store at ``artifacts``."""
+    paused trials keep their checkpoints in the artifact store at ``artifacts``. ``idle``
+    replaces the promotion loop's poll sleep (virtual workers, :mod:`optuna_ohgw.virtual`)."""
     import torch
 
     from optuna_ohgw.tasks import get_task
@@ -123,6 +126,7 @@ def run_worker(
             owner=me,
             deadline=time.time() + wall if wall else None,
             max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+            idle=idle,
         )
         if budget_spent(config, study.get_trials(deepcopy=False)):
             finish_study(study, store)  # every worker may: the last one leaves no checkpoint

@@ -84,13 +84,15 @@ def run_promotion_worker(
     poll_seconds: float = 0.5,
     max_consecutive_failures: int = 5,
     lease_seconds: float = ownership.LEASE_SECONDS,
+    idle: Callable[[], None] | None = None,
 ) -> int:
     """Run segments until no configuration can start or be promoted; return segments run.
 
     Order of work for a free worker: recover the segments of dead workers (any host, by
     process or lease), then a retried trial (plain WAITING), else the scheduler's promotion,
     else a new configuration while ``new_allowed``; with nothing to do but other workers still
-    running (their results may make a promotion possible), it polls, at most until their
+    running (their results may make a promotion possible), it polls (sleeps ``poll_seconds``,
+    or calls ``idle``: a virtual worker waits for the next event there), at most until their
     leases expire. The steps of a segment are in ``docs/segment-protocol.md``.
 
     Args:
@@ -102,6 +104,8 @@ def run_promotion_worker(
             :class:`~optuna_ohgw.schedulers.PauseResumeHooks`, if any).
         owner: This process's owner record (default: host and pid).
         lease_seconds: How long this worker's segments are held without a renewal.
+        idle: Called instead of sleeping ``poll_seconds`` when there is nothing to do yet
+            (:mod:`optuna_ohgw.virtual`).
     """
     storage = compat.storage_of(study)
     owner = dict(owner or ownership.me())
@@ -143,7 +147,10 @@ def run_promotion_worker(
                     continue
                 created = True
             elif any(t.state == TrialState.RUNNING for t in trials):
-                time.sleep(poll_seconds)
+                if idle is None:
+                    time.sleep(poll_seconds)
+                else:
+                    idle()
                 continue
             else:
                 break
