@@ -6,7 +6,10 @@
 # If runs/issue19 has no journals yet, they are restored from the committed snapshots
 # (reports/issue19/grid/*.journal.gz, finished cells only, @GRID@ -> this folder), and the
 # one-worker journal from issue 13's Fashion-MNIST snapshot where issue 19 has none. The code
-# the grid runs is frozen into runs/issue19/code from COMMIT (default: HEAD). The grid then runs
+# the grid runs is frozen into runs/issue19/code from COMMIT (default: the commit the grid
+# started on, reports/issue19/grid/COMMIT, so that every cell, and both cells of every pair,
+# ran the same code: later commits seed the base sampler per trial and draw other
+# configurations). The grid then runs
 # detached (setsid nohup), logging to runs/issue19/grid.log; while it runs (runs/issue19/grid.pid
 # names a live process) this refuses to start a second one.
 set -euo pipefail
@@ -35,9 +38,10 @@ if not w1.exists():
     print(f"restored {w1} from issue 13's snapshot")
 PY
 rm -rf "$GRID/code" && mkdir -p "$GRID/code"
-git archive "${1:-HEAD}" | tar -x -C "$GRID/code"
+COMMIT=${1:-$(cat reports/issue19/grid/COMMIT)}
+git archive "$COMMIT" | tar -x -C "$GRID/code"
 ln -s cli "$GRID/code/optuna_ohgw_cli" && ln -s studies "$GRID/code/optuna_ohgw_studies"
-git rev-parse "${1:-HEAD}" > "$GRID/code/COMMIT"
+git rev-parse "$COMMIT" > "$GRID/code/COMMIT"
 OHGW_PYTHON="$PY" setsid nohup bash "$GRID/code/reports/issue19/run_grid.sh" "$GRID" >> "$GRID/grid.log" 2>&1 &
 echo $! > "$GRID/grid.pid"
 echo "grid running in the background (pid $!), code $(cat "$GRID/code/COMMIT"); log $GRID/grid.log"
