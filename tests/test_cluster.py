@@ -31,8 +31,9 @@ from optuna_ohgw.tasks import DigitsTask
 from tests.conftest import CLI, PG_URL, SMALL_STUDY, require_postgres, require_s3
 
 MACHINES = 2
-LEAVE_AFTER = 3
-"""Seconds machine 0 trains before it leaves the study to machine 1."""
+LEAVE_AFTER = 6
+"""Seconds machine 0 works before it leaves the study to machine 1 (its first trial also runs
+the probe's self-check, once per process)."""
 
 
 def _study_file(
