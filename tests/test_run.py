@@ -13,7 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from optuna_ohgw import attrs
+from optuna_ohgw import attrs, lineage
 from optuna_ohgw.runner import WORKER_ATTR, worker_specs
 from optuna_ohgw.storage import open_storage
 from optuna_ohgw.studyfile import load_study_file
@@ -25,7 +25,14 @@ def _study(url: str, name: str) -> optuna.Study:
 
 
 def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    """Finished configurations: a trial that lost the last budget slot (PRUNED untrained, with
+    ``ohgw.over_budget``) is not one."""
+    return [
+        t
+        for t in study.trials
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        and lineage.OVER_BUDGET not in t.user_attrs
+    ]
 
 
 def test_two_workers_on_the_default_storage(small_study, tmp_path: pathlib.Path) -> None:
@@ -35,7 +42,7 @@ def test_two_workers_on_the_default_storage(small_study, tmp_path: pathlib.Path)
     assert "6 complete" in result.stdout or "pruned" in result.stdout
     study = _study(f"journal:{tmp_path / 'runs' / 'digits-small.journal'}", "digits-small")
     finished = _finished(study)
-    assert len(finished) >= 6
+    assert len(finished) == 6  # exactly n_trials configurations
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     assert {t.system_attrs[WORKER_ATTR]["worker"] for t in study.trials} == {0, 1}
     assert len({t.system_attrs[WORKER_ATTR]["pid"] for t in study.trials}) == 2
