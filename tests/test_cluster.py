@@ -354,10 +354,20 @@ def test_sigterm_hands_the_trial_back_within_seconds(command: str, tmp_path: pat
     assert seconds < 10, seconds  # 5 s is the bound; loose for a loaded CI machine
     trials = optuna.load_study(study_name="term", storage=open_storage(url)).trials
     assert not [t for t in trials if t.state == TrialState.RUNNING]
-    (failed,) = [t for t in trials if t.state == TrialState.FAIL]
+    states = [(t.number, t.state.name, t.user_attrs.get(lineage.PARENT)) for t in trials]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    if not failed:
+        # The segment had paused durably (its continuation exists): the segment protocol rolls
+        # it forward, told COMPLETE, and the continuation waits for a worker; nothing is lost.
+        waiting = [t for t in trials if t.state == TrialState.WAITING]
+        assert waiting and all(t.user_attrs.get(lineage.PARENT) is not None for t in waiting), (
+            states
+        )
+        return
+    assert len(failed) == 1, states
     retried_from = optuna.storages.RetryFailedTrialCallback.retried_trial_number
-    (retry,) = [t for t in trials if retried_from(t) == failed.number]
-    assert retry.state == TrialState.WAITING and retry.params == failed.params
+    (retry,) = [t for t in trials if retried_from(t) == failed[0].number]
+    assert retry.state == TrialState.WAITING and retry.params == failed[0].params
 
 
 def test_the_storage_proxy_refuses_a_journal_in_one_line(tmp_path: pathlib.Path) -> None:
