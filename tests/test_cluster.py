@@ -164,7 +164,7 @@ def test_two_machines_share_an_s3_bucket(
     require_postgres()
     bucket = require_s3(monkeypatch)
     env = {k: os.environ[k] for k in os.environ if k.startswith("AWS_")}
-    study, machine_of = _two_machines(tmp_path, "pasha", f"{bucket}/runs", env=env)
+    study, machine_of = _two_machines(tmp_path, "asha-promotion", f"{bucket}/runs", env=env)
     handed = _check(study, machine_of)
     _assert_bit_for_bit(study, handed[0], tmp_path / "machine0" / "studies")
     import boto3
