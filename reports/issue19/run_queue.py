@@ -1,0 +1,103 @@
+"""Issue 19's grid as a queue that several processes share (one core each).
+
+    python reports/issue19/run_queue.py GRID     (run by resume.sh, from GRID/code)
+
+Every stage of ``run_grid.sh`` in the same order of priority, seed by seed: the cells are the
+ones ``ohgw-optuna bench`` makes for each stage, run by the same ``run_grid`` of the frozen code
+(``PYTHONPATH=GRID/code``). Each process takes the next cell nobody has claimed: a claim is a
+folder ``GRID/claims/STUDY`` made with ``mkdir`` (atomic), so two processes never run one
+cell. ``resume.sh`` clears the claims before it starts the processes (none runs then), so a
+cell whose process died is taken again and, being unfinished, rerun whole. Finished cells are
+skipped, so every cell is still exactly what an uninterrupted one-process grid gives.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import pathlib
+import sys
+
+STAGES = [
+    # (journal, task, schedulers, variants, virtual workers, budget): run_grid.sh's order
+    ("fashion-w8", "fashion", "asha", "vanilla,line-search,random-sign", 8, ("n_trials=30",)),
+    (
+        "fashion-w1",
+        "fashion",
+        "asha",
+        "vanilla,line-search,random-sign,ohgw-normalized",
+        1,
+        ("n_trials=30",),
+    ),
+    ("fashion-w8", "fashion", "asha", "ohgw-normalized,toward-middle", 8, ("n_trials=30",)),
+    (
+        "mnist1d-w8",
+        "mnist1d",
+        "asha",
+        "vanilla,ohgw-normalized,line-search,random-sign,toward-middle",
+        8,
+        (),
+    ),
+    (
+        "mnist1d-promotion-w8",
+        "mnist1d",
+        "pasha,asha-promotion",
+        "vanilla,ohgw-normalized,line-search",
+        8,
+        (),
+    ),
+]
+SEEDS = 20
+
+
+def log(message: str) -> None:
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    print(f"== {stamp} [{os.getpid()}] {message}", flush=True)
+
+
+def main(grid: pathlib.Path) -> None:
+    import optuna
+
+    from optuna_ohgw.evidence.grid import cell_config, grid_cells, run_grid
+    from optuna_ohgw_cli._common import STUDY_DIRS, parse_budget
+
+    import optuna_ohgw
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    log(f"queue runner on the code in {pathlib.Path(optuna_ohgw.__file__).parent.parent}")
+    claims = grid / "claims"
+    claims.mkdir(exist_ok=True)
+    ran = failed = 0
+    for journal, task, schedulers, variants, workers, budget in STAGES:
+        cells = grid_cells(
+            task, schedulers.split(","), variants.split(","), range(SEEDS), workers=workers
+        )
+        overrides = parse_budget(budget)
+        for cell in cells:
+            cell_config(cell, overrides, STUDY_DIRS)  # a bad study file fails before any run
+        for cell in cells:
+            try:
+                (claims / cell.study_name).mkdir()
+            except FileExistsError:
+                continue
+            (claims / cell.study_name / "pid").write_text(f"{os.getpid()}\n")
+            log(f"{journal}: {cell.study_name}")
+            (result,) = run_grid(
+                [cell],
+                f"journal:{grid / journal}.journal",
+                budget=overrides,
+                virtual=True,
+                clock="epochs",
+                threads=1,
+                grid_dir=grid / journal,
+                study_dirs=STUDY_DIRS,
+            )
+            log(f"{journal}: {cell.study_name} {result.status}")
+            ran += result.status == "done"
+            failed += result.status == "incomplete"
+    log(f"queue empty: {ran} cell(s) run, {failed} incomplete")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main(pathlib.Path(sys.argv[1]).resolve())
