@@ -28,6 +28,7 @@ from optuna_ohgw import _optuna_compat as compat
 from optuna_ohgw import attrs, seeding
 from optuna_ohgw._coords import to_external as _to_external
 from optuna_ohgw._coords import to_internal as _to_internal
+from optuna_ohgw._forwarding import ForwardingSampler
 from optuna_ohgw.probes import BaseProbe, ProbeCheck
 from optuna_ohgw.steps import BaseStepRule, StepContext, make_step_rule
 
@@ -122,7 +123,7 @@ def _unmoved(raw: Mapping[str, float], status: str) -> dict[str, Any]:
     return record
 
 
-class OHGWSampler(BaseSampler):
+class OHGWSampler(ForwardingSampler):
     """One-Shot Hyper-Gradient Warm-Start around any Optuna sampler.
 
     At the first suggest of a float the probe knows (through the relative or the independent
@@ -202,7 +203,7 @@ class OHGWSampler(BaseSampler):
                     "FloatDistribution parameters, leave the others out."
                 )
             declared[name] = dist
-        self._base = base_sampler if base_sampler is not None else TPESampler(seed=seed)
+        super().__init__(base_sampler if base_sampler is not None else TPESampler(seed=seed))
         self._given_probe = probe
         self._probe = probe
         self._fixed_by_base: dict[str, Any] = {}
@@ -243,10 +244,6 @@ class OHGWSampler(BaseSampler):
         self._check_failure: str | None = None
 
     @property
-    def base_sampler(self) -> BaseSampler:
-        return self._base
-
-    @property
     def probe(self) -> BaseProbe | None:
         return self._given_probe
 
@@ -275,15 +272,10 @@ class OHGWSampler(BaseSampler):
         # reseeded: the warm start's randomness is already derived per trial number from
         # ``self._seed``, so keeping it gives trial N the same probe seed and random signs
         # however many threads run (and the same seed the task derives for its model).
-        self._base.reseed_rng()
-
-    def infer_relative_search_space(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return self._base.infer_relative_search_space(study, trial)
+        super().reseed_rng()
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self._base.before_trial(study, trial)
+        super().before_trial(study, trial)
         if self._probe is None:
             return
         fixed = trial.system_attrs.get("fixed_params") or {}
@@ -303,7 +295,7 @@ class OHGWSampler(BaseSampler):
     ) -> None:
         with self._lock:
             self._states.pop(_key(study, trial), None)
-        self._base.after_trial(study, trial, state, values)
+        super().after_trial(study, trial, state, values)
 
     def sample_relative(
         self,
@@ -311,7 +303,7 @@ class OHGWSampler(BaseSampler):
         trial: FrozenTrial,
         search_space: dict[str, BaseDistribution],
     ) -> dict[str, Any]:
-        relative = self._base.sample_relative(study, trial, search_space)
+        relative = super().sample_relative(study, trial, search_space)
         if self._probe is None:
             return relative
         wanted = set(self._probe.param_names)
@@ -353,7 +345,7 @@ class OHGWSampler(BaseSampler):
                     "sampler's own value is used. Keep the distribution fixed (or update "
                     "search_space=) to warm-start it."
                 )
-        return self._base.sample_independent(study, trial, param_name, param_distribution)
+        return super().sample_independent(study, trial, param_name, param_distribution)
 
     # ----- the warm start -------------------------------------------------------------------
 

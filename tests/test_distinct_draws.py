@@ -51,3 +51,25 @@ def test_two_machines_and_a_restart_never_share_a_draw(sampler: str, tmp_path) -
     other_seed = optuna.create_study(sampler=build_base_sampler(config.replace(seed=1)))
     other_seed.optimize(_objective, n_trials=3)
     assert _draws(other_seed) != _draws(alone)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_trials_in_flight_at_once_keep_their_own_streams(sampler: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two trials asked before either samples (threads, ``n_jobs``) draw what each draws alone:
+    a trial's sampler is its own from ``before_trial`` to ``after_trial``."""
+    path = tmp_path / "s.toml"
+    path.write_text(SMALL_STUDY.format(name="s", max_epochs=3, n_trials=8, scheduler="asha"))
+    config = load_study_file(path).replace(sampler=sampler)
+    alone = optuna.create_study(sampler=build_base_sampler(config))
+    expected = []
+    for _ in range(2):
+        trial = alone.ask()
+        expected.append(trial.suggest_float("a", 0.0, 1.0))
+        alone.tell(trial, 0.0)
+    together = optuna.create_study(sampler=build_base_sampler(config))
+    first, second = together.ask(), together.ask()
+    got = [first.suggest_float("a", 0.0, 1.0), second.suggest_float("a", 0.0, 1.0)]
+    assert got == expected and got[0] != got[1]
+    together.tell(second, 0.0)
+    together.tell(first, 0.0)
+    assert not together.sampler._by_trial  # each trial's sampler let go at its tell

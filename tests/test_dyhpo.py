@@ -373,8 +373,11 @@ def test_dyhpo_runs_with_two_workers(tmp_path: pathlib.Path) -> None:
     decided = [t for t in trials if ACQUISITION in t.user_attrs]
     assert decided, "no decision was made by the surrogate"
     # New configurations after the initial design are DyHPO's proposals, warm-started by OHGW.
+    # A proposal that lost the last budget slot to the other worker is closed untrained.
     proposed = [t for t in trials if PROPOSAL in t.system_attrs]
-    for t in proposed:
+    lost = [t for t in proposed if lineage.OVER_BUDGET in t.user_attrs]
+    assert all(t.state == TrialState.PRUNED and not t.params for t in lost)
+    for t in (t for t in proposed if lineage.OVER_BUDGET not in t.user_attrs):
         assert t.user_attrs[attrs.STATUS] == "ok"
         for name, value in t.system_attrs[PROPOSAL].items():
             assert t.user_attrs[attrs.raw(name)] == pytest.approx(value)

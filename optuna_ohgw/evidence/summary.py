@@ -946,9 +946,11 @@ def statements(
         if n < MIN_PAIRS:
             verdict = f"not decided yet ({n} paired seeds, fewer than {MIN_PAIRS})"
         elif nominal:
-            verdict = "sooner only nominally, not significantly after correction (" + ", ".join(
-                f"p {c.p:.2g}, Holm {_f(c.p_holm, 2)} @ {c.target:g}" for c in nominal
-            ) + ")"
+            verdict = (
+                "sooner only nominally, not significantly after correction ("
+                + ", ".join(f"p {c.p:.2g}, Holm {_f(c.p_holm, 2)} @ {c.target:g}" for c in nominal)
+                + ")"
+            )
         elif any(c.significant for c in cs):
             verdict = (
                 f"significantly sooner, but by less than the criterion's "
@@ -1082,8 +1084,7 @@ def write_summary(
             if any(split_label(c.scheduler)[1] == "random" for c in cells)
             else []
         ),
-        "Workers per group (a group's label ends in `@N` when its cells ran with N > 1 "
-        "workers):",
+        "Workers per group (a group's label ends in `@N` when its cells ran with N > 1 workers):",
         "",
         *workers,
         "",

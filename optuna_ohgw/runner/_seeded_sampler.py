@@ -8,23 +8,33 @@ atomically by the storage, so seeding with them gives distinct draws everywhere,
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from optuna import Study
-from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_ohgw import _optuna_compat as compat
+from optuna_ohgw._forwarding import ForwardingSampler
 from optuna_ohgw.seeding import trial_seed
 
 SAMPLER_STREAM = 1
 """Extra word of the per-trial seed, so the sampler's stream is not the model's (same seed and
 trial number, see :mod:`optuna_ohgw.seeding`)."""
 
+_TrialKey = tuple[int, int, int]
 
-class TrialSeededSampler(BaseSampler):
+
+def _key(study: Study, trial: FrozenTrial) -> _TrialKey:
+    return (id(compat.storage_of(study)), compat.study_id(study), compat.trial_id(study, trial))
+
+
+class TrialSeededSampler(ForwardingSampler):
     """Builds a fresh base sampler for each trial, seeded with the study seed and its number.
+
+    Each trial keeps its own sampler from ``before_trial`` to ``after_trial``, so trials that
+    run at once in threads (``n_jobs``) never draw from each other's streams.
 
     Args:
         make: ``seed -> sampler``; it is called once per trial (Optuna's samplers keep their
@@ -33,40 +43,21 @@ class TrialSeededSampler(BaseSampler):
     """
 
     def __init__(self, *, make: Callable[[int], BaseSampler], seed: int) -> None:
+        super().__init__(make(seed))  # base_sampler: the type every trial gets, study-seeded
         self._make = make
         self._seed = seed
-        self._base = make(seed)
+        self._by_trial: dict[_TrialKey, BaseSampler] = {}
+        self._lock = threading.Lock()
 
-    @property
-    def base_sampler(self) -> BaseSampler:
-        """The sampler of the current trial."""
-        return self._base
-
-    def reseed_rng(self) -> None:
-        self._base.reseed_rng()
+    def _inner(self, study: Study, trial: FrozenTrial) -> BaseSampler:
+        with self._lock:
+            return self._by_trial.get(_key(study, trial), self._base)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self._base = self._make(trial_seed(self._seed, trial.number, SAMPLER_STREAM))
-        self._base.before_trial(study, trial)
-
-    def infer_relative_search_space(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return self._base.infer_relative_search_space(study, trial)
-
-    def sample_relative(
-        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        return self._base.sample_relative(study, trial, search_space)
-
-    def sample_independent(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        return self._base.sample_independent(study, trial, param_name, param_distribution)
+        sampler = self._make(trial_seed(self._seed, trial.number, SAMPLER_STREAM))
+        with self._lock:
+            self._by_trial[_key(study, trial)] = sampler
+        sampler.before_trial(study, trial)
 
     def after_trial(
         self,
@@ -75,4 +66,7 @@ class TrialSeededSampler(BaseSampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
-        self._base.after_trial(study, trial, state, values)
+        # A trial this process did not start (told for a dead worker) gets the study-seeded one.
+        with self._lock:
+            sampler = self._by_trial.pop(_key(study, trial), self._base)
+        sampler.after_trial(study, trial, state, values)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from optuna.distributions import BaseDistribution
-from optuna.samplers import BaseSampler
 from optuna.study import Study
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from optuna_ohgw import _optuna_compat as compat
+from optuna_ohgw._forwarding import ForwardingSampler
 
 PROPOSAL = "ohgw:proposal"
 """Trial system attr: ``{param: value}`` a scheduler (DyHPO) chose for this new configuration."""
@@ -24,34 +23,22 @@ def _proposed(trial: FrozenTrial, name: str, dist: BaseDistribution) -> Any | No
     return value if compat.dist_contains(dist, value) else None
 
 
-class ProposalSampler(BaseSampler):
+class ProposalSampler(ForwardingSampler):
     """Serves the values in a trial's :data:`PROPOSAL` system attr; everything else (and every
     trial without a proposal) comes from ``base``.
 
     Unlike an enqueued trial's ``fixed_params``, proposed values are *sampled* values: an
     :class:`~optuna_ohgw.OHGWSampler` wrapped around this one probes and nudges them like any
     other draw, which is how DyHPO's new configurations get their warm start.
+
+    Args:
+        base: The sampler of everything not proposed.
     """
-
-    def __init__(self, base: BaseSampler) -> None:
-        self._base = base
-
-    @property
-    def base_sampler(self) -> BaseSampler:
-        return self._base
-
-    def reseed_rng(self) -> None:
-        self._base.reseed_rng()
-
-    def infer_relative_search_space(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return self._base.infer_relative_search_space(study, trial)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        values = dict(self._base.sample_relative(study, trial, search_space))
+        values = dict(super().sample_relative(study, trial, search_space))
         for name, dist in search_space.items():
             value = _proposed(trial, name, dist)
             if value is not None:
@@ -68,16 +55,4 @@ class ProposalSampler(BaseSampler):
         value = _proposed(trial, param_name, param_distribution)
         if value is not None:
             return value
-        return self._base.sample_independent(study, trial, param_name, param_distribution)
-
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self._base.before_trial(study, trial)
-
-    def after_trial(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        self._base.after_trial(study, trial, state, values)
+        return super().sample_independent(study, trial, param_name, param_distribution)

@@ -19,8 +19,11 @@ import pathlib
 import sys
 
 STAGES = [
-    # (journal, task, schedulers, variants, virtual workers, budget): run_grid.sh's order
+    # (journal, task, schedulers, variants, virtual workers, budget[, seeds]): run_grid.sh's
+    # order, plus MNIST-1D's target pilot (vanilla, seeds 0-1) right after stage (a), so that
+    # its targets are fixed before any of its warm-start arms has run
     ("fashion-w8", "fashion", "asha", "vanilla,line-search,random-sign", 8, ("n_trials=30",)),
+    ("mnist1d-w8", "mnist1d", "asha", "vanilla", 8, (), 2),
     (
         "fashion-w1",
         "fashion",
@@ -51,26 +54,29 @@ SEEDS = 20
 
 
 def log(message: str) -> None:
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     print(f"== {stamp} [{os.getpid()}] {message}", flush=True)
 
 
 def main(grid: pathlib.Path) -> None:
     import optuna
 
+    import optuna_ohgw
     from optuna_ohgw.evidence.grid import cell_config, grid_cells, run_grid
     from optuna_ohgw_cli._common import STUDY_DIRS, parse_budget
-
-    import optuna_ohgw
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     log(f"queue runner on the code in {pathlib.Path(optuna_ohgw.__file__).parent.parent}")
     claims = grid / "claims"
     claims.mkdir(exist_ok=True)
     ran = failed = 0
-    for journal, task, schedulers, variants, workers, budget in STAGES:
+    for journal, task, schedulers, variants, workers, budget, *seeds in STAGES:
         cells = grid_cells(
-            task, schedulers.split(","), variants.split(","), range(SEEDS), workers=workers
+            task,
+            schedulers.split(","),
+            variants.split(","),
+            range(seeds[0] if seeds else SEEDS),
+            workers=workers,
         )
         overrides = parse_budget(budget)
         for cell in cells:
