@@ -15,9 +15,11 @@ from cli.bench import bench
 from optuna_ohgw import attrs
 from optuna_ohgw.evidence.grid import (
     DEFAULT_STUDY_DIRS,
+    DONE_ATTR,
     VARIANTS,
     Cell,
     cell_config,
+    cell_finished,
     grid_cells,
     run_grid,
 )
@@ -218,3 +220,22 @@ def test_cli_errors_are_one_line(tmp_path: pathlib.Path) -> None:
         bench, ["--task", "digits", "--schedulers", "asha", "--studies-dir", str(tmp_path)]
     )
     assert result.exit_code == 2 and "unknown study 'digits-asha'" in result.output
+
+
+def test_a_cell_stopped_after_its_last_configuration_started_is_not_finished() -> None:
+    """Killed when ``n_trials`` configurations had ended but others still ran: the budget
+    counts as spent, yet the cell is unfinished (virtual: rerun whole; real: resumed)."""
+    cell = Cell("digits", "asha", "vanilla", 0, workers=8)
+    config = cell_config(cell, {"n_trials": "3"})
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(study_name=cell.study_name, storage=storage)
+    for _ in range(3):
+        study.tell(study.ask(), state=TrialState.PRUNED)
+    running = study.ask()
+    assert budget_spent(config, study.get_trials())
+    assert not cell_finished(config, storage) and not cell_finished(config, storage, virtual=True)
+    study.tell(running, state=TrialState.PRUNED)
+    assert cell_finished(config, storage)  # a real cell: spent, nothing running
+    assert not cell_finished(config, storage, virtual=True)  # a virtual one needs the mark
+    study.set_user_attr(DONE_ATTR, True)
+    assert cell_finished(config, storage, virtual=True)

@@ -188,9 +188,13 @@ CellFn = Callable[[int, int, Cell, str], None]
 "incomplete"; called before and after each cell."""
 
 
-def cell_finished(config: StudyConfig, storage: Any) -> bool:
-    """True when the cell's study exists on ``storage`` and its budget is spent."""
+def cell_finished(config: StudyConfig, storage: Any, *, virtual: bool = False) -> bool:
+    """True when the cell's study exists on ``storage`` and is finished: marked done by
+    :func:`run_grid`, or (a cell real workers ran) its budget spent with no trial still
+    RUNNING. A virtual cell is finished only when marked: stopped part-way, even after its last
+    configuration was created, it reruns whole."""
     import optuna
+    from optuna.trial import TrialState
 
     from optuna_ohgw.runner import budget_spent
 
@@ -200,7 +204,10 @@ def cell_finished(config: StudyConfig, storage: Any) -> bool:
         return False
     if study.user_attrs.get(DONE_ATTR):
         return True
-    return budget_spent(config, study.get_trials(deepcopy=False))
+    if virtual:
+        return False
+    trials = study.get_trials(deepcopy=False)
+    return budget_spent(config, trials) and all(t.state != TrialState.RUNNING for t in trials)
 
 
 def run_grid(
@@ -241,7 +248,7 @@ def run_grid(
     results: list[CellResult] = []
     total = len(cells)
     for index, (cell, config) in enumerate(zip(cells, configs)):
-        if cell_finished(config, storage):
+        if cell_finished(config, storage, virtual=virtual):
             results.append(CellResult(cell, "skipped"))
             if on_cell:
                 on_cell(index, total, cell, "skipped")

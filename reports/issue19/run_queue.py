@@ -58,6 +58,28 @@ def log(message: str) -> None:
     print(f"== {stamp} [{os.getpid()}] {message}", flush=True)
 
 
+def unfinished(study_name: str, url: str) -> None:
+    """Delete the study of a virtual cell that was stopped part-way, so that it reruns whole.
+
+    A finished cell has ``DONE_ATTR``. Without it, the frozen code's ``cell_finished`` also
+    takes a cell as finished once ``n_trials`` configurations ended, though the configurations
+    that other virtual workers had started by then were still RUNNING when it was stopped.
+    """
+    import optuna
+
+    from optuna_ohgw.evidence.grid import DONE_ATTR
+    from optuna_ohgw.storage import open_storage
+
+    storage = open_storage(url)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        return
+    if not study.user_attrs.get(DONE_ATTR):
+        log(f"{study_name}: stopped part-way before, deleted to rerun whole")
+        optuna.delete_study(study_name=study_name, storage=storage)
+
+
 def main(grid: pathlib.Path) -> None:
     import optuna
 
@@ -87,6 +109,7 @@ def main(grid: pathlib.Path) -> None:
             except FileExistsError:
                 continue
             (claims / cell.study_name / "pid").write_text(f"{os.getpid()}\n")
+            unfinished(cell.study_name, f"journal:{grid / journal}.journal")
             log(f"{journal}: {cell.study_name}")
             (result,) = run_grid(
                 [cell],
