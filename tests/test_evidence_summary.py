@@ -3,6 +3,7 @@ Optuna storages holding hand-made bench cells."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import os
@@ -16,6 +17,7 @@ from optuna.trial import TrialState, create_trial
 from cli.report import report
 from optuna_ohgw import attrs
 from optuna_ohgw.evidence import report as rep
+from optuna_ohgw.evidence import stats
 from optuna_ohgw.evidence import summary as sm
 from optuna_ohgw.evidence.metrics import warm_start_moves
 from optuna_ohgw.evidence.snapshot import absolute_paths
@@ -397,3 +399,51 @@ def test_who_reaches_the_targets_names_the_first_configuration(cells) -> None:  
     assert lines[0] == "| task | scheduler | variant | seeds | @ 0.9 | @ 0.97 | @ 0.99 |"
     assert "| mnist1d | asha | vanilla | 6 | 6/6 | 6/6 | 0/6 |" in lines
     assert lines.index("| mnist1d | asha | vanilla | 6 | 6/6 | 6/6 | 0/6 |") == 2  # vanilla first
+
+
+# ----- the primary question and the default step rule ------------------------------------------
+
+
+def _at_eight_workers(rename: dict[str, str], seeds: int = 12):  # type: ignore[no-untyped-def]
+    storage = optuna.storages.InMemoryStorage()
+    _make(storage, seeds=seeds)
+    rows = sm.target_rows(rep.load_cells(storage), {"mnist1d": (0.90, 0.95, 0.97)})
+    for r in rows:
+        r["scheduler"] += "@8"
+        r["variant"] = rename.get(r["variant"], r["variant"])
+    arms = set(rename.values())
+    vs = sm.compare_at_targets(rows, n_boot=200)
+    ctl = sm.compare_at_targets(rows, "random-sign", variants=arms, n_boot=200)
+    return vs, ctl
+
+
+def test_primary_family_is_the_hard_target_at_eight_workers_alone() -> None:
+    vs, ctl = _at_eight_workers({"ohgw-normalized": "line-search"})
+    ones = [dataclasses.replace(c, scheduler="asha") for c in vs]  # a one-worker group
+    primary = sm.primary_comparisons([*vs, *ones], ctl, {"mnist1d": (0.90, 0.95, 0.97)})
+    assert [(c.variant, c.reference, c.target) for c in primary] == [
+        ("line-search", "vanilla", 0.97),
+        ("line-search", "random-sign", 0.97),
+    ]
+    # Holm over these two only, not over the 9 comparisons passed in.
+    assert [c.p_holm for c in primary] == pytest.approx(stats.holm([c.p for c in primary]))
+    assert primary[0].pays_off and primary[0].n_paired == 12
+
+
+def test_default_rule_follows_the_primary_family_at_the_planned_size() -> None:
+    targets = {"mnist1d": (0.90, 0.95, 0.97)}
+    vs, ctl = _at_eight_workers({"ohgw-normalized": "line-search"})
+    primary = sm.primary_comparisons(vs, ctl, targets)
+    text = sm.default_rule_statement(primary, 12, tasks=("mnist1d",))
+    assert text.startswith("**`line-search` becomes the default")
+    # Before the planned seeds, or with a task not run, nothing is decided.
+    assert "mnist1d: 12 of 20 paired seeds" in sm.default_rule_statement(
+        primary, 20, tasks=("mnist1d",)
+    )
+    assert "fashion: not run" in sm.default_rule_statement(primary, 12)
+    # An arm that is not sooner at the hard target keeps the default.
+    vs, ctl = _at_eight_workers({"random-sign": "line-search", "ohgw-normalized": "random-sign"})
+    primary = sm.primary_comparisons(vs, ctl, targets)
+    text = sm.default_rule_statement(primary, 12, tasks=("mnist1d",))
+    assert text.startswith("**The default stays `normalized`**") and "on mnist1d" in text
+    assert "untestable" not in "\n".join(sm.primary_table(primary))

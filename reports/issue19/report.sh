@@ -1,0 +1,41 @@
+#!/bin/bash
+# Regenerate reports/issue19/ and reports/summary.md from the committed journals (one command,
+# from the repository root):
+#
+#   bash reports/issue19/report.sh
+#
+# It restores issue 13's journals (runs/issue13/) and issue 19's (runs/issue19/, finished cells)
+# from their snapshots where this machine has none, then runs the report command that
+# reports/summary.md shows at its top. Run reports/issue19/snapshot.sh first to include the
+# cells a running grid has finished since the last snapshot.
+set -euo pipefail
+cd "$(git rev-parse --show-toplevel)"
+PY=${OHGW_PYTHON:-.venv/bin/python}
+"$PY" - <<'PY'
+import pathlib
+from optuna_ohgw.evidence.snapshot import restore_journal
+for grid, names in (
+    ("issue13", ("mnist1d", "mnist1d-promotion", "mnist1d-hyperband")),
+    ("issue19", tuple(p.name.removesuffix(".journal.gz") for p in
+                      sorted(pathlib.Path("reports/issue19/grid").glob("*.journal.gz")))),
+):
+    folder = pathlib.Path("runs") / grid
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        journal = folder / f"{name}.journal"
+        if not journal.exists():
+            restore_journal(pathlib.Path("reports", grid, "grid", name + ".journal.gz"), journal, folder)
+            print(f"restored {journal}")
+w1 = pathlib.Path("runs/issue19/fashion-w1.journal")
+if not w1.exists():
+    restore_journal("reports/issue13/grid/fashion.journal.gz", w1, w1.parent)
+    print(f"restored {w1} from issue 13's snapshot")
+PY
+STORAGES=()
+for j in runs/issue13/mnist1d runs/issue13/mnist1d-promotion runs/issue13/mnist1d-hyperband \
+  runs/issue19/fashion-w1 runs/issue19/fashion-w8 runs/issue19/mnist1d-w8 \
+  runs/issue19/mnist1d-promotion-w8; do
+  [ -f "$j.journal" ] && STORAGES+=(--storage "journal:$j.journal")
+done
+"${OHGW_CLI:-.venv/bin/ohgw-optuna}" report "${STORAGES[@]}" --name issue19 --out reports \
+  --finished-only --summary --clock epochs --planned-seeds 20 --notes reports/issue19/notes.md
