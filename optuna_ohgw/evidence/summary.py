@@ -31,7 +31,7 @@ import dataclasses
 import functools
 import math
 import pathlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -825,30 +825,32 @@ def seconds_per_epoch(cells: Sequence[Cell]) -> dict[tuple[str, str], tuple[floa
     return {k: (min(v), max(v)) for k, v in out.items()}
 
 
-def target_table(
+def _ratio_tables(
     vs_vanilla: Sequence[TargetComparison],
     vs_control: Sequence[TargetComparison],
     targets: Mapping[str, Sequence[float]],
-    comparisons: Sequence[Comparison] = (),
+    title: str,
+    extra: Sequence[str] = (),
+    more: Callable[[str, str, str, Sequence[float]], list[str]] | None = None,
 ) -> list[str]:
-    """Markdown: per ``(task, scheduler, sampler, variant)`` the compute-clock ratio against
-    vanilla at each target, against random-sign at the hardest target, and the seed's
-    accuracy and compute criteria (from the report's :class:`Comparison` at the study target)."""
+    """Markdown, per task: per arm the ratio against vanilla at every target and against
+    random-sign at the hardest; ``extra`` names more columns, which ``more(task, scheduler,
+    variant, targets)`` fills. ``title`` is formatted with ``task`` and ``targets``."""
     by = {(c.task, c.scheduler, c.variant, c.target): c for c in vs_vanilla}
     ctl = {(c.task, c.scheduler, c.variant, c.target): c for c in vs_control}
-    crit = {(c.task, c.scheduler, c.variant): c for c in comparisons}
     lines = []
     for task in sorted({c.task for c in vs_vanilla}):
         taus = sorted(targets.get(task, ()))
         if not taus:
             continue
         lines += [
-            f"### {task} (targets {', '.join(f'{t:g}' for t in taus)})",
+            title.format(task=task, targets=", ".join(f"{t:g}" for t in taus)),
             "",
             "| scheduler | sampler | variant | "
             + " | ".join(f"vs vanilla @ {t:g}" for t in taus)
-            + f" | vs {CONTROL} @ {taus[-1]:g} | accuracy drop | probe share | 3 criteria |",
-            "|" + "---|" * (len(taus) + 7),
+            + f" | vs {CONTROL} @ {taus[-1]:g} |"
+            + "".join(f" {e} |" for e in extra),
+            "|" + "---|" * (len(taus) + 4 + len(extra)),
         ]
         arms = sorted(
             {(c.scheduler, c.variant) for c in vs_vanilla if c.task == task},
@@ -862,25 +864,49 @@ def target_table(
                 if variant == CONTROL
                 else _cell_text(ctl.get((task, scheduler, variant, taus[-1])))
             )
-            comp = crit.get((task, scheduler, variant))
-            drop = _pct(comp.accuracy_drop) if comp else "n/a"
-            share = _pct(comp.median_probe_share) if comp else "n/a"
-            three = "n/a"
-            if comp is not None:
-                hard = by.get((task, scheduler, variant, taus[-1]))
-                flags = [
-                    None if hard is None else hard.pays_off,
-                    comp.criteria["accuracy"],
-                    comp.criteria["compute"],
-                ]
-                three = "/".join({True: "yes", False: "no", None: "?"}[f] for f in flags)
+            tail = more(task, scheduler, variant, taus) if more else []
             lines.append(
                 f"| {name} | {sampler} | {variant} | "
-                + " | ".join(cells)
-                + f" | {control} | {drop} | {share} | {three} |"
+                + " | ".join([*cells, control, *tail])
+                + " |"
             )
         lines.append("")
     return lines
+
+
+def target_table(
+    vs_vanilla: Sequence[TargetComparison],
+    vs_control: Sequence[TargetComparison],
+    targets: Mapping[str, Sequence[float]],
+    comparisons: Sequence[Comparison] = (),
+) -> list[str]:
+    """Markdown: per ``(task, scheduler, sampler, variant)`` the epochs- or compute-clock ratio
+    against vanilla at each target, against random-sign at the hardest target, and the seed's
+    accuracy and compute criteria (from the report's :class:`Comparison` at the study target)."""
+    by = {(c.task, c.scheduler, c.variant, c.target): c for c in vs_vanilla}
+    crit = {(c.task, c.scheduler, c.variant): c for c in comparisons}
+
+    def criteria(task: str, scheduler: str, variant: str, taus: Sequence[float]) -> list[str]:
+        comp = crit.get((task, scheduler, variant))
+        if comp is None:
+            return ["n/a", "n/a", "n/a"]
+        hard = by.get((task, scheduler, variant, taus[-1]))
+        flags = [
+            None if hard is None else hard.pays_off,
+            comp.criteria["accuracy"],
+            comp.criteria["compute"],
+        ]
+        three = "/".join({True: "yes", False: "no", None: "?"}[f] for f in flags)
+        return [_pct(comp.accuracy_drop), _pct(comp.median_probe_share), three]
+
+    return _ratio_tables(
+        vs_vanilla,
+        vs_control,
+        targets,
+        "### {task} (targets {targets})",
+        ("accuracy drop", "probe share", "3 criteria"),
+        criteria,
+    )
 
 
 def without_first_table(
@@ -890,38 +916,7 @@ def without_first_table(
 ) -> list[str]:
     """Markdown: per arm, time to target with configuration 0 left out, against vanilla at
     every target and against random-sign at the hardest (cells as in :func:`target_table`)."""
-    by = {(c.task, c.scheduler, c.variant, c.target): c for c in vs_vanilla}
-    ctl = {(c.task, c.scheduler, c.variant, c.target): c for c in vs_control}
-    lines = []
-    for task in sorted({c.task for c in vs_vanilla}):
-        taus = sorted(targets.get(task, ()))
-        if not taus:
-            continue
-        lines += [
-            f"### {task}, configuration 0 left out",
-            "",
-            "| scheduler | sampler | variant | "
-            + " | ".join(f"vs vanilla @ {t:g}" for t in taus)
-            + f" | vs {CONTROL} @ {taus[-1]:g} |",
-            "|" + "---|" * (len(taus) + 4),
-        ]
-        arms = sorted(
-            {(c.scheduler, c.variant) for c in vs_vanilla if c.task == task},
-            key=lambda sv: (split_label(sv[0]), _order([sv[1]]), sv[1]),
-        )
-        for scheduler, variant in arms:
-            name, sampler = split_label(scheduler)
-            cells = [_cell_text(by.get((task, scheduler, variant, t))) for t in taus]
-            control = (
-                "-"
-                if variant == CONTROL
-                else _cell_text(ctl.get((task, scheduler, variant, taus[-1])))
-            )
-            lines.append(
-                f"| {name} | {sampler} | {variant} | " + " | ".join(cells) + f" | {control} |"
-            )
-        lines.append("")
-    return lines
+    return _ratio_tables(vs_vanilla, vs_control, targets, "### {task}, configuration 0 left out")
 
 
 def sweep_comparisons(
