@@ -30,7 +30,8 @@ def run_study_virtual(
 
     The same worker body, sampler chain (worker ``i`` seeded ``seed * 1000 + i``), pruner and
     promotion scheduler as :func:`run_study`'s worker processes; the events are ordered by the
-    workers' virtual clocks, so the run is the same on any machine (``clock="epochs"``). A
+    workers' virtual clocks, so the run is the same at every rerun on one machine, whatever its
+    load (``clock="epochs"``; another CPU rounds differently, see :func:`run_virtual`). A
     ``wall_seconds`` budget is refused: elapsed time has no meaning here.
 
     Args:

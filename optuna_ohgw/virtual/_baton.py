@@ -6,7 +6,8 @@ report) or when it has nothing to do (:meth:`Baton.idle`). The baton then goes t
 whose virtual clock is earliest, ties broken by (busy before idle, lower worker index), so the
 order of events depends on the clocks alone, never on the machine's load or the OS scheduler.
 
-Clocks: ``"epochs"`` advances a worker by 1 per reported epoch (bit-reproducible);
+Clocks: ``"epochs"`` advances a worker by 1 per reported epoch (bit-reproducible on one
+machine);
 ``"compute"`` by the CPU seconds its thread used since its previous event
 (``time.thread_time``: the epoch and, for a trial's first epoch, its probe), which follows the
 real cost of the work but depends on the machine, so it is not reproducible bit for bit.

@@ -30,8 +30,11 @@ def run_virtual(
     Each body runs in its own thread on its own :class:`VirtualWorkerStorage`, and exactly one
     body runs at any moment: the one whose virtual clock is earliest (see :class:`Baton`). The
     training is real; only the parallelism is simulated, so the order of events, and with it
-    every sampler and pruner decision, is the same on every run and on any machine (``clock=
-    "epochs"``). The first exception a body raised is raised here once every body has ended.
+    every sampler and pruner decision, is the same on every run on one machine, whatever its load
+    (``clock="epochs"``). On another CPU the floating-point kernels round differently and training
+    carries that into every later value and decision: such a rerun is another sample of the same
+    experiment, not a copy. The first exception a body raised is raised here once every body
+    has ended.
 
     Args:
         storage: The shared Optuna storage (what real workers would share).

@@ -80,6 +80,43 @@ def unfinished(study_name: str, url: str) -> None:
         optuna.delete_study(study_name=study_name, storage=storage)
 
 
+MACHINE_ATTR = "ohgw.bench.machine"
+
+
+def machine() -> dict[str, str]:
+    """What a cell's floating point depends on besides its code and seed: the CPU's model and
+    the kernels torch picked for it, torch's version. On one machine a virtual cell is the
+    same bit for bit (rerun here: every value and virtual time equal); another CPU rounds
+    differently and training carries that into every later value, so a cell rerun elsewhere is
+    another sample of the same experiment, not a copy."""
+    import platform
+
+    import torch
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+    }
+
+
+def record_machine(study_name: str, url: str) -> None:
+    import optuna
+
+    from optuna_ohgw.storage import open_storage
+
+    study = optuna.load_study(study_name=study_name, storage=open_storage(url))
+    study.set_user_attr(MACHINE_ATTR, machine())
+
+
 def main(grid: pathlib.Path) -> None:
     import optuna
 
@@ -121,6 +158,8 @@ def main(grid: pathlib.Path) -> None:
                 grid_dir=grid / journal,
                 study_dirs=STUDY_DIRS,
             )
+            if result.status == "done":
+                record_machine(cell.study_name, f"journal:{grid / journal}.journal")
             log(f"{journal}: {cell.study_name} {result.status}")
             ran += result.status == "done"
             failed += result.status == "incomplete"
