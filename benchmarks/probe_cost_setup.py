@@ -9,7 +9,7 @@ For CIFAR's ResNet-20 and the transformer of ``examples/adamw_transformer.py`` (
   weight decay on 1-d parameters: biases and norm weights), a linear warm-up through a
   ``LambdaLR`` factory and ``clip_grad_norm=1.0``, over one plain step of that same loop
   (zero_grad, forward, backward, clip_grad_norm_, step, scheduler step);
-- ``probe.check`` of the factory form (one probe call and 3 x K real steps, in float64).
+- ``probe.check`` of the factory form (one probe call and 5 x K real steps, in float64).
 
 It prints each form's probe / step ratio, the factory form's seconds over the class form's
 (target: at most 1.1), the least time of reading the setup (calling ``make_optimizer`` and the

@@ -107,7 +107,7 @@ def _mismatch(check: ProbeCheck) -> str:
     """A failed self-check in one line, with both numbers of each comparison."""
     return (
         f"{check.message or 'the probe disagrees with real training'} (held-out loss: probe "
-        f"{check.probe_loss:.6g}, real {check.real_loss:.6g}; derivative along a random "
+        f"{check.probe_loss:.6g}, real {check.real_loss:.6g}; derivative along the checked "
         f"direction: probe {check.directional:.6g}, finite difference "
         f"{check.finite_difference:.6g})"
     )

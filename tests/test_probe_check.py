@@ -8,6 +8,7 @@ the loss and a custom autograd layer whose backward is not differentiable as wri
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from optuna_ohgw.augmentations import GaussianNoise
-from optuna_ohgw.probes import LookaheadProbe, ProbeCheck
+from optuna_ohgw.probes import LookaheadProbe, ProbeCheck, _check
 from tests import test_probe_optimizers as optimizers
 from tests import test_probe_training_setup as setup
 from tests.test_probe_optimizers import _one_thread  # noqa: F401 (fixture: one thread)
@@ -223,3 +224,53 @@ def test_class_form_with_fixed_betas_in_optimizer_kwargs(scheduler: Any) -> None
     )
     check = probe.check({"lr": 0.01, "wd": 0.05}, seed=SEED)
     assert check.ok, check.message
+
+
+class _ScaleCutForX(torch.autograd.Function):
+    """``x * w`` whose backward to ``x`` uses ``w`` as a constant: first derivatives right, so
+    training is unchanged, but the look-ahead's derivative through ``w`` is lost."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x, w)
+        return x * w
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        x, w = ctx.saved_tensors
+        return grad * w.detach(), (grad * x).sum().reshape(w.shape)
+
+
+def test_catches_a_wrong_derivative_of_a_parameter_that_barely_matters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The user's penalty weight ``pen`` enters through a layer whose backward cuts its
+    second-order path: the probe's d/d pen is 0. Its influence is about 1e-6 of the lr's, so the
+    random direction's derivative agrees within 6e-6; the weighted direction does not."""
+    model, train, val = _mlp_data()
+
+    def loss_fn(apply: Callable[..., Any], batch: Any, hypers: Any) -> torch.Tensor:
+        logits = apply(batch[0])
+        penalty = logits.pow(2).mean()
+        return F.cross_entropy(logits, batch[1]) + _ScaleCutForX.apply(penalty, hypers["pen"])
+
+    values = {"lr": 0.3, "wd": 0.02, "pen": 1e-6}
+    probe = LookaheadProbe(
+        model,
+        train,
+        val,
+        {"lr": "lr", "wd": "weight_decay", "pen": "loss"},
+        optimizer=torch.optim.SGD,
+        loss_fn=loss_fn,
+        val_loss_fn=lambda apply, b: F.cross_entropy(apply(b[0]), b[1]),
+        k=2,
+    )
+    result = probe(values, seed=SEED)
+    assert result.grads["pen"] == 0.0  # the probe sees no derivative for pen
+    with monkeypatch.context() as m:  # the weighted direction made empty: the random one alone
+        m.setattr(_check, "BALANCE_FLOOR", math.inf)
+        assert probe.check(values, seed=SEED).ok
+    check = probe.check(values, seed=SEED)
+    _assert_caught(check, "custom")
+    assert "every parameter weighted alike" in check.message
+    assert check.real_loss == pytest.approx(check.probe_loss, rel=1e-10)

@@ -5,8 +5,12 @@
 augmentation seeds and dropout masks) and compares
 
 (a) the held-out loss after them with the probe's, at the precision of the dtype, and
-(b) a central finite difference of that real loss along one seeded random direction in the
-    hyperparameters with the probe's directional derivative (its gradient dotted with it).
+(b) a central finite difference of that real loss with the probe's directional derivative (its
+    gradient dotted with the direction) along two directions in the hyperparameters: a seeded
+    random one, and one along the probe's signs in which every parameter weighs as much as the
+    most influential (down to :data:`BALANCE_FLOOR` of it), so that a derivative that is wrong
+    only for a parameter that barely matters next to the lr is caught too (the normalized step
+    moves every parameter by the same share of its range, whatever its influence).
 
 Both run in float64 copies of the model and batches where possible (a model that cannot be
 copied to float64 is checked in its own dtype, at that dtype's tolerances), without autocast:
@@ -15,7 +19,7 @@ what the probe does not see at all (a forward that writes module state, an optim
 or clipping it was not given); (b) what it differentiates wrongly (a stop-gradient in the loss, a
 custom autograd layer, a parametrization whose second derivative torch gets wrong).
 
-The direction moves each parameter in proportion to its own value (a parameter at exactly 0 is
+Each direction moves each parameter in proportion to its own value (a parameter at exactly 0 is
 not moved: ``momentum=0`` cannot go below), by a relative ``eps ** (1/3)`` at most (6e-6 in
 float64, the central difference's best step); the derivatives agree when their difference is
 within ``eps ** (1/3)`` (6e-6 in float64, 5e-3 in float32) of the larger plus the finite
@@ -36,6 +40,9 @@ from torch import nn
 
 from optuna_ohgw.probes._base import ProbeCheck
 
+BALANCE_FLOOR = 1e-3
+"""The second direction counts a parameter whose influence (``|dL/dp * p|``) is below this
+share of the largest as that share, not as much as the largest."""
 ProbeAt = Callable[[], tuple[float, Mapping[str, float]]]
 """The probe's (loss, gradient) at the checked point."""
 RealAt = Callable[[Mapping[str, float]], float]
@@ -59,14 +66,34 @@ def compare(
     names = [n for n in point if point[n] != 0.0]
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(len(names), generator=gen, dtype=torch.float64).tolist()
-    moves = {n: zi * abs(point[n]) for n, zi in zip(names, z)}
-    length = math.sqrt(sum(m * m for m in moves.values())) or 1.0
-    direction = {n: moves.get(n, 0.0) / length for n in point}
-    t = eps ** (1 / 3) * length / max((abs(zi) for zi in z), default=1.0)
-    up = {n: point[n] + t * direction[n] for n in point}
-    down = {n: point[n] - t * direction[n] for n in point}
-    fd = (real_at(up) - real_at(down)) / (2 * t)
-    directional = sum(grads[n] * direction[n] for n in point)
+
+    def along(moves: Mapping[str, float]) -> tuple[dict[str, float], float, float, float]:
+        """Unit direction, probe's derivative, finite difference, step along ``moves``."""
+        length = math.sqrt(sum(m * m for m in moves.values())) or 1.0
+        direction = {n: moves.get(n, 0.0) / length for n in point}
+        relative = max((abs(m) / abs(point[n]) for n, m in moves.items()), default=0.0)
+        t = eps ** (1 / 3) * length / (relative or 1.0)
+        up = {n: point[n] + t * direction[n] for n in point}
+        down = {n: point[n] - t * direction[n] for n in point}
+        fd = (real_at(up) - real_at(down)) / (2 * t)
+        return direction, sum(grads[n] * direction[n] for n in point), fd, t
+
+    direction, directional, fd, t = along({n: zi * abs(point[n]) for n, zi in zip(names, z)})
+    # Each parameter weighted so that it adds as much to the probe's derivative as the most
+    # influential one (down to BALANCE_FLOOR of it), along the probe's own signs: a derivative
+    # that is wrong for a parameter that barely matters next to the lr shows here.
+    sensitivity = {n: abs(grads[n] * point[n]) for n in names}
+    top = max(sensitivity.values(), default=0.0)
+    balanced = None
+    if len(names) > 1 and top > 0.0:
+        balanced = along(
+            {
+                n: math.copysign(
+                    abs(point[n]) * top / max(sensitivity[n], BALANCE_FLOOR * top), grads[n] or 1.0
+                )
+                for n in names
+            }
+        )
 
     problems = []
     loss_tol = math.sqrt(eps)
@@ -79,18 +106,25 @@ def compare(
             "optimizer, scheduler or clipping the probe was not given"
         )
     rtol = eps ** (1 / 3)
-    noise = 1e3 * eps * max(abs(real), abs(value)) / t
-    error = abs(directional - fd)
-    if not error <= rtol * max(abs(fd), abs(directional)) + noise:
-        relative = error / max(abs(fd), abs(directional), 1e-300)
-        flipped = ", the sign flipped" if directional * fd < 0 else ""
-        along = ", ".join(f"{n} {d:+.2f}" for n, d in direction.items())
+    ways = [("", (direction, directional, fd, t))]
+    if balanced is not None:
+        ways.append(("every parameter weighted alike, ", balanced))
+    for way, (d, probe_d, real_d, step) in ways:
+        noise = 1e3 * eps * max(abs(real), abs(value)) / step
+        error = abs(probe_d - real_d)
+        if error <= rtol * max(abs(real_d), abs(probe_d)) + noise:
+            continue
+        relative = error / max(abs(real_d), abs(probe_d), 1e-300)
+        flipped = ", the sign flipped" if probe_d * real_d < 0 else ""
         problems.append(
-            f"the probe's derivative {directional:.6g} is not the real training's finite "
-            f"difference {fd:.6g} (relative error {relative:.1e} > {rtol:.0e}{flipped}) along "
-            f"({along}): look for a stop-gradient in the loss (.detach(), .item(), float()), a "
-            "custom autograd layer or a weight_norm/spectral_norm parametrization"
+            f"the probe's derivative {probe_d:.6g} is not the real training's finite "
+            f"difference {real_d:.6g} (relative error {relative:.1e} > {rtol:.0e}{flipped}) "
+            f"along ({way}{', '.join(f'{n} {v:+.2g}' for n, v in d.items())}): look for a "
+            "stop-gradient in the loss (.detach(), .item(), float()), a custom autograd layer "
+            "or a weight_norm/spectral_norm parametrization"
         )
+        direction, directional, fd = d, probe_d, real_d  # the numbers that disagreed
+        break  # one derivative problem is enough to say
     message = "; ".join(problems)
     return ProbeCheck(
         ok=not problems,
