@@ -428,6 +428,10 @@ def test_primary_family_is_the_hard_target_at_eight_workers_alone() -> None:
     # Holm over these two only, not over the 9 comparisons passed in.
     assert [c.p_holm for c in primary] == pytest.approx(stats.holm([c.p for c in primary]))
     assert primary[0].pays_off and primary[0].n_paired == 12
+    alone = sm.primary_comparisons([*vs, *ones], ctl, {"mnist1d": (0.90, 0.95, 0.97)}, workers=1)
+    assert [(c.scheduler, c.variant, c.reference) for c in alone] == [
+        ("asha", "line-search", "vanilla")
+    ]
 
 
 def test_default_rule_follows_the_primary_family_at_the_planned_size() -> None:

@@ -182,11 +182,12 @@ def with_holm(*families: Sequence[TargetComparison]) -> list[list[TargetComparis
 PRIMARY_ARMS = ("line-search", "ohgw-normalized")
 PRIMARY_TASKS = ("fashion", "mnist1d")
 PRIMARY_WORKERS = 8
+PRIMARY_GROUP = "asha"
 """The question that decides the default step rule (issue 19), fixed on 2026-12-02 when the
 eight-worker grid had 3 paired seeds on Fashion-MNIST (too few for any test) and none on
-MNIST-1D: at eight workers and each task's
-hardest target, configuration 0 in, does each arm of :data:`PRIMARY_ARMS` reach the target
-sooner than vanilla, and than random-sign? These comparisons (at most 8) are one Holm family
+MNIST-1D: with ASHA (TPE) at eight workers and each task's hardest target, configuration 0 in,
+does each arm of :data:`PRIMARY_ARMS` reach the target sooner than vanilla, and than
+random-sign? These comparisons (at most 8) are one Holm family
 (:func:`primary_comparisons`). Every other comparison is exploratory and Holm-adjusted over all
 of them together: a family whose size grows with every table the report adds cannot decide a
 default, because adding a table would change the decision."""
@@ -198,14 +199,17 @@ def primary_comparisons(
     targets: Mapping[str, Sequence[float]],
     *,
     workers: int = PRIMARY_WORKERS,
+    group: str = PRIMARY_GROUP,
 ) -> list[TargetComparison]:
     """The comparisons of :data:`PRIMARY_ARMS` (against vanilla, then against random-sign) at
-    each task's hardest target in the groups that ran ``workers`` workers (labels ending in
-    ``@workers``), configuration 0 in, Holm-adjusted over these alone."""
+    each task's hardest target in the scheduler group ``group`` run with ``workers`` workers
+    (label ``group@workers``, or ``group`` for one worker), configuration 0 in, Holm-adjusted
+    over these alone."""
+    label = group if workers == 1 else f"{group}@{workers}"
     picked = [
         c
         for c in (*vs_vanilla, *vs_control)
-        if c.scheduler.endswith(f"@{workers}")
+        if c.scheduler == label
         and c.variant in PRIMARY_ARMS
         and not c.without_first
         and targets.get(c.task)
@@ -1122,6 +1126,7 @@ def write_summary(
     vs_vanilla, vs_control, wo_vanilla, wo_control = with_holm(*families)
     n_family = sum(c.p is not None for f in families for c in f)
     primary = primary_comparisons(families[0], families[1], targets)
+    alone = primary_comparisons(families[0], families[1], targets, workers=1)
     sweep = {task: SWEEP.get(task, tuple(v)) for task, v in targets.items()}
     sweep_vanilla, sweep_control = sweep_comparisons(cells, sweep, clock=clock)
     files = [
@@ -1191,8 +1196,9 @@ def write_summary(
         f"## The question: {PRIMARY_WORKERS} workers, the hard targets (decides the default "
         "step rule)",
         "",
-        f"Fixed before the {PRIMARY_WORKERS}-worker grid had data to decide on: at "
-        f"{PRIMARY_WORKERS} workers and each task's hardest target, configuration 0 in, on the "
+        f"Fixed before the {PRIMARY_WORKERS}-worker grid had data to decide on: with "
+        f"{PRIMARY_GROUP.upper()} (TPE) at {PRIMARY_WORKERS} workers and each task's hardest "
+        "target, configuration 0 in, on the "
         f"{clock} clock, do {' and '.join(f'`{a}`' for a in PRIMARY_ARMS)} reach the target "
         f"sooner than vanilla and than {CONTROL}? These {len(primary)} comparisons are one "
         "Holm family; every other p value on this page is exploratory and adjusted over all of "
@@ -1202,6 +1208,11 @@ def write_summary(
         *primary_table(primary),
         "",
         default_rule_statement(primary, planned_seeds),
+        "",
+        "Side by side, the same comparisons at one worker (context, not part of the decision; "
+        "Holm over these alone):",
+        "",
+        *primary_table(alone),
         "",
         f"## Time to target ({clock} clock decides), OHGW / vanilla and OHGW / random-sign",
         "",
