@@ -34,7 +34,8 @@ class ProbeCheck:
         directional: The probe's derivative along ``direction`` (its gradient dotted with it).
         finite_difference: The central finite difference of the real loop's held-out loss
             along ``direction``.
-        direction: The unit direction, per parameter name, in the parameters' own units.
+        direction: The unit direction, per parameter name, in the parameters' own units: the
+            seeded random one, or the direction whose derivatives disagreed.
         seconds: Wall-clock seconds the check took.
         message: One line naming what disagreed and what to look at; empty when ``ok``.
     """
