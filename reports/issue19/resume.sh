@@ -11,7 +11,7 @@
 # ran the same code: later commits seed the base sampler per trial and draw other
 # configurations). The grid then runs
 # detached (setsid nohup) as a queue of cells that JOBS processes share (run_queue.py: the stages
-# of run_grid.sh, in its order), logging to runs/issue19/grid.log; while it runs
+# in the issue's order of priority), logging to runs/issue19/grid.log; while it runs
 # (runs/issue19/grid.pid names a live process) this refuses to start a second one.
 set -euo pipefail
 ROOT=$(git rev-parse --show-toplevel)

@@ -2,13 +2,14 @@
 
     python reports/issue19/run_queue.py GRID     (run by resume.sh, from GRID/code)
 
-Every stage of ``run_grid.sh`` in the same order of priority, seed by seed: the cells are the
-ones ``ohgw-optuna bench`` makes for each stage, run by the same ``run_grid`` of the frozen code
-(``PYTHONPATH=GRID/code``). Each process takes the next cell nobody has claimed: a claim is a
-folder ``GRID/claims/STUDY`` made with ``mkdir`` (atomic), so two processes never run one
-cell. ``resume.sh`` clears the claims before it starts the processes (none runs then), so a
-cell whose process died is taken again and, being unfinished, rerun whole. Finished cells are
-skipped, so every cell is still exactly what an uninterrupted one-process grid gives.
+Every stage of issue 19's grid (``STAGES``: the order of priority of ``README.md``), seed by
+seed: the cells are the ones ``ohgw-optuna bench`` makes for each stage, run by the same
+``run_grid`` of the frozen code (``PYTHONPATH=GRID/code``). Each process takes the next cell
+nobody has claimed: a claim is a folder ``GRID/claims/STUDY`` made with ``mkdir`` (atomic), so
+two processes never run one cell. ``resume.sh`` clears the claims before it starts the
+processes (none runs then), so a cell whose process died is taken again and, being unfinished,
+rerun whole. Finished cells are skipped, so every cell is still exactly what an uninterrupted
+one-process grid gives (on the same machine: see ``machine``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import pathlib
 import sys
 
 STAGES = [
-    # (journal, task, schedulers, variants, virtual workers, budget[, seeds]): run_grid.sh's
-    # order, plus MNIST-1D's target pilot (vanilla, seeds 0-1) right after stage (a), so that
-    # its targets are fixed before any of its warm-start arms has run
+    # (journal, task, schedulers, variants, virtual workers, budget[, seeds]): the issue's
+    # order of priority, plus MNIST-1D's target pilot (vanilla, seeds 0-1) right after stage
+    # (a), so that its targets are fixed before any of its warm-start arms has run
     ("fashion-w8", "fashion", "asha", "vanilla,line-search,random-sign", 8, ("n_trials=30",)),
     ("mnist1d-w8", "mnist1d", "asha", "vanilla", 8, (), 2),
     (
