@@ -339,7 +339,11 @@ def test_sigterm_hands_the_trial_back_within_seconds(command: str, tmp_path: pat
             assert proc.poll() is None, proc.communicate()[1]
             if (tmp_path / "term.journal").exists():
                 storage = storage or open_storage(url, heartbeat=False)
-                study = optuna.load_study(study_name="term", storage=storage)
+                try:
+                    study = optuna.load_study(study_name="term", storage=storage)
+                except KeyError:  # the journal exists a moment before the study is in it
+                    time.sleep(0.1)
+                    continue
                 if any(
                     t.intermediate_values for t in study.get_trials(states=(TrialState.RUNNING,))
                 ):
