@@ -26,13 +26,16 @@ for grid, names in (
         if not journal.exists():
             restore_journal(pathlib.Path("reports", grid, "grid", name + ".journal.gz"), journal, folder)
             print(f"restored {journal}")
-w1 = pathlib.Path("runs/issue19/fashion-w1.journal")
-if not w1.exists():
-    restore_journal("reports/issue13/grid/fashion.journal.gz", w1, w1.parent)
-    print(f"restored {w1} from issue 13's snapshot")
+for name, issue13 in (("fashion-w1", "fashion"), ("mnist1d-w1", "mnist1d")):
+    w1 = pathlib.Path(f"runs/issue19/{name}.journal")
+    if not w1.exists():
+        restore_journal(f"reports/issue13/grid/{issue13}.journal.gz", w1, w1.parent)
+        print(f"restored {w1} from issue 13's snapshot")
 PY
+# runs/issue19/mnist1d-w1 holds issue 13's one-worker MNIST-1D cells and stage (f)'s new seeds:
+# it stands in for runs/issue13/mnist1d.
 STORAGES=()
-for j in runs/issue13/mnist1d runs/issue13/mnist1d-promotion runs/issue13/mnist1d-hyperband \
+for j in runs/issue19/mnist1d-w1 runs/issue13/mnist1d-promotion runs/issue13/mnist1d-hyperband \
   runs/issue19/fashion-w1 runs/issue19/fashion-w8 runs/issue19/mnist1d-w8 \
   runs/issue19/mnist1d-promotion-w8; do
   [ -f "$j.journal" ] && STORAGES+=(--storage "journal:$j.journal")

@@ -5,7 +5,8 @@
 #
 # If runs/issue19 has no journals yet, they are restored from the committed snapshots
 # (reports/issue19/grid/*.journal.gz, finished cells only, @GRID@ -> this folder), and the
-# one-worker journal from issue 13's Fashion-MNIST snapshot where issue 19 has none. The code
+# one-worker journals from issue 13's Fashion-MNIST and MNIST-1D snapshots where issue 19 has
+# none. The code
 # the grid runs is frozen into runs/issue19/code from COMMIT (default: the commit the grid
 # started on, reports/issue19/grid/COMMIT, so that every cell, and both cells of every pair,
 # ran the same code: later commits seed the base sampler per trial and draw other
@@ -38,10 +39,11 @@ for snap in sorted(snaps.glob("*.journal.gz")):
     if not journal.exists():
         restore_journal(snap, journal, grid)
         print(f"restored {journal}")
-w1 = grid / "fashion-w1.journal"
-if not w1.exists():
-    restore_journal("reports/issue13/grid/fashion.journal.gz", w1, grid)
-    print(f"restored {w1} from issue 13's snapshot")
+for name, issue13 in (("fashion-w1", "fashion"), ("mnist1d-w1", "mnist1d")):
+    w1 = grid / f"{name}.journal"
+    if not w1.exists():
+        restore_journal(f"reports/issue13/grid/{issue13}.journal.gz", w1, grid)
+        print(f"restored {w1} from issue 13's snapshot")
 PY
 rm -rf "$GRID/code" && mkdir -p "$GRID/code"
 COMMIT=${1:-$(cat reports/issue19/grid/COMMIT)}

@@ -8,14 +8,16 @@ import gzip, pathlib, re
 from optuna_ohgw.evidence.snapshot import snapshot_journal
 grid, out = pathlib.Path("runs/issue19"), pathlib.Path("reports/issue19/grid")
 out.mkdir(parents=True, exist_ok=True)
-# The one-worker journal starts as issue 13's Fashion-MNIST snapshot: commit it only once it
-# has cells of its own (resume.sh restores it from issue 13's otherwise).
-issue13 = gzip.open("reports/issue13/grid/fashion.journal.gz", "rt").read()
-old = set(re.findall(r'"study_name": *"([^"]+)"', issue13))
+# The one-worker journals start as issue 13's snapshots: commit one only once it has cells of
+# its own (resume.sh restores it from issue 13's otherwise).
+ISSUE13 = {"fashion-w1.journal": "fashion", "mnist1d-w1.journal": "mnist1d"}
 for journal in sorted(grid.glob("*.journal")):
     target = out / f"{journal.name}.gz"
     kept = snapshot_journal(journal, target, grid)
-    if journal.name == "fashion-w1.journal" and set(kept) <= old:
+    if journal.name in ISSUE13:
+        issue13 = gzip.open(f"reports/issue13/grid/{ISSUE13[journal.name]}.journal.gz", "rt")
+        old = set(re.findall(r'"study_name": *"([^"]+)"', issue13.read()))
+    if journal.name in ISSUE13 and set(kept) <= old:
         target.unlink()
         print(f"{journal.name}: only issue 13's {len(kept)} cells, not snapshotted")
         continue
