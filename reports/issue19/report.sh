@@ -14,24 +14,15 @@ PY=${OHGW_PYTHON:-.venv/bin/python}
 "$PY" - <<'PY'
 import pathlib
 from optuna_ohgw.evidence.snapshot import restore_journal
-for grid, names in (
-    ("issue13", ("mnist1d", "mnist1d-promotion", "mnist1d-hyperband")),
-    ("issue19", tuple(p.name.removesuffix(".journal.gz") for p in
-                      sorted(pathlib.Path("reports/issue19/grid").glob("*.journal.gz")))),
-):
-    folder = pathlib.Path("runs") / grid
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        journal = folder / f"{name}.journal"
-        if not journal.exists():
-            restore_journal(pathlib.Path("reports", grid, "grid", name + ".journal.gz"), journal, folder)
-            print(f"restored {journal}")
-for name, issue13 in (("fashion-w1", "fashion"), ("mnist1d-w1", "mnist1d")):
-    w1 = pathlib.Path(f"runs/issue19/{name}.journal")
-    if not w1.exists():
-        restore_journal(f"reports/issue13/grid/{issue13}.journal.gz", w1, w1.parent)
-        print(f"restored {w1} from issue 13's snapshot")
+folder = pathlib.Path("runs/issue13")
+folder.mkdir(parents=True, exist_ok=True)
+for name in ("mnist1d-promotion", "mnist1d-hyperband"):
+    journal = folder / f"{name}.journal"
+    if not journal.exists():
+        restore_journal(pathlib.Path("reports/issue13/grid", name + ".journal.gz"), journal, folder)
+        print(f"restored {journal}")
 PY
+"$PY" reports/issue19/journals.py restore runs/issue19
 # runs/issue19/mnist1d-w1 holds issue 13's one-worker MNIST-1D cells and stage (f)'s new seeds:
 # it stands in for runs/issue13/mnist1d.
 STORAGES=()

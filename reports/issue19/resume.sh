@@ -6,11 +6,10 @@
 # If runs/issue19 has no journals yet, they are restored from the committed snapshots
 # (reports/issue19/grid/*.journal.gz, finished cells only, @GRID@ -> this folder), and the
 # one-worker journals from issue 13's Fashion-MNIST and MNIST-1D snapshots where issue 19 has
-# none. The code
-# the grid runs is frozen into runs/issue19/code from COMMIT (default: the commit the grid
-# started on, reports/issue19/grid/COMMIT, so that every cell, and both cells of every pair,
-# ran the same code: later commits seed the base sampler per trial and draw other
-# configurations). The grid then runs
+# none (journals.py). The code the grid runs is frozen into runs/issue19/code from COMMIT
+# (default: the commit the grid started on, reports/issue19/grid/COMMIT, so that every cell,
+# and both cells of every pair, ran the same code: later commits seed the base sampler per
+# trial and draw other configurations). The grid then runs
 # detached (setsid nohup) as a queue of cells that JOBS processes share (run_queue.py: the stages
 # in the issue's order of priority), logging to runs/issue19/grid.log; while it runs
 # (runs/issue19/grid.pid names a live process) this refuses to start a second one.
@@ -29,22 +28,7 @@ if [ -f "$GRID/grid.pid" ]; then
   done
 fi
 PY=${OHGW_PYTHON:-$ROOT/.venv/bin/python}
-"$PY" - "$GRID" <<'PY'
-import pathlib, sys
-from optuna_ohgw.evidence.snapshot import restore_journal
-grid = pathlib.Path(sys.argv[1])
-snaps = pathlib.Path("reports/issue19/grid")
-for snap in sorted(snaps.glob("*.journal.gz")):
-    journal = grid / snap.name.removesuffix(".gz")
-    if not journal.exists():
-        restore_journal(snap, journal, grid)
-        print(f"restored {journal}")
-for name, issue13 in (("fashion-w1", "fashion"), ("mnist1d-w1", "mnist1d")):
-    w1 = grid / f"{name}.journal"
-    if not w1.exists():
-        restore_journal(f"reports/issue13/grid/{issue13}.journal.gz", w1, grid)
-        print(f"restored {w1} from issue 13's snapshot")
-PY
+"$PY" reports/issue19/journals.py restore "$GRID"
 rm -rf "$GRID/code" && mkdir -p "$GRID/code"
 COMMIT=${1:-$(cat reports/issue19/grid/COMMIT)}
 git archive "$COMMIT" | tar -x -C "$GRID/code"
