@@ -24,6 +24,10 @@ LOOKAHEADS = f"{PREFIX}.lookaheads"
 SELF_CHECK_SECONDS = f"{PREFIX}.self_check_seconds"
 """Seconds the probe's self-check took, on the one trial per process that ran it (also counted
 in ``probe_seconds``)."""
+SELF_CHECK = f"{PREFIX}.self_check"
+"""The self-check's verdict on the one trial per process that ran it: ``ok``,
+``inconclusive: ...`` (the warm start stays on; the message says why, with the figures) or
+``mismatch: ...`` (the warm start is off in that process)."""
 STEP_RULE = f"{PREFIX}.step_rule"
 SEED = f"{PREFIX}.seed"
 """The seed the probe built the trial's model with (:func:`optuna_ohgw.trial_seed`)."""

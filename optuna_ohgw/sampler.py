@@ -113,6 +113,11 @@ def _mismatch(check: ProbeCheck) -> str:
     )
 
 
+def _verdict_line(check: ProbeCheck) -> str:
+    """``ohgw.self_check`` of a check that let the warm start go on."""
+    return check.verdict if not check.message else f"{check.verdict}: {check.message}"
+
+
 def _unmoved(raw: Mapping[str, float], status: str) -> dict[str, Any]:
     """The record of a trial that keeps the base sampler's values."""
     record: dict[str, Any] = {attrs.STATUS: status}
@@ -169,11 +174,16 @@ class OHGWSampler(ForwardingSampler):
         self_check: Once per process, on the first trial that would be warm-started and before
             any nudge, compare the probe with the real training it stands for
             (:meth:`~optuna_ohgw.probes.BaseProbe.check`; a probe that returns ``None`` has
-            nothing to compare). On a mismatch that trial's ``ohgw.status`` is
-            ``error: self-check: ...``, one warning gives both numbers, and the warm start is
-            off for the rest of this process (later trials: ``off: ...``, the base sampler's
-            values); with ``max_consecutive_failures=1`` it raises instead. The check's seconds
-            are recorded as ``ohgw.self_check_seconds`` (and counted in ``probe_seconds``).
+            nothing to compare). Its verdict is recorded on that trial as
+            ``ohgw.self_check`` (``ok``, ``inconclusive: ...`` or ``mismatch: ...``). On a
+            mismatch that trial's ``ohgw.status`` is ``error: self-check: ...``, one warning
+            gives both numbers, and the warm start is off for the rest of this process (later
+            trials: ``off: ...``, the base sampler's values); with
+            ``max_consecutive_failures=1`` it raises instead. An inconclusive check (the real
+            loop's finite differences do not converge, as where a ReLU network's look-ahead
+            loss jumps) keeps the warm start on, with one warning that says why. The check's
+            seconds are recorded as ``ohgw.self_check_seconds`` (and counted in
+            ``probe_seconds``).
     """
 
     def __init__(
@@ -444,17 +454,28 @@ class OHGWSampler(ForwardingSampler):
             start = time.perf_counter()
             try:
                 check = self._probe.check({**pinned, **raw}, seed=self.trial_seed(trial.number))
-                failure = None if check is None or check.ok else _mismatch(check)
+                mismatch = check is not None and check.verdict == "mismatch"
+                failure = _mismatch(check) if mismatch else None  # type: ignore[arg-type]
             except Exception as err:  # noqa: BLE001 - a failed check, never a crashed study
                 check, failure = None, f"the check raised {type(err).__name__}: {err}"
             seconds = time.perf_counter() - start
             if failure is None:
-                return True, seconds if check is not None else None
+                if check is None:
+                    return True, None
+                self._record(study, trial, {attrs.SELF_CHECK: _verdict_line(check)})
+                if check.verdict == "inconclusive":
+                    warnings.warn(
+                        f"OHGWSampler: the probe's self-check was inconclusive (trial "
+                        f"{trial.number}); the warm start stays on: {check.message}",
+                        stacklevel=2,
+                    )
+                return True, seconds
             self._check_failure = (
                 f"the probe's self-check failed in this process (trial {trial.number}); the "
                 "base sampler's values are served"
             )
             record = _unmoved(raw, f"error: self-check: {failure}")
+            record[attrs.SELF_CHECK] = f"mismatch: {failure}"
             record.update({attrs.PROBE_SECONDS: seconds, attrs.SELF_CHECK_SECONDS: seconds})
             self._record(study, trial, record)
         failures = self._count_failure(True)

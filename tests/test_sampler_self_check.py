@@ -213,3 +213,58 @@ def test_a_study_file_can_switch_the_check_off(self_check: bool) -> None:
     config = config.replace(ohgw=dataclasses.replace(config.ohgw, self_check=self_check))
     sampler = build_sampler(config, get_task(config.task)(device="cpu"), 0)
     assert isinstance(sampler, ohgw.OHGWSampler) and sampler.self_check is self_check
+
+
+def test_an_inconclusive_check_keeps_the_warm_start_on_and_says_why() -> None:
+    """A check that cannot decide (the real loop's finite differences jump) is not a mismatch:
+    every trial is warm-started, one warning gives the check's reason, and the verdict is on the
+    trial that ran it."""
+
+    class Jumpy(_Probe):
+        def check(self, params: Mapping[str, float], *, seed: int = 0) -> ProbeCheck:
+            self.events.append(("check", dict(params), seed))
+            return ProbeCheck(
+                ok=False,
+                probe_loss=1.0,
+                real_loss=1.0,
+                directional=0.5,
+                finite_difference=40.0,
+                direction={"x": 1.0, "y": 0.0},
+                seconds=0.01,
+                message="self-check: inconclusive along (x +1): the look-ahead loss jumps",
+                verdict="inconclusive",
+            )
+
+    probe = Jumpy(right=True)
+    study = _study(probe)
+    with pytest.warns(UserWarning, match="inconclusive .*warm start stays on.*jumps") as caught:
+        study.optimize(_objective, n_trials=3)
+    assert len(caught) == 1
+    assert [kind for kind, _, _ in probe.events] == ["check", "probe", "probe", "probe"]
+    assert [t.user_attrs[attrs.STATUS] for t in study.trials] == ["ok"] * 3
+    verdict = study.trials[0].user_attrs[attrs.SELF_CHECK]
+    assert verdict.startswith("inconclusive: self-check: inconclusive") and "jumps" in verdict
+    assert all(attrs.SELF_CHECK not in t.user_attrs for t in study.trials[1:])
+
+
+def test_the_verdict_is_recorded_for_ok_and_mismatch() -> None:
+    study = _study(_Probe(right=True))
+    study.optimize(_objective, n_trials=1)
+    assert study.trials[0].user_attrs[attrs.SELF_CHECK] == "ok"
+    study = _study(_Probe(right=False))
+    with pytest.warns(UserWarning, match="self-check failed"):
+        study.optimize(_objective, n_trials=1)
+    assert study.trials[0].user_attrs[attrs.SELF_CHECK].startswith("mismatch: the directional")
+
+
+def test_probe_check_verdict_follows_ok_and_refuses_contradictions() -> None:
+    fields = dict(
+        probe_loss=1.0, real_loss=1.0, directional=0.0, finite_difference=0.0, direction={},
+        seconds=0.0,
+    )
+    assert ProbeCheck(ok=True, **fields).verdict == "ok"
+    assert ProbeCheck(ok=False, **fields).verdict == "mismatch"
+    with pytest.raises(ValueError, match="contradicts"):
+        ProbeCheck(ok=True, verdict="inconclusive", **fields)
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        ProbeCheck(ok=False, verdict="maybe", **fields)

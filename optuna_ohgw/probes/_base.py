@@ -28,7 +28,7 @@ class ProbeCheck:
     """What one self-check measured: the probe against the real training it stands for.
 
     Attributes:
-        ok: Whether both comparisons agree within their tolerances.
+        ok: Whether both comparisons agree within their tolerances (``verdict == "ok"``).
         probe_loss: The probe's held-out loss at the checked values.
         real_loss: The held-out loss after the same K steps of the real optimizer.
         directional: The probe's derivative along ``direction`` (its gradient dotted with it).
@@ -37,7 +37,13 @@ class ProbeCheck:
         direction: The unit direction, per parameter name, in the parameters' own units: the
             seeded random one, or the direction whose derivatives disagreed.
         seconds: Wall-clock seconds the check took.
-        message: One line naming what disagreed and what to look at; empty when ``ok``.
+        message: One line naming what disagreed and what to look at, or why the comparison
+            could not decide; empty when ``ok``.
+        verdict: ``"ok"``; ``"mismatch"`` (consistent evidence that the probe does not follow
+            the real training: the warm start turns off); or ``"inconclusive"`` (the real
+            loop's finite differences do not converge at any step tried, as where a ReLU
+            network's look-ahead loss jumps: the warm start stays on). Defaults to ``"ok"`` or
+            ``"mismatch"`` after ``ok``.
     """
 
     ok: bool
@@ -48,6 +54,19 @@ class ProbeCheck:
     direction: Mapping[str, float]
     seconds: float
     message: str = ""
+    verdict: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.verdict:
+            object.__setattr__(self, "verdict", "ok" if self.ok else "mismatch")
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}.")
+        if self.ok != (self.verdict == "ok"):
+            raise ValueError(f"ok={self.ok} contradicts verdict={self.verdict!r}.")
+
+
+VERDICTS = ("ok", "mismatch", "inconclusive")
+"""What a self-check can say (:attr:`ProbeCheck.verdict`)."""
 
 
 class BaseProbe(abc.ABC):
