@@ -260,7 +260,7 @@ def _state_write_refusal(
         for key, value in attrs.items()
         if key not in _MODULE_SLOTS and (found := _plain_tensors(value)) is not None
     }
-    cuda = sorted({str(p.device) for p in model.parameters() if p.is_cuda})
+    cuda = list({p.device for p in model.parameters() if p.is_cuda})
     with torch.random.fork_rng(devices=cuda):
         output = _train_loss(model, batch, _leaves(loss_hypers), loss_fn)
     counters: list[str] = []
