@@ -188,6 +188,69 @@ def test_attribute_assigned_in_forward_is_refused(monkeypatch: pytest.MonkeyPatc
     assert model.scale == 1.0
 
 
+class _Tracked(nn.Module):
+    """Keeps a running mean of its inputs in a plain tensor attribute (not a registered
+    buffer), updated in forward by rebinding it or in place, and uses it."""
+
+    def __init__(self, in_place: bool) -> None:
+        super().__init__()
+        self.lin = nn.Linear(6, 3)
+        self.running = torch.zeros((), dtype=F64)
+        self.in_place = in_place
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.in_place:
+            self.running.mul_(0.9).add_(x.mean())
+        else:
+            self.running = self.running * 0.9 + x.mean()
+        return self.lin(x - self.running)
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_plain_tensor_attribute_updated_in_forward_is_refused(
+    in_place: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build = _seeded(lambda: _Tracked(in_place))
+    model = build()
+    with monkeypatch.context() as patch:
+        _unchecked(patch)
+        probe = _probe(model)
+        first, second = probe(VALUES), probe(VALUES)
+    assert first.value != second.value and float(model.running) != 0.0  # state leaked
+    model = build()
+    message = _assert_refused(
+        _probe(model), r"forward updates tensor attribute 'running', which is not a registered"
+    )
+    assert "register_buffer" in message
+    assert float(model.running) == 0.0
+
+
+class _Counted(nn.Module):
+    """Counts its calls in an int attribute; with ``uses`` the count also scales the output."""
+
+    def __init__(self, uses: bool = False) -> None:
+        super().__init__()
+        self.lin = nn.Linear(6, 3)
+        self.calls, self.uses = 0, uses
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.lin(x) * (1.0 + 0.1 * self.calls if self.uses else 1.0)
+
+
+def test_a_call_counter_is_not_refused_and_the_probe_is_exact() -> None:
+    build = _seeded(_Counted)
+    result = _probe(build())(VALUES)
+    assert result.value == pytest.approx(_real(build, VALUES), rel=1e-12)
+    for name in VALUES:
+        assert result.grads[name] == pytest.approx(_fd(build, name, VALUES), rel=1e-6), name
+
+
+def test_a_counter_the_output_depends_on_is_refused() -> None:
+    build = _seeded(lambda: _Counted(uses=True))
+    _assert_refused(_probe(build()), r"forward assigns attribute 'calls', on which its output")
+
+
 # ----- activation checkpointing ---------------------------------------------------------------
 
 

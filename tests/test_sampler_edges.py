@@ -207,6 +207,43 @@ def test_the_probe_starts_from_the_trials_initial_weights() -> None:
         assert trial.user_attrs[attrs.SEED] == sampler.trial_seed(trial.number)
 
 
+def test_two_tuned_learning_rates_are_each_nudged_by_their_own_gradient() -> None:
+    """Discriminative fine-tuning (issue 24): ``head_lr`` and ``backbone_lr`` share the role
+    ``lr``; the sampler knows parameters by name, and each moves along its own hypergradient."""
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 4, generator=gen), torch.randint(0, 3, (64,), generator=gen)
+
+    def make_optimizer(model: nn.Module, h: Mapping[str, float]) -> torch.optim.Optimizer:
+        backbone, head = model[0], model[2]
+        return torch.optim.SGD(
+            [
+                {"params": backbone.parameters(), "lr": h["backbone_lr"]},
+                {"params": head.parameters(), "lr": h["head_lr"]},
+            ]
+        )
+
+    names = ("head_lr", "backbone_lr")
+    space = {n: FloatDistribution(1e-3, 1.0, log=True) for n in names}
+    probe = ohgw.LookaheadProbe(
+        _net,
+        (x[:48], y[:48]),
+        (x[48:], y[48:]),
+        dict.fromkeys(names, "lr"),
+        optimizer=make_optimizer,
+        batch_size=16,
+    )
+    sampler = ohgw.OHGWSampler(RandomSampler(seed=1), probe, search_space=space, seed=7)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: sum(t.suggest_float(n, 1e-3, 1.0, log=True) for n in names), 2)
+    for trial in study.trials:
+        assert trial.user_attrs[attrs.STATUS] == "ok", trial.user_attrs
+        grads = [trial.user_attrs[attrs.grad(n)] for n in names]
+        assert all(g != 0.0 for g in grads) and grads[0] != grads[1]
+        for n, g in zip(names, grads):
+            moved = trial.params[n] - trial.user_attrs[attrs.raw(n)]
+            assert moved != 0.0 and (moved > 0) == (g < 0), n
+
+
 def test_trial_seed_needs_an_ohgw_study() -> None:
     study = optuna.create_study()
     with pytest.raises(ValueError, match="OHGWSampler"):

@@ -19,7 +19,6 @@ uses.
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -36,6 +35,8 @@ MakeScheduler = Callable[[torch.optim.Optimizer], Any]
 """``make_scheduler(optimizer) -> torch.optim.lr_scheduler.LRScheduler``."""
 
 _AFFINE_RTOL = 1e-9
+_FLOAT32_RTOL = 8 * 2.0**-24
+"""A residual within a few float32 roundings of the values: the value went through float32."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +130,8 @@ class _Reading:
     bare: tuple[dict[str, float], ...]
     steps: tuple[tuple[dict[str, float], ...], ...]
     scheduler: str
+    rounded: Mapping[tuple[int, str], str] = dataclasses.field(default_factory=dict)
+    """(group, role) whose value the factory gave as a tensor below float64: its dtype."""
 
 
 def read_plan(
@@ -138,21 +141,28 @@ def read_plan(
     at: Mapping[str, float],
     k: int,
     lr_factors: Sequence[float],
+    *,
+    step_scheduler: bool = True,
 ) -> Plan:
-    """Read ``build`` (and the scheduler, stepped after each of the K steps) into a plan around
-    ``at``; ``lr_factors`` multiply each step's lr."""
+    """Read ``build`` (and the scheduler, stepped after each of the K steps, or with
+    ``step_scheduler=False`` only built: a per-epoch scheduler, whose first epoch holds the K
+    steps) into a plan around ``at``; ``lr_factors`` multiply each step's lr."""
     index = {id(p): i for i, p in enumerate(model.parameters())}
     names = list(at)
-    base = _read(model, build, make_scheduler, at, k, index)
+
+    def read(hypers: Mapping[str, float]) -> _Reading:
+        return _read(model, build, make_scheduler, hypers, k, index, step_scheduler)
+
+    base = read(at)
     moved: list[_Reading] = []
     deltas: list[float] = []
     for name in names:
         point = dict(at)
         point[name] = _moved(at[name], 0.75)
         deltas.append(point[name] - at[name])
-        moved.append(_read(model, build, make_scheduler, point, k, index))
+        moved.append(read(point))
     joint = {n: _moved(v, 0.5) for n, v in at.items()}
-    check = _read(model, build, make_scheduler, joint, k, index)
+    check = read(joint)
     for reading in (*moved, check):
         if reading.structure != base.structure:
             raise ValueError(
@@ -161,7 +171,7 @@ def read_plan(
                 "differentiates lr, weight_decay, momentum and the betas only."
             )
 
-    def affine(get: Callable[[_Reading], float], where: str) -> Affine:
+    def affine(get: Callable[[_Reading], float], where: str, key: tuple[int, str]) -> Affine:
         value = get(base)
         slopes = {
             n: (get(r) - value) / d for n, r, d in zip(names, moved, deltas) if get(r) != value
@@ -169,14 +179,23 @@ def read_plan(
         predicted = value + sum(s * (joint[n] - at[n]) for n, s in slopes.items())
         actual = get(check)
         scale = max(abs(value), abs(actual), *(abs(get(r)) for r in moved))
-        if not math.isclose(predicted, actual, rel_tol=0, abs_tol=_AFFINE_RTOL * scale + 1e-300):
+        residual = abs(predicted - actual)
+        if residual <= _AFFINE_RTOL * scale + 1e-300:
+            return Affine(value, slopes)
+        if key in base.rounded or residual <= _FLOAT32_RTOL * scale:
+            dtype = base.rounded.get(key)
+            cause = f"is a {dtype} tensor" if dtype else "is rounded to float32 somewhere"
             raise ValueError(
-                f"{where} is not an affine function of the hyperparameters {names} near "
-                f"{dict(at)} (read at moved values: {actual!r}, expected {predicted!r}); the "
-                "probe cannot recover its derivative: make it a multiple of one hyperparameter "
-                "plus a constant (e.g. 0.1 * hypers['lr'])."
+                f"{where} {cause}, so it is affine in the hyperparameters {names} only up to "
+                f"that rounding (read at moved values: {actual!r}, expected {predicted!r}); "
+                "pass a Python float (or a float64 tensor) to the optimizer."
             )
-        return Affine(value, slopes)
+        raise ValueError(
+            f"{where} is not an affine function of the hyperparameters {names} near "
+            f"{dict(at)} (read at moved values: {actual!r}, expected {predicted!r}); the "
+            "probe cannot recover its derivative: make it a multiple of one hyperparameter "
+            "plus a constant (e.g. 0.1 * hypers['lr'])."
+        )
 
     def at_step(t: int, g: int, role: str) -> Callable[[_Reading], float]:
         factor = lr_factors[t] if role == "lr" else 1.0
@@ -187,7 +206,9 @@ def read_plan(
         steps = tuple(
             {
                 role: affine(
-                    at_step(t, g, role), f"param group {g}'s {role} at look-ahead step {t}"
+                    at_step(t, g, role),
+                    f"param group {g}'s {role} at look-ahead step {t}",
+                    (g, role),
                 )
                 for role in base.steps[t][g]
             }
@@ -195,7 +216,9 @@ def read_plan(
         )
         groups.append(GroupPlan(indices, rule, dict(options), steps))
     bare = {
-        (g, role): affine(lambda r, g=g, role=role: r.bare[g][role], f"param group {g}'s {role}")
+        (g, role): affine(
+            lambda r, g=g, role=role: r.bare[g][role], f"param group {g}'s {role}", (g, role)
+        )
         for g in range(len(base.bare))
         for role in base.bare[g]
     }
@@ -222,6 +245,7 @@ def _read(
     hypers: Mapping[str, float],
     k: int,
     index: Mapping[int, int],
+    step_scheduler: bool,
 ) -> _Reading:
     try:
         optimizer = build(model, dict(hypers))
@@ -251,8 +275,15 @@ def _read(
         return tuple(group_values(r, g) for r, g in zip(rules, optimizer.param_groups))
 
     bare = values()
+    rounded = {
+        (g, role): str(value.dtype).removeprefix("torch.")
+        for g, group in enumerate(optimizer.param_groups)
+        for role in bare[g]
+        for value in [group["betas"][role == "beta2"] if "beta" in role else group[role]]
+        if isinstance(value, torch.Tensor) and value.dtype != torch.float64
+    }
     if make_scheduler is None:
-        return _Reading(tuple(structure), bare, (bare,) * k, "")
+        return _Reading(tuple(structure), bare, (bare,) * k, "", rounded)
     with warnings.catch_warnings():
         # The schedule is read without training: torch warns that optimizer.step() was not
         # called first, which is what the look-ahead does (optimizer.step(), then this).
@@ -264,8 +295,9 @@ def _read(
         steps = []
         for _ in range(k):
             steps.append(values())
-            scheduler.step()
-    return _Reading(tuple(structure), bare, tuple(steps), type(scheduler).__name__)
+            if step_scheduler:
+                scheduler.step()
+    return _Reading(tuple(structure), bare, tuple(steps), type(scheduler).__name__, rounded)
 
 
 def _check_scheduler(scheduler: Any) -> None:

@@ -10,9 +10,11 @@ training batch) and raises a ``ValueError`` naming the cause and the way out:
   torch's second derivative through them is wrong (``gradgradcheck`` of ``torch._weight_norm``
   fails in float64 on CPU), and spectral norm's power iteration writes buffers in forward;
 - a forward that writes module state other than a normalization layer's running statistics: a
-  buffer or parameter updated in place or rebound, an attribute assigned, a submodule replaced
-  (the look-ahead drops or mis-differentiates it); what only the first forward writes (a cache
-  such as a causal mask) is allowed;
+  buffer or parameter updated in place or rebound, a plain tensor attribute (not a registered
+  buffer) rebound or updated in place, an attribute assigned, a submodule replaced (the
+  look-ahead drops or mis-differentiates it); what only the first forward writes (a cache such
+  as a causal mask) is allowed, and so is an int counter the output does not depend on (the
+  same forward from its next value gives the same loss);
 - activation checkpointing (``torch.utils.checkpoint``, reentrant or not): its recomputation
   in backward uses the module's own weights, not the look-ahead's (found by the reentrant
   function's node in the loss graph, and by the gradient changing when the module's own weights
@@ -252,7 +254,16 @@ def _state_write_refusal(
         for key, tensor in vars(module)[slot].items()
         if tensor is not None
     }
-    _train_loss(model, batch, _leaves(loss_hypers), loss_fn)
+    plain = {
+        (name, key): [t.detach().clone() for t in found]
+        for name, attrs in before.items()
+        for key, value in attrs.items()
+        if key not in _MODULE_SLOTS and (found := _plain_tensors(value)) is not None
+    }
+    cuda = list({p.device for p in model.parameters() if p.is_cuda})
+    with torch.random.fork_rng(devices=cuda):
+        output = _train_loss(model, batch, _leaves(loss_hypers), loss_fn)
+    counters: list[str] = []
     for name, module in modules.items():
         where = f"{name}." if name else ""
         norm = getattr(module, "track_running_stats", False)  # BatchNorm, InstanceNorm
@@ -272,13 +283,51 @@ def _state_write_refusal(
         for key in sorted(set(old_attrs) | set(new_attrs)):
             if key in _MODULE_SLOTS:
                 continue
-            if (
-                key not in old_attrs
-                or key not in new_attrs
-                or old_attrs[key] is not new_attrs[key]
-            ):
+            old, new = old_attrs.get(key, _ABSENT), new_attrs.get(key, _ABSENT)
+            found = _plain_tensors(new)
+            if (name, key) in plain or found is not None:
+                was = plain.get((name, key))
+                if old is not new or not _equal(was, found):
+                    return _state_message(
+                        f"updates tensor attribute '{where}{key}', which is not a registered "
+                        "buffer (register_buffer), so it is not the look-ahead's to carry"
+                    )
+            elif old is not new and type(old) is type(new) and type(new) in (int, bool):
+                counters.append(f"'{where}{key}'")  # a counter: refused below if it matters
+            elif old is not new:
                 return _state_message(f"assigns attribute '{where}{key}'")
+    if counters:
+        # The same forward again, from the counters' new values and the same random stream: a
+        # counter the output does not depend on (a call count) is no state to carry.
+        with torch.random.fork_rng(devices=cuda):
+            again = _train_loss(model, batch, _leaves(loss_hypers), loss_fn)
+        if not torch.equal(output.detach(), again.detach()):
+            return _state_message(f"assigns attribute {counters[0]}, on which its output depends")
     return None
+
+
+_ABSENT = object()
+
+
+def _plain_tensors(value: Any) -> list[torch.Tensor] | None:
+    """The tensors of a plain (unregistered) attribute: a tensor, or a list, tuple or dict
+    holding one; ``None`` when it holds none."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    items = value.values() if isinstance(value, dict) else value
+    if isinstance(value, list | tuple | dict):
+        found = [v for v in items if isinstance(v, torch.Tensor)]
+        return found or None
+    return None
+
+
+def _equal(old: list[torch.Tensor] | None, new: list[torch.Tensor] | None) -> bool:
+    return (
+        old is not None
+        and new is not None
+        and len(old) == len(new)
+        and all(a.shape == b.shape and torch.equal(a, b.detach()) for a, b in zip(old, new))
+    )
 
 
 def _state_message(what: str) -> str:

@@ -95,7 +95,10 @@ class LookaheadProbe(BaseProbe):
             batches; a callable must draw from the generator it receives for the same to hold.
         val_data: The same for the held-out batch. Use data the training steps do not see:
             reusing the training batch makes the lr gradient ``-|g|^2`` ("always raise lr").
-        roles: Maps the user's parameter names to roles in :data:`ROLES`.
+        roles: Maps the user's parameter names to roles in :data:`ROLES`. Each role but
+            ``loss`` once, except that with a ``make_optimizer`` factory several parameters may
+            share an optimizer role (``head_lr`` and ``backbone_lr``, both ``lr``, one per
+            parameter group): each group's value is read as an affine function of all of them.
         optimizer: The trial's optimizer: either the factory the trial builds it with,
             ``make_optimizer(model, hypers) -> torch.optim.Optimizer`` (``hypers`` maps the
             probe's parameter names to floats), or, as shorthand for one group over every
@@ -104,8 +107,9 @@ class LookaheadProbe(BaseProbe):
             ``ValueError``). From a factory the probe reads what the optimizer trains: each
             parameter group with its own options, and each group's lr, weight decay, momentum
             and betas as a function of ``hypers`` (see ``_groups.py``; a value that is not an
-            affine function of them, e.g. ``hypers["lr"] ** 2``, is a ``ValueError``).
-            Parameters in no group stay fixed, as in training.
+            affine function of them, e.g. ``hypers["lr"] ** 2``, is a ``ValueError``; pass
+            Python floats: a float32 tensor, ``torch.tensor(lr)``, is affine only to float32
+            rounding, and is named as such). Parameters in no group stay fixed, as in training.
         optimizer_kwargs: With a class: its fixed constructor arguments (``betas``, ``eps``,
             ``nesterov``, ``dampening``, ``amsgrad``, ``maximize``, and ``lr``,
             ``weight_decay``, ``momentum`` when not tuned); torch's defaults fill the rest.
@@ -120,15 +124,23 @@ class LookaheadProbe(BaseProbe):
             uses the lr, momentum and betas it sets. A tuned parameter whose value the scheduler
             overrides at every look-ahead step (``OneCycleLR``'s ``cycle_momentum`` sets beta1)
             has no effect: its hypergradient is exactly 0, and the probe warns once.
+        scheduler_interval: When the training loop steps the scheduler, as Lightning's
+            ``interval``: ``"step"`` (default, after each optimizer step) or ``"epoch"`` (once
+            per epoch: the K look-ahead steps lie in the first epoch and use the values the
+            scheduler sets when it is built, e.g. ``StepLR``'s initial lr).
         lr_factors: The manual form of a warm-up: one factor per look-ahead step multiplying
             the learning rate (e.g. ``[0.1, 0.2]``). Not together with ``scheduler``.
-        clip_grad_norm: ``max_norm`` of ``torch.nn.utils.clip_grad_norm_``, applied to the
-            gradients of the parameters the optimizer trains before each step (clip over
-            exactly those in your loop, e.g. ``[p for g in opt.param_groups for p in
-            g["params"]]``; ``model.parameters()`` is the same when the optimizer trains
-            every parameter), with ``norm_type``.
+        clip_grad_norm: ``max_norm`` of ``torch.nn.utils.clip_grad_norm_``, applied before
+            each step to the gradients of the parameters ``clip_over`` names, with
+            ``norm_type``.
         norm_type: The norm of ``clip_grad_norm`` (``2.0``; ``float("inf")`` for the max).
         clip_grad_value: ``clip_value`` of ``torch.nn.utils.clip_grad_value_``, likewise.
+        clip_over: Which gradients your loop clips: ``"trained"`` (default), those of the
+            parameters the optimizer trains (``[p for g in opt.param_groups for p in
+            g["params"]]``, as Lightning); ``"all"``, ``model.parameters()`` (as Hugging Face's
+            Trainer), whose norm also counts the gradients of parameters that require grad but
+            that no group trains, zeroed at every step (``model.zero_grad()``). The two are the
+            same when the optimizer trains every parameter that requires grad.
         batch_size: Rows per drawn batch (tensors, Dataset, DataLoader). By default each
             DataLoader's own batch size; other held-out sources take the training batch size;
             128 otherwise.
@@ -174,6 +186,8 @@ class LookaheadProbe(BaseProbe):
         clip_grad_norm: float | None = None,
         norm_type: float = 2.0,
         clip_grad_value: float | None = None,
+        clip_over: str = "trained",
+        scheduler_interval: str = "step",
         batch_size: int | None = None,
         n_pairs: int = 1,
         loss_fn: LossFn | None = None,
@@ -213,8 +227,19 @@ class LookaheadProbe(BaseProbe):
                     f"are {(*applicable, 'loss')}."
                 )
         tuned = [role for role in roles.values() if role != "loss"]
-        if len(set(tuned)) != len(tuned):
-            raise ValueError(f"Each role but 'loss' may be mapped once; got {dict(roles)}.")
+        # A factory's groups may each take their own parameter of one role (an lr per group):
+        # the plan reads each group's value as an affine function of every parameter.
+        shared = [r for r in set(tuned) if tuned.count(r) > 1]
+        if shared and not (factory and set(shared) <= set(_OPTIMIZER_ROLES)):
+            raise ValueError(
+                f"Each role but 'loss' may be mapped once; got {dict(roles)}"
+                + (
+                    " (several parameters of one optimizer role need a make_optimizer factory "
+                    "that puts each in its own parameter group)."
+                    if set(shared) <= set(_OPTIMIZER_ROLES)
+                    else "."
+                )
+            )
         given = set(kwargs) - {"betas"} | ({"beta1", "beta2"} if "betas" in kwargs else set())
         settable = _COMMON_ROLES if factory else applicable
         for role in fixed:
@@ -252,6 +277,12 @@ class LookaheadProbe(BaseProbe):
             )
         if loss_fn is None and "loss" in roles.values():
             raise ValueError("Role 'loss' needs loss_fn= (it receives the value as a tensor).")
+        if clip_over not in ("trained", "all"):
+            raise ValueError(f"clip_over must be 'trained' or 'all', got {clip_over!r}.")
+        if scheduler_interval not in ("step", "epoch"):
+            raise ValueError(
+                f"scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}."
+            )
         if val_mode not in ("train", "eval"):
             raise ValueError(f"val_mode must be 'train' or 'eval', got {val_mode!r}.")
         if autocast is not None and autocast not in (torch.bfloat16, torch.float16):
@@ -294,6 +325,8 @@ class LookaheadProbe(BaseProbe):
         self._warned: set[str] = set()
         self.optimizer = optimizer
         self.scheduler = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.clip_over = clip_over
         self.k = k
         self.lr_factors = tuple(lr_factors) if lr_factors is not None else (1.0,) * k
         self.n_pairs = n_pairs
@@ -420,7 +453,15 @@ class LookaheadProbe(BaseProbe):
                 len(list(model.parameters())),
                 self.lr_factors,
             )
-        plan = read_plan(model, self.build_optimizer, self.scheduler, at, self.k, self.lr_factors)
+        plan = read_plan(
+            model,
+            self.build_optimizer,
+            self.scheduler,
+            at,
+            self.k,
+            self.lr_factors,
+            step_scheduler=self.scheduler_interval == "step",
+        )
         if resolved is None:
             rules = {group.rule for group in plan.groups}
             for n, role in self._roles.items():
@@ -580,6 +621,15 @@ class LookaheadProbe(BaseProbe):
         def state() -> dict[str, torch.Tensor]:
             return {**dict(zip(names, weights)), **buffers}
 
+        # clip_over="all": the norm also takes the gradients of parameters that require grad
+        # but that no group trains (they stay fixed; their gradients only scale the others').
+        trained = {i for _, indices in groups for i in indices}
+        untrained = [
+            w
+            for i, w in enumerate(weights)
+            if self.clipping.active and self.clip_over == "all"
+            if w.requires_grad and i not in trained
+        ]
         tuned = frozenset(self._roles.values())
         eps = self._common(leaves, "label_smoothing", like)
         mag = self._common(leaves, "augment", like)
@@ -588,6 +638,7 @@ class LookaheadProbe(BaseProbe):
                 batch = self._augment(batch, mag, aug_seed)
             apply = _applier(model, state())
             live = [weights[i] for _, indices in groups for i in indices]
+            clipped = live + untrained
             at_start = self._first_order(step)
             with self._autocast(device, autocast), _twice_differentiable(not at_start):
                 if self.loss_fn is not None:
@@ -598,8 +649,8 @@ class LookaheadProbe(BaseProbe):
             if two_terms is not None and at_start and "label_smoothing" in tuned:
                 # w0 and the batch do not depend on any hyperparameter: the gradient is linear in
                 # eps, so two first-order backward passes replace a double backward (exactly).
-                g_nll = _grad(two_terms[0], live, create_graph=False, retain_graph=True)
-                g_uni = _grad(two_terms[1], live, create_graph=False)
+                g_nll = _grad(two_terms[0], clipped, create_graph=False, retain_graph=True)
+                g_uni = _grad(two_terms[1], clipped, create_graph=False)
                 grads: list[torch.Tensor | None] = [
                     None if a is None or b is None else a + eps * (b - a)
                     for a, b in zip(g_nll, g_uni)
@@ -607,9 +658,9 @@ class LookaheadProbe(BaseProbe):
             else:
                 if two_terms is not None:
                     loss = (1.0 - eps) * two_terms[0] + eps * two_terms[1]
-                grads = _grad(loss, live, create_graph=differentiate and not at_start)
+                grads = _grad(loss, clipped, create_graph=differentiate and not at_start)
             if self.clipping.active:
-                grads = self.clipping(grads)
+                grads = self.clipping(grads)[: len(live)]
             start = 0
             for (group, indices), rule in zip(groups, rules):
                 values = {
@@ -669,21 +720,24 @@ class LookaheadProbe(BaseProbe):
             for net, optimizer, scheduler in runs:
                 train_batches, val_batch, aug_seeds = self._draw_pair(gen, device, dtype)
                 base_lrs = [group["lr"] for group in optimizer.param_groups]
-                trained = [p for group in optimizer.param_groups for p in group["params"]]
+                if self.clip_over == "all":
+                    clipped = [p for p in net.parameters() if p.requires_grad]
+                else:
+                    clipped = [p for group in optimizer.param_groups for p in group["params"]]
                 for step, (batch, aug_seed) in enumerate(zip(train_batches, aug_seeds)):
                     if self.augmentation is not None:
                         batch = self._augment(batch, magnitude, aug_seed)
                     if scheduler is None:
                         for group, lr in zip(optimizer.param_groups, base_lrs):
                             group["lr"] = lr * self.lr_factors[step]
-                    optimizer.zero_grad(set_to_none=True)
+                    net.zero_grad(set_to_none=True)  # as optimizer.zero_grad(), and the rest
                     with self._autocast(device, autocast):
                         with _twice_differentiable(not self._first_order(step)):
                             loss = self._train_loss(net, batch, hypers, values["label_smoothing"])
                     loss.backward()
-                    self.clipping.apply_(trained)
+                    self.clipping.apply_(clipped)
                     optimizer.step()
-                    if scheduler is not None:
+                    if scheduler is not None and self.scheduler_interval == "step":
                         scheduler.step()
                 with torch.no_grad(), self._autocast(device, autocast):
                     with _val_mode(net, self.val_mode):
