@@ -50,6 +50,12 @@ def _split(value: str, what: str) -> list[str]:
 )
 @click.option("--seeds", default=3, show_default=True, help="Seeds 0..N-1 (paired across arms).")
 @click.option(
+    "--first-seed",
+    default=0,
+    show_default=True,
+    help="Start the seeds here: FIRST..FIRST+N-1 (fresh seeds for a replication).",
+)
+@click.option(
     "--budget",
     multiple=True,
     help="Every cell's budget: n_trials=N, total_epochs=N, wall_seconds=S.",
@@ -96,6 +102,7 @@ def bench(
     variants: str,
     samplers: str,
     seeds: int,
+    first_seed: int,
     budget: tuple[str, ...],
     n_workers: int,
     virtual_workers: int | None,
@@ -117,6 +124,8 @@ def bench(
     try:
         if seeds < 1:
             raise StudyFileError(f"--seeds must be at least 1, got {seeds}")
+        if first_seed < 0:
+            raise StudyFileError(f"--first-seed must be at least 0, got {first_seed}")
         if n_workers < 1:
             raise StudyFileError(f"--n-workers must be at least 1, got {n_workers}")
         if virtual_workers is not None and virtual_workers < 1:
@@ -127,7 +136,7 @@ def bench(
             task,
             _split(schedulers, "schedulers"),
             _split(variants, "variants"),
-            range(seeds),
+            range(first_seed, first_seed + seeds),
             _split(samplers, "samplers"),
             workers=virtual_workers or n_workers,
         )

@@ -209,6 +209,18 @@ def test_tiny_grid_end_to_end(tmp_path: pathlib.Path, monkeypatch: pytest.Monkey
     for cell in cells:
         assert len(_study(url, cell.study_name).trials) == len(trials[cell.variant, cell.seed])
 
+    # --first-seed: fresh seeds (a replication) run beside the finished ones, paired as before.
+    result = CliRunner().invoke(
+        bench,
+        [
+            "--task", "digits", "--schedulers", "asha", "--variants", "vanilla",
+            "--seeds", "1", "--first-seed", "1", "--budget", "n_trials=2", "--storage", url,
+            "--studies-dir", str(studies), "--grid-dir", str(tmp_path / "grid"),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "0 cell(s) run, 1 already finished" in result.output  # seed 1 ran above
+
 
 def test_cli_errors_are_one_line(tmp_path: pathlib.Path) -> None:
     runner = CliRunner()
@@ -216,6 +228,8 @@ def test_cli_errors_are_one_line(tmp_path: pathlib.Path) -> None:
     assert result.exit_code == 2 and "unknown variant 'bogus'" in result.output
     result = runner.invoke(bench, ["--task", "digits", "--budget", "n_trials"])
     assert result.exit_code == 2 and "KEY=VALUE" in result.output
+    result = runner.invoke(bench, ["--task", "digits", "--first-seed", "-1"])
+    assert result.exit_code == 2 and "--first-seed must be at least 0" in result.output
     result = runner.invoke(
         bench, ["--task", "digits", "--schedulers", "asha", "--studies-dir", str(tmp_path)]
     )

@@ -35,6 +35,9 @@ float64: the smaller the step, the rarer a straddled jump), evaluated in the ord
   cannot fake this: its error ``jump / (2 t)`` changes tenfold between neighbouring steps, so
   the two differences would not agree. A loss that differs at the point itself (a) is a
   mismatch too.
+- ``ok`` too, once every step is tried: the one-sided differences on one side converge (at
+  two neighbouring steps) to the probe's derivative, where the point lies closer to a jump on
+  the other side than the finest step.
 - ``inconclusive``: neither, at every step (jumps straddled at every scale, or a derivative
   below the rounding). The warm start stays on; the message names the jump when there is one
   (the one-sided differences locate it) and gives the figures.
@@ -141,6 +144,18 @@ def _judge(
             if converged and apart(other) and apart(step):
                 return _Verdict("mismatch", direction, probe_d, pair[1].central, pair)
     ordered = tuple(done[j] for j in sorted(done))
+    # A jump on one side only (the point lies closer to it than the finest step): the other
+    # side's one-sided differences converge, to the probe's derivative if the probe is right.
+    for side in ("forward", "backward"):
+        for coarse, fine in zip(ordered, ordered[1:]):
+            a, b = getattr(coarse, side), getattr(fine, side)
+            noise = 2 * (coarse.noise + fine.noise)
+            converged = abs(a - b) <= _tolerance(a, b, noise, rtol)
+            if converged and all(
+                abs(v - probe_d) <= _tolerance(v, probe_d, 2 * s.noise, rtol)
+                for v, s in ((a, coarse), (b, fine))
+            ):
+                return _Verdict("ok", direction, probe_d, b, (coarse, fine))
     return _Verdict("inconclusive", direction, probe_d, ordered[-1].central, ordered)
 
 
