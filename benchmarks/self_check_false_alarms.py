@@ -5,7 +5,7 @@ wrong gradient. This draws ``--points`` seeded points uniformly (log-uniform whe
 says ``log``) from each built-in study's ``[space]``, builds the probe exactly as ``ohgw-optuna
 run`` does (the study file's ``k``, batch size and fixed values, the trial's seed), and prints how
 many self-checks say ``ok``, ``inconclusive`` and ``mismatch``, with the seconds of the first
-check in the process, of a warm check and of a probe call at the same point::
+check in the process, of a warm check and of a probe call (the median of five)::
 
     OMP_NUM_THREADS=1 python benchmarks/self_check_false_alarms.py --points 50
 
@@ -15,6 +15,7 @@ CIFAR-10 needs its local folder (``--data-dir``) and is skipped without it.
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import time
 
@@ -47,8 +48,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the points' draw")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--verbose", action="store_true", help="one line per non-ok check")
+    parser.add_argument(
+        "--no-preload",
+        action="store_true",
+        help="leave torch._dynamo to the first check (a worker imports it before any trial: "
+        "torch.optim's first optimizer in a process does, 1-9 s)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if not args.no_preload:  # as runner/_worker.py does before any trial
+        importlib.import_module("torch._dynamo")
     print(f"torch {torch.__version__}, {args.points} points per task, draw seed {args.seed}")
     for study in args.studies.split(","):
         config = load_study_file(find_study_file(study, [shipped_study_dir()]))
@@ -77,13 +86,16 @@ def main() -> None:
             counts[verdict] += 1
             if args.verbose and verdict != "ok":
                 print(f"  {study} point {i}: {verdict}: {check.message}")
-        start = time.perf_counter()
-        probe(point, seed=seed)
-        probe_seconds = time.perf_counter() - start
+        calls = []
+        for i, point in enumerate(random_points(config.space, 5, args.seed)):
+            start = time.perf_counter()
+            probe(point, seed=trial_seed(config.seed, i))
+            calls.append(time.perf_counter() - start)
+        probe_seconds = float(np.median(calls))
         print(
             f"{study} (K={probe.k}): ok {counts['ok']}, inconclusive {counts['inconclusive']}, "
             f"mismatch {counts['mismatch']} of {args.points}; check seconds: first "
-            f"{seconds[0]:.3f}, warm median {np.median(seconds[1:]):.3f}; probe call "
+            f"{seconds[0]:.3f}, warm median {np.median(seconds[1:]):.3f}; probe call (median) "
             f"{probe_seconds:.3f} (first/probe {seconds[0] / probe_seconds:.1f}x, warm/probe "
             f"{np.median(seconds[1:]) / probe_seconds:.1f}x)"
         )

@@ -146,7 +146,7 @@ def objective(trial: optuna.Trial) -> float:
 if __name__ == "__main__":
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     check = probe.check({"lr": 3e-3, "weight_decay": 0.01, "beta1": 0.9}, seed=0)
-    verdict = "ok" if check.ok else "MISMATCH"
+    verdict = check.verdict
     print(
         f"self-check {verdict}: probe loss {check.probe_loss:.6f}, real loss "
         f"{check.real_loss:.6f}; derivative {check.directional:.6g}, finite difference "
