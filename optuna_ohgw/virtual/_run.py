@@ -24,6 +24,7 @@ def run_virtual(
     bodies: Sequence[WorkerBody],
     *,
     clock: VirtualClock = "epochs",
+    tie_seed: int | None = None,
 ) -> Baton:
     """Run ``bodies`` (one per simulated worker) on ``storage`` and return their baton.
 
@@ -41,8 +42,10 @@ def run_virtual(
         bodies: Worker ``i``'s body, called with worker ``i``'s storage view.
         clock: ``"epochs"`` (each reported epoch takes one unit) or ``"compute"`` (the CPU
             seconds of the work since the worker's previous report).
+        tie_seed: Seeds the order among workers whose clocks tie (see :class:`Baton`);
+            ``None``: the lower worker index goes first.
     """
-    baton = Baton(len(bodies), clock=clock)
+    baton = Baton(len(bodies), clock=clock, tie_seed=tie_seed)
     errors: list[BaseException | None] = [None] * len(bodies)
 
     def run(index: int) -> None:
@@ -78,6 +81,7 @@ def optimize_virtual(
     n_trials: int,
     sampler_factory: Callable[[int], optuna.samplers.BaseSampler] | None = None,
     clock: VirtualClock = "epochs",
+    tie_seed: int | None = None,
     catch: tuple[type[Exception], ...] = (),
 ) -> Baton:
     """``study.optimize(objective)`` on ``n_workers`` simulated asynchronous workers.
@@ -94,6 +98,7 @@ def optimize_virtual(
         n_trials: Finished trials (complete or pruned) after which workers stop taking new ones.
         sampler_factory: Worker index -> its sampler (seed it per worker, as real workers are).
         clock: See :func:`run_virtual`.
+        tie_seed: See :func:`run_virtual`.
         catch: Passed to ``study.optimize``.
     """
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -112,4 +117,9 @@ def optimize_virtual(
 
         return work
 
-    return run_virtual(compat.storage_of(study), [body(i) for i in range(n_workers)], clock=clock)
+    return run_virtual(
+        compat.storage_of(study),
+        [body(i) for i in range(n_workers)],
+        clock=clock,
+        tie_seed=tie_seed,
+    )
