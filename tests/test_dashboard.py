@@ -59,3 +59,21 @@ def test_dashboard_shows_the_warm_start_attrs(small_study, tmp_path: pathlib.Pat
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_the_note_shows_the_self_checks_verdict() -> None:
+    from optuna_ohgw import attrs
+    from optuna_ohgw.runner._note import warm_start_note
+
+    note = warm_start_note(
+        {
+            attrs.STATUS: "ok",
+            attrs.SELF_CHECK: "inconclusive: self-check: the look-ahead loss jumps",
+            attrs.raw("lr"): 0.1,
+            attrs.nudged("lr"): 0.11,
+        }
+    )
+    assert "**OHGW warm start:** ok" in note
+    assert "**Self-check (this process):** inconclusive: self-check: the look-ahead" in note
+    assert "| lr | 0.1 | 0.11 |" in note
+    assert "Self-check" not in warm_start_note({attrs.STATUS: "ok"})

@@ -23,14 +23,18 @@ def _num(value: Any) -> str:
 
 
 def warm_start_note(user_attrs: Mapping[str, Any]) -> str:
-    """Markdown: the probe's status, a ``parameter | raw | nudged | hypergradient | step``
-    table, and the failure reason (``ohgw.error``) when there is one."""
+    """Markdown: the probe's status, the self-check's verdict on the trial that ran it, a
+    ``parameter | raw | nudged | hypergradient | step`` table, and the failure reason
+    (``ohgw.error``) when there is one."""
     lines = []
     status = user_attrs.get(attrs.STATUS)
     if status is not None:
         seconds = user_attrs.get(attrs.PROBE_SECONDS)
         took = f" (probe {_num(seconds)} s)" if seconds is not None else ""
         lines.append(f"**OHGW warm start:** {status}{took}")
+    verdict = user_attrs.get(attrs.SELF_CHECK)
+    if verdict is not None and not str(status or "").startswith("error: self-check"):
+        lines.append(f"\n**Self-check (this process):** {verdict}")
     prefix = attrs.raw("")
     names = sorted(k[len(prefix) :] for k in user_attrs if k.startswith(prefix))
     if names:
