@@ -542,7 +542,7 @@ def test_accuracy_differences_are_paired_and_tested(cells) -> None:  # type: ign
     assert "0.9735 / 0.97 (+0.35 points, p 0.031)" in sm._accuracy_text(d)
 
 
-def test_first_configuration_runs_and_short_arms(cells) -> None:  # type: ignore[no-untyped-def]
+def test_first_configuration_runs_and_short_arms(cells, tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert sm.first_configuration_runs(cells) == {}  # one worker: not counted
     eight = [dataclasses.replace(c, workers=8, scheduler="asha@8") for c in cells]
     # Each made-up cell has configuration 0 alone, which trains its 14 epochs.
@@ -554,3 +554,10 @@ def test_first_configuration_runs_and_short_arms(cells) -> None:  # type: ignore
     assert "mnist1d / asha (random-sign 4; its other arms 6)" in text
     assert "provisional" not in text
     assert sm._short_text({}, counts, 6) == "Every arm of every group has 6 seeds."
+    text = sm.write_summary(
+        eight, tmp_path / "s.md", tmp_path / "f", "cmd", targets={"mnist1d": (0.9,)}, n_boot=50
+    ).read_text()
+    assert "## Time to target with the first wave left out (several workers)" in text
+    assert "in 18 of 18 cells (mnist1d / asha@8); under ASHA" in text
+    assert "(configuration 0; their epochs still count)" in text  # real workers: one config
+    assert "### mnist1d, the first wave left out" in text
