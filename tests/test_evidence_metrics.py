@@ -638,3 +638,51 @@ def test_empty_study() -> None:
     assert m.time_to_target == {"epochs": None, "compute": None, "wall": None}
     assert m.budget == {"epochs": 0.0, "compute": 0.0, "wall": 0.0}
     assert m.best_value is None and m.best_test_accuracy is None and m.probe_share is None
+
+
+# ----- the first wave and each configuration's epochs --------------------------------------------
+
+
+def _virtual_trial(
+    start: float, ends: list[float], order: list[int], values: list[float], config: int
+) -> FrozenTrial:
+    """A virtual worker's trial: starts at virtual time ``start``, reports at ``ends``."""
+    from optuna_ohgw.virtual import VIRTUAL_ATTR
+
+    return make_trial(
+        TrialState.COMPLETE if config != 1 else TrialState.PRUNED,
+        0.0,
+        1.0,
+        {k + 1: v for k, v in enumerate(values)},
+        [1.0] * len(values),
+        user_attrs={lineage.CONFIG: config},
+        system_attrs={VIRTUAL_ATTR: {"start": start, "ends": ends, "order": order}},
+    )
+
+
+def test_first_wave_is_what_the_workers_started_at_virtual_time_zero() -> None:
+    from optuna_ohgw.evidence.metrics import configuration_epochs, first_wave
+
+    # Two virtual workers: configurations 0 and 1 start at 0 (the first wave); 1 is stopped
+    # after one epoch and worker 1 starts configuration 2 at time 1.
+    trials = study_of(
+        _virtual_trial(0.0, [1.0, 2.0, 3.0], [0, 2, 4], [0.5, 0.6, 0.9], 0),
+        _virtual_trial(0.0, [1.0], [1], [0.7], 1),
+        _virtual_trial(1.0, [2.0, 3.0], [3, 5], [0.65, 0.8], 2),
+    ).get_trials()
+    assert first_wave(trials) == {0, 1}
+    assert configuration_epochs(trials) == {0: 3, 1: 1, 2: 2}
+    # Without the first wave only configuration 2's values count; every epoch still does.
+    assert anytime_curve(trials, "epochs", without=first_wave(trials)) == [
+        (4.0, 0.65),
+        (5.0, 0.65),
+        (6.0, 0.8),
+    ]
+    m = compute_metrics(trials, 0.75)
+    assert m.first_wave == (0, 1) and m.configuration_epochs == {0: 3, 1: 1, 2: 2}
+    assert time_to_target(m.curves_without_first_wave["epochs"], 0.75) == 6.0
+    assert time_to_target(m.curves_without_first["epochs"], 0.75) == 6.0
+    assert m.time_to_target["epochs"] == 5.0  # configuration 0's 0.9, its third epoch
+    # Real workers start apart: the first wave is the first configuration alone.
+    assert first_wave(parallel_study().get_trials()) == {0}
+    assert first_wave([]) == frozenset()

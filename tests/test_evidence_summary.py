@@ -120,7 +120,7 @@ def test_moves_say_which_parameters_move_inward_and_which_are_clipped(cells) -> 
     assert warm_start_moves([]) == []
 
 
-def test_summary_page_says_the_grid_is_partial(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_summary_page_names_the_groups_short_of_seeds(tmp_path) -> None:  # type: ignore[no-untyped-def]
     storage = optuna.storages.InMemoryStorage()
     _make(storage, seeds=12)  # 6 seeds give p 0.031, which no Holm correction keeps
     cells = rep.load_cells(storage)
@@ -134,7 +134,15 @@ def test_summary_page_says_the_grid_is_partial(tmp_path) -> None:  # type: ignor
         planned_seeds=20,
     )
     text = path.read_text()
-    assert "mnist1d / asha: 12 paired seed(s)" in text and "**The grid is partial**" in text
+    assert "mnist1d / asha: 12 paired seed(s)" in text
+    assert "**Fewer than 20 seeds** in 1 of 1 groups, seeds per arm: mnist1d / asha (" in text
+    assert "provisional" not in text and "The other 0 groups" not in text
+    # The primary table at one worker: per-seed ratio, counts, accuracy, verdict.
+    assert (
+        "| 0.52 [0.5, 0.538] | 0.519 | 12 / 0 / 0 | 0.00049 | 0.00098 | 12/12 of 12 | "
+        "0.97 / 0.97 (+0.00 points, p n/a) | sooner, significant |" in text
+    )
+    assert "## Time to target with the first wave" not in text  # one worker only
     assert "| asha | tpe | ohgw-normalized |" in text and "**pays off**" in text
     assert "## What the steps change" in text and "## Verdict" in text
     assert "until the 10th configuration" not in text  # no Random arm here
@@ -143,8 +151,8 @@ def test_summary_page_says_the_grid_is_partial(tmp_path) -> None:  # type: ignor
     # Raw p, then Holm's over the 6 defined comparisons (configuration 0 is every cell's
     # only configuration here, so without it no arm reaches anything: undefined tests).
     assert (
-        "0.52 [0.5, 0.538] p=0.00049 (Holm 0.0029); epochs 0.52 p=0.00049 (12/12 reached) "
-        "**pays off**" in text
+        "0.52 [0.5, 0.538] p=0.00049 (Holm 0.0029); per seed 0.519 (12 faster, 0 slower); "
+        "epochs 0.52 p=0.00049 (12/12 reached) **pays off**" in text
     )
     assert "over all 6 comparisons" in text and "## Time to target with configuration 0" in text
     assert "(0/12 reached)" in text
@@ -175,7 +183,8 @@ def test_cli_summary_over_two_grids_with_samplers(tmp_path) -> None:  # type: ig
     # Paths in the committed page are relative (no path of the machine that wrote it).
     assert f"--notes {os.path.relpath(notes)}" in text and not absolute_paths(text)
     assert "## The same configuration, nudged or not" in text
-    assert "(epochs clock decides)" in text and "p=0.25 (Holm 1); compute" in text
+    assert "(epochs clock decides)" in text and "p=0.25 (Holm 1); per seed" in text
+    assert " slower); compute" in text
     assert "| asha | random | ohgw-normalized |" in text and "| asha | tpe | vanilla" not in text
     assert "mnist1d / asha/random: 3 paired seed(s)" in text and "mnist1d: 0.95, 0.97" in text
     assert "until the 10th configuration" in text
@@ -457,3 +466,98 @@ def test_default_rule_follows_the_primary_family_at_the_planned_size() -> None:
     text = sm.default_rule_statement(primary, 12, tasks=("mnist1d",))
     assert text.startswith("**The default stays `normalized`**") and "on mnist1d" in text
     assert "untestable" not in "\n".join(sm.primary_table(primary))
+
+
+# ----- issue 27: per-seed ratios, the verdict rule, accuracy, the first wave, the banner -------
+
+
+def test_per_seed_ratios_count_faster_and_slower_seeds() -> None:
+    # Ratio of medians 10/10 = 1, but seed by seed: 0.5, 0.5, 2, 1, and two censored sides.
+    a = [5.0, 5.0, 20.0, 10.0, 30.0, 4.0]
+    b = [10.0, 10.0, 10.0, 10.0, 12.0, 50.0]
+    ps = stats.per_seed_ratios(
+        a, b, [False, False, False, False, True, False], [False] * 5 + [True]
+    )
+    # a censored at 30 after b's 12: slower (inf); b censored at 50 after a's 4: faster (0).
+    assert (ps.faster, ps.tied, ps.slower, ps.unordered) == (3, 1, 2, 0)
+    assert ps.median_ratio == pytest.approx(0.75)  # sorted 0, 0.5, 0.5, 1, 2, inf
+    # Both censored, or censored before the other's time: order unknown, left out.
+    ps = stats.per_seed_ratios(
+        [8.0, 3.0, 6.0], [9.0, 5.0, 3.0], [True, True, False], [True, False, False]
+    )
+    assert (ps.faster, ps.slower, ps.unordered, ps.median_ratio) == (0, 1, 2, 2.0)
+    assert stats.per_seed_ratios([], []).median_ratio is None
+
+
+def _comparison(ratio, low, high, p, faster=10, slower=5, n=20):  # type: ignore[no-untyped-def]
+    r = stats.RatioCI(ratio, low, high, 200, 0, 0.95)
+    w = stats.WilcoxonResult(n, n, 0, 0, 1.0, p, None)
+    return sm.TargetComparison(
+        "fashion", "asha@8", "ohgw-normalized", "vanilla", 0.86, n, n, n,
+        {"epochs": r}, {"epochs": w}, clock="epochs", p_holm=p,
+        per_seed={"epochs": stats.PerSeed(0.9, faster, n - faster - slower, slower, 0)},
+    )  # fmt: skip
+
+
+def test_verdict_says_sooner_only_when_the_ci_is_below_one_and_the_ratio_is_not_near_one() -> None:
+    assert sm.verdict(_comparison(0.557, 0.439, 0.848, 0.0006)) == "sooner, significant"
+    assert sm.verdict(_comparison(0.393, 0.258, 0.978, 0.097)) == "sooner, not significant"
+    # ohgw-normalized at 0.86: a significant p beside a CI that includes 1 is fragile.
+    word = sm.verdict(_comparison(0.846, 0.614, 1.08, 0.037))
+    assert word == "fragile: p < 0.05, but CI includes 1" and "sooner" not in word
+    word = sm.verdict(_comparison(0.975, 0.70, 1.09, 0.037))
+    assert word == "fragile: p < 0.05, but CI includes 1 and ratio within 5% of 1"
+    assert sm.verdict(_comparison(0.97, 0.90, 0.99, 0.01)).endswith("ratio within 5% of 1")
+    assert sm.verdict(_comparison(0.877, 0.747, 1.09, 0.32)) == "not shown sooner"
+    assert sm.verdict(_comparison(1.02, 0.765, 1.24, 1.0)) == "not sooner"
+    assert sm.verdict(_comparison(0.5, 0.4, 0.6, 0.01, n=4)) == "untestable (n=4 < 6)"
+    # A ratio that reads as a gain the seeds do not show says so (random-sign at 0.86).
+    c = _comparison(0.868, 0.71, 1.32, 0.18, faster=7, slower=11)
+    assert c.gain_not_in_seeds and not c.clearly_sooner
+    assert sm.verdict(c) == "not shown sooner; faster in 7, slower in 11 seeds"
+    text = "\n".join(sm.statements([c], []))
+    assert "faster in 7, slower in 11 seeds" in text and "median per-seed ratio 0.9" in text
+    assert not _comparison(0.557, 0.439, 0.848, 0.0006).gain_not_in_seeds
+    row = sm.primary_table([c])[2]
+    assert "| 0.868 [0.71, 1.32] | 0.9 | 7 / 2 / 11 |" in row and row.endswith("seeds |")
+
+
+def test_accuracy_differences_are_paired_and_tested(cells) -> None:  # type: ignore[no-untyped-def]
+    # The made-up cells: every arm's test accuracy is 0.97; vary ohgw-normalized's by seed.
+    moved = [
+        dataclasses.replace(
+            c,
+            metrics=dataclasses.replace(c.metrics, best_test_accuracy=0.97 + 0.001 * (c.seed + 1)),
+        )
+        if c.variant == "ohgw-normalized"
+        else c
+        for c in cells
+    ]
+    acc = sm.accuracy_differences(moved)
+    d = acc[("mnist1d", "asha", "ohgw-normalized", "vanilla")]
+    assert d.n_paired == 6 and d.median == pytest.approx(0.9735)
+    assert d.points == pytest.approx(0.35) and d.wilcoxon.p == pytest.approx(0.03125)
+    assert ("mnist1d", "asha", "ohgw-normalized", "random-sign") in acc
+    assert ("mnist1d", "asha", "vanilla", "vanilla") not in acc
+    assert "0.9735 / 0.97 (+0.35 points, p 0.031)" in sm._accuracy_text(d)
+
+
+def test_first_configuration_runs_and_short_arms(cells, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert sm.first_configuration_runs(cells) == {}  # one worker: not counted
+    eight = [dataclasses.replace(c, workers=8, scheduler="asha@8") for c in cells]
+    # Each made-up cell has configuration 0 alone, which trains its 14 epochs.
+    assert sm.first_configuration_runs(eight) == {("mnist1d", "asha@8"): (18, 18)}
+    short = sm.short_arms([c for c in cells if c.variant != "random-sign" or c.seed < 4], 6)
+    assert short == {("mnist1d", "asha"): {"random-sign": 4}}
+    counts = sm.paired_seed_counts(cells)
+    text = sm._short_text(short, counts, 6)
+    assert "mnist1d / asha (random-sign 4; its other arms 6)" in text
+    assert "provisional" not in text
+    assert sm._short_text({}, counts, 6) == "Every arm of every group has 6 seeds."
+    text = sm.write_summary(
+        eight, tmp_path / "s.md", tmp_path / "f", "cmd", targets={"mnist1d": (0.9,)}, n_boot=50
+    ).read_text()
+    assert "## Time to target with the first wave left out (several workers)" in text
+    assert "in 18 of 18 cells (mnist1d / asha@8); under ASHA" in text
+    assert "(configuration 0; their epochs still count)" in text  # real workers: one config
+    assert "### mnist1d, the first wave left out" in text

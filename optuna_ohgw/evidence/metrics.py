@@ -509,6 +509,40 @@ def anytime_test_curve(
     return curve
 
 
+def configuration_epochs(trials: Iterable[FrozenTrial]) -> dict[int, int]:
+    """``configuration -> epochs it trained``, summed over its segments (counted trials only,
+    :func:`epoch_count` each). Under ASHA a configuration that was never pruned trained the
+    study's maximum epochs; comparing configuration 0's count with the largest shows whether
+    the study's first draw ran to the end."""
+    out: dict[int, int] = {}
+    for t in counted(trials):
+        k = lineage.config_of(t)
+        out[k] = out.get(k, 0) + epoch_count(t)
+    return out
+
+
+def first_wave(trials: Iterable[FrozenTrial]) -> frozenset[int]:
+    """The configurations the workers started before any result was known: those whose first
+    segment started at the study's earliest start moment (:func:`_start`; a virtual worker's
+    recorded virtual time). With ``N`` virtual workers that is configurations ``0 .. N-1``, all
+    started at virtual time 0, drawn by the sampler before it had seen a single epoch; with
+    one worker it is configuration 0 alone; with real workers, whose start times differ, it
+    is the first configuration only. Leaving the first wave's values out
+    (``anytime_curve(..., without=first_wave(trials))``) asks what the search found after
+    the workers' first draws, which the executor's order of ties can favour."""
+    starts: dict[int, dt.datetime] = {}
+    for t in counted(trials):
+        s = _start(t)
+        if s is None or not _did_work(t):
+            continue
+        k = lineage.config_of(t)
+        starts[k] = min(starts.get(k, s), s)
+    if not starts:
+        return frozenset()
+    origin = min(starts.values())
+    return frozenset(k for k, s in starts.items() if s == origin)
+
+
 def time_to_target(
     curve: Sequence[Point], tau: float, direction: Direction = "maximize"
 ) -> float | None:
@@ -838,6 +872,13 @@ class StudyMetrics:
     applied_steps: dict[str, list[float]]
     curves_without_first: dict[Clock, list[Point]] = dataclasses.field(default_factory=dict)
     """:func:`anytime_curve` with configuration 0's values left out (its epochs still count)."""
+    curves_without_first_wave: dict[Clock, list[Point]] = dataclasses.field(default_factory=dict)
+    """:func:`anytime_curve` with the :func:`first_wave`'s values left out (configurations
+    0-7 at eight virtual workers; its epochs still count)."""
+    first_wave: tuple[int, ...] = ()
+    """The configurations of :func:`first_wave`, sorted."""
+    configuration_epochs: dict[int, int] = dataclasses.field(default_factory=dict)
+    """:func:`configuration_epochs`."""
 
     @property
     def reached_target(self) -> bool:
@@ -847,7 +888,7 @@ class StudyMetrics:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy (tuples become lists)."""
         out = dataclasses.asdict(self)
-        for key in ("curves", "test_curves", "curves_without_first"):
+        for key in ("curves", "test_curves", "curves_without_first", "curves_without_first_wave"):
             out[key] = {c: [list(p) for p in pts] for c, pts in out[key].items()}
         out["reached_target"] = self.reached_target
         return out
@@ -887,6 +928,7 @@ def compute_metrics(
     maximize = _maximize(direction)
 
     curves = {c: anytime_curve(trials, c, direction) for c in CLOCKS}
+    wave = first_wave(trials)
     counts = {state.name.lower(): 0 for state in TrialState}
     for t in trials:
         counts[t.state.name.lower()] += 1
@@ -912,4 +954,9 @@ def compute_metrics(
         curves_without_first={
             c: anytime_curve(trials, c, direction, without=(0,)) for c in CLOCKS
         },
+        curves_without_first_wave={
+            c: anytime_curve(trials, c, direction, without=wave) for c in CLOCKS
+        },
+        first_wave=tuple(sorted(wave)),
+        configuration_epochs=configuration_epochs(trials),
     )

@@ -120,6 +120,38 @@ def _ratio(num: float, den: float) -> float | None:
 
 # ----- paired Wilcoxon --------------------------------------------------------------------------
 
+_UNORDERED, _OBSERVED = 0, 2
+"""Kinds of a pair from :func:`_pair_kinds`; the others are the known sign, ``+1`` (``a`` censored
+and slower) and ``-1`` (``b`` censored and slower)."""
+
+
+def _pair_kinds(
+    a: Sequence[float | None],
+    b: Sequence[float | None],
+    a_censored: Sequence[bool] | None,
+    b_censored: Sequence[bool] | None,
+) -> list[tuple[int, float, float]]:
+    """Per pair ``(kind, a, b)`` by the module's censoring rules: ``_OBSERVED`` (both sides
+    reached the target), ``+1`` / ``-1`` (one side censored at or after the other's time: that
+    side is slower, ``a`` for ``+1``) or ``_UNORDERED`` (both censored, censored before the other's
+    time, or a missing side not flagged censored)."""
+    x, y = _array(a), _array(b)
+    if x.shape != y.shape:
+        raise ValueError("a and b must be paired (same length).")
+    cx, cy = _flags(a_censored, x.size), _flags(b_censored, y.size)
+    out = []
+    for xi, yi, cxi, cyi in zip(x, y, cx, cy):
+        if (np.isnan(xi) and not cxi) or (np.isnan(yi) and not cyi) or (cxi and cyi):
+            kind = _UNORDERED
+        elif cxi:  # a censored at xi: slower than b only if b reached by then
+            kind = 1 if yi <= xi else _UNORDERED
+        elif cyi:
+            kind = -1 if xi <= yi else _UNORDERED
+        else:
+            kind = _OBSERVED
+        out.append((kind, float(xi), float(yi)))
+    return out
+
 
 @dataclasses.dataclass(frozen=True)
 class WilcoxonResult:
@@ -152,28 +184,10 @@ def paired_wilcoxon(
     Pairs with a ``None``/NaN side that is not flagged censored are left out (``n_unordered``).
     Censored sides follow the module's rules (worst rank; unknown orders left out).
     """
-    x, y = _array(a), _array(b)
-    if x.shape != y.shape:
-        raise ValueError("a and b must be paired (same length).")
-    cx, cy = _flags(a_censored, x.size), _flags(b_censored, y.size)
-    finite: list[float] = []
-    signs: list[float] = []
-    unordered = 0
-    for xi, yi, cxi, cyi in zip(x, y, cx, cy):
-        if (np.isnan(xi) and not cxi) or (np.isnan(yi) and not cyi) or (cxi and cyi):
-            unordered += 1
-        elif cxi:  # a censored at xi: slower than b only if b reached by then
-            if yi <= xi:
-                signs.append(1.0)
-            else:
-                unordered += 1
-        elif cyi:
-            if xi <= yi:
-                signs.append(-1.0)
-            else:
-                unordered += 1
-        else:
-            finite.append(float(xi - yi))
+    pairs = _pair_kinds(a, b, a_censored, b_censored)
+    finite = [xi - yi for kind, xi, yi in pairs if kind == _OBSERVED]
+    signs = [float(kind) for kind, _, _ in pairs if kind in (1, -1)]
+    unordered = sum(kind == _UNORDERED for kind, _, _ in pairs)
     big = 1.0 + max((abs(d) for d in finite), default=0.0)
     diffs = np.asarray(finite + [s * big for s in signs], dtype=float)
     shown = np.asarray(finite + [s * np.inf for s in signs], dtype=float)
@@ -181,7 +195,7 @@ def paired_wilcoxon(
     nonzero = diffs[diffs != 0.0]
     median = float(np.median(shown)) if shown.size else None
     common = dict(
-        n_pairs=int(x.size),
+        n_pairs=len(pairs),
         n_used=int(diffs.size),
         n_unordered=unordered,
         n_zero=n_zero,
@@ -285,6 +299,67 @@ def median_ratio_ci(
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(np.asarray(reps), [alpha, 1.0 - alpha], method="inverted_cdf")
     return RatioCI(ratio, float(low), float(high), n_boot, undefined, level)
+
+
+# ----- per-seed ratios --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PerSeed:
+    """Paired times seed by seed: the median of the per-seed ratios ``a[i] / b[i]`` and how
+    many seeds ``a`` was faster, tied or slower in.
+
+    The ratio of medians (:func:`median_ratio_ci`) compares the two arms' typical runs; the
+    median of per-seed ratios compares them seed by seed, and the counts say in how many seeds
+    the arm was actually faster. Where the ratio of medians is below 1 but the arm was slower in
+    as many seeds as it was faster (or the per-seed median is at least 1), the ratio reads as a
+    gain that the seeds do not show."""
+
+    median_ratio: float | None
+    """Median of the per-seed ratios (``None``: no seed with a defined ratio)."""
+    faster: int
+    tied: int
+    slower: int
+    unordered: int
+    """Seeds whose order is unknown (both censored, or censored before the other's time)."""
+
+
+def per_seed_ratios(
+    a: Sequence[float | None],
+    b: Sequence[float | None],
+    a_censored: Sequence[bool] | None = None,
+    b_censored: Sequence[bool] | None = None,
+) -> PerSeed:
+    """Per seed, ``a[i] / b[i]`` and the order of ``a[i]`` against ``b[i]``.
+
+    Censoring follows the module's rules. A seed with both sides observed gives the plain ratio
+    and its order. A comparable seed with one censored side has the known order (the censored
+    side is slower) and the ratio of the module's ``inf`` convention: ``x / inf = 0`` (``a``
+    reached, ``b`` did not), ``inf / x = inf`` (the reverse); it enters the median only through
+    its rank. Seeds whose order is unknown (both censored, or censored before the other's
+    observed time) and seeds with a missing side are left out and counted as ``unordered``.
+    The median of an even count is the mean of the two middle ratios (``inf`` if either is).
+    """
+    ratios: list[float] = []
+    faster = tied = slower = unordered = 0
+    for kind, xi, yi in _pair_kinds(a, b, a_censored, b_censored):
+        if kind == _UNORDERED:
+            unordered += 1
+        elif kind == 1:  # a censored, slower
+            slower += 1
+            ratios.append(math.inf)
+        elif kind == -1:  # b censored, a faster
+            faster += 1
+            ratios.append(0.0)
+        else:
+            faster += int(xi < yi)
+            tied += int(xi == yi)
+            slower += int(xi > yi)
+            r = _ratio(xi, yi)
+            if r is not None:
+                ratios.append(r)
+    median = censored_median(ratios) if ratios else None
+    return PerSeed(median, faster, tied, slower, unordered)
 
 
 # ----- distribution shift -----------------------------------------------------------------------
