@@ -37,7 +37,7 @@ def hand_back(study: optuna.Study, pid: int | None = None) -> list[int]:
     """Fail and enqueue again the trial process ``pid`` (default: this one) of this host was
     running; the numbers of the trials enqueued again."""
     pid = os.getpid() if pid is None else pid
-    retried = recover_orphans(study, dead_pids={pid})  # a trial still RUNNING
+    retried = recover_orphans(study, dead_pids={pid}, interrupted=True)  # still RUNNING
     if retried:
         return retried
     # Optuna's optimize marks an interrupted trial FAIL itself: enqueue it again.
@@ -49,10 +49,9 @@ def hand_back(study: optuna.Study, pid: int | None = None) -> list[int]:
             (t.system_attrs.get(WORKER_ATTR) or {}).get("pid")) == me
     ]  # fmt: skip
     if mine and mine[-1].state == TrialState.FAIL:
-        retried_from = optuna.storages.RetryFailedTrialCallback.retried_trial_number
-        if not any(retried_from(t) == mine[-1].number for t in study.get_trials(deepcopy=False)):
-            # As the segment protocol retries: same parameters, configuration and checkpoint.
-            retry(study, mine[-1])
+        # As the segment protocol retries: same parameters, configuration and checkpoint;
+        # retry() adds none where one exists already (in the storage, whoever added it).
+        retry(study, mine[-1], counts=False)
         return [mine[-1].number]
     return []
 
