@@ -191,20 +191,23 @@ def open_storage(url: str, *, heartbeat: bool = True, create: bool = True) -> Ba
 
 
 def _open_journal(path: pathlib.Path, *, create: bool) -> JournalStorage:
-    """A journal whose last record was cut off: a writer (``create``) cuts that record off,
-    keeping a copy of the original; a reader, which writes nothing, gets one line."""
+    """A journal whose last record was cut off, or with a broken record anywhere (two fused,
+    garbage): a writer (``create``) cuts the file at that record, keeping a copy of the
+    original; a reader, which writes nothing, gets one line."""
     if not create:
-        good = journal.wait_for_tail(path)
+        broken = journal.first_broken(path)
+        good = broken if broken is not None else journal.wait_for_tail(path)
         if good is not None:
+            kept = "every record before it" if broken is not None else "every complete record"
             raise StorageError(
-                f"{journal.describe(path, good)}; repair it, keeping every complete record: "
-                f"cp {path} {path}.bak && truncate -s {good} {path} (a run or worker on it "
-                "does this by itself)"
+                f"{journal.describe(path, good, mid_file=broken is not None)}; repair it, "
+                f"keeping {kept}: cp {path} {path}.bak && truncate -s {good} {path} (a run or "
+                "worker on it does this by itself)"
             )
     lock = JournalFileSymlinkLock(str(path), grace_period=JOURNAL_LOCK_GRACE)
     backend = journal.CheckedJournalFileBackend(str(path), lock_obj=lock)
     if create:
-        backend.repair_if_cut()
+        backend.repair_if_cut(whole=True)
     return JournalStorage(backend)
 
 
