@@ -15,6 +15,7 @@ import importlib.util
 import os
 import pathlib
 import sqlite3
+import sys
 import time
 import warnings
 
@@ -68,12 +69,16 @@ def is_grpc(url: str) -> bool:
 
 
 def open_grpc_proxy(
-    url: str, *, timeout: float = 10.0, patience: float | None = None
+    url: str, *, timeout: float | None = None, patience: float | None = None
 ) -> BaseStorage:
     """A ``GrpcStorageProxy`` for ``grpc://HOST:PORT``, once its server answers, that waits
     out a later outage of the proxy for ``patience`` seconds (default ``$OHGW_STORAGE_PATIENCE``,
-    else five minutes; :class:`~optuna_ohgw.patient_storage.PatientStorage`)."""
+    else five minutes; :class:`~optuna_ohgw.patient_storage.PatientStorage`). A proxy still
+    starting is waited for as long (``timeout``, default the patience, at least 10 s)."""
     from optuna_ohgw.patient_storage import PatientStorage, patience_from_env
+
+    patience = patience_from_env() if patience is None else patience
+    timeout = max(10.0, patience) if timeout is None else timeout
 
     host, _, port = url.removeprefix("grpc://").rstrip("/").rpartition(":")
     if not host or not port.isdigit():
@@ -86,7 +91,19 @@ def open_grpc_proxy(
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return GrpcStorageProxy(host=host, port=int(port))
 
-        connect().wait_server_ready(timeout=timeout)  # type: ignore[attr-defined]
+        first = connect()
+        try:
+            first.wait_server_ready(timeout=min(timeout, 2.0))  # type: ignore[attr-defined]
+        except ConnectionError:
+            if timeout <= 2.0:
+                raise
+            print(
+                f"warning: no storage proxy answers at {url} yet; waiting up to {timeout:g} s "
+                "(--storage-patience, OHGW_STORAGE_PATIENCE)",
+                file=sys.stderr,
+                flush=True,
+            )
+            first.wait_server_ready(timeout=timeout - 2.0)  # type: ignore[attr-defined]
     except ImportError:
         raise StorageError(
             f"storage {url} needs grpcio: pip install 'optuna-ohgw[grpc]'"
@@ -96,7 +113,6 @@ def open_grpc_proxy(
             f"no storage proxy answers at {url} within {timeout:g} s; start one with "
             "`ohgw-optuna storage-proxy --storage URL`"
         ) from None
-    patience = patience_from_env() if patience is None else patience
     return PatientStorage(connect=connect, where=url, patience=patience)
 
 
@@ -144,7 +160,7 @@ def open_storage(url: str, *, heartbeat: bool = True, create: bool = True) -> Ba
     """
     url = normalize_url(url)
     if is_grpc(url):
-        return open_grpc_proxy(url)
+        return open_grpc_proxy(url, timeout=None if create else 10.0)  # status: 10 s
     path = storage_file(url)
     if path is not None:
         # A journal's folder is made (the default runs/); a SQLite URL names its folder.

@@ -4,6 +4,7 @@ patience, the worker gives up in one line, without a traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import signal
 import socket
@@ -105,3 +106,76 @@ def test_a_worker_gives_up_after_its_patience_in_one_line(proxied, tmp_path) -> 
     assert "Traceback" not in err, err
     assert lines[-1].startswith("error: storage grpc://") and "unreachable for 3 s" in lines[-1]
     assert [line for line in lines if "retrying for up to 3 s" in line], err
+
+
+def test_a_restarted_proxy_takes_the_parameters_of_a_trial_it_never_read(
+    tmp_path: pathlib.Path,
+) -> None:
+    # Issue 26, finding 4: after the proxy came back, the trial in flight failed with KeyError
+    # (Optuna's cached storage knew only the trials it had read since it started).
+    from optuna.distributions import FloatDistribution
+    from optuna.study import StudyDirection
+
+    from optuna_ohgw import _optuna_compat as compat
+
+    url = f"sqlite:///{tmp_path / 'proxy.db'}"
+    before = compat.proxy_backend(open_storage(url, heartbeat=False))  # the proxy, first run
+    study_id = before.create_new_study([StudyDirection.MAXIMIZE], "s")
+    trial_id = before.create_new_trial(study_id)  # a worker's trial, in flight
+    after = compat.proxy_backend(open_storage(url, heartbeat=False))  # the proxy, restarted
+    after.set_trial_param(trial_id, "lr", 0.1, FloatDistribution(0.01, 1.0))
+    after.set_trial_param(trial_id, "wd", 0.2, FloatDistribution(0.01, 1.0))
+    assert after.get_trial(trial_id).params == {"lr": 0.1, "wd": 0.2}
+    assert after.get_all_trials(study_id)[0].params == {"lr": 0.1, "wd": 0.2}
+
+
+def test_a_worker_started_before_its_proxy_waits_its_patience(tmp_path: pathlib.Path) -> None:
+    # Issue 26, finding 7: it gave up after 10 s whatever --storage-patience said.
+    require_postgres()
+    pytest.importorskip("grpc", reason="grpcio is not installed (pip install -e '.[test]')")
+    name = f"outage-{uuid.uuid4().hex[:8]}"
+    path = _study_file(tmp_path, name, "asha", n_trials=2, max_epochs=1)
+    port = _free_port()
+    worker = _start(tmp_path, "worker", "--study", str(path), "--storage",
+                    f"grpc://127.0.0.1:{port}", "--storage-patience", "60")  # fmt: skip
+    proxy = None
+    try:
+        time.sleep(14)  # longer than the old fixed 10 s
+        assert worker.poll() is None, worker.communicate()[1]
+        proxy = _proxy(tmp_path, port)
+        _, err = worker.communicate(timeout=240)
+        assert worker.returncode == 0, err
+        assert "no storage proxy answers at" in err and "waiting up to 60 s" in err, err
+    finally:
+        for proc in (worker, proxy):
+            if proc is not None and proc.poll() is None:
+                _kill(proc)
+        with contextlib.suppress(KeyError):
+            optuna.delete_study(study_name=name, storage=open_storage(PG_URL, heartbeat=False))
+
+
+@pytest.mark.parametrize("where", ["folder", "s3"])
+def test_a_checkpoint_whose_record_never_reached_the_database_is_swept(
+    where: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 26, finding 5: an upload during a database outage left its checkpoint for good.
+    import io
+
+    from optuna_ohgw.checkpoint import open_checkpoints
+    from optuna_ohgw.schedulers import finish_study
+    from tests.conftest import require_s3
+
+    url = str(tmp_path / "ckpt") if where == "folder" else require_s3(monkeypatch)
+    name = f"sweep-{uuid.uuid4().hex[:8]}"
+    study = optuna.create_study(
+        study_name=name, storage=open_storage(f"journal:{tmp_path / 's.journal'}")
+    )
+    store = open_checkpoints(study, url)
+    orphan = uuid.uuid4().hex  # uploaded, then the database went away: no record names it
+    store.store.write(orphan, io.BytesIO(b"weights"))
+    listed = store.store.list_ids()
+    assert orphan in listed and len(listed) == 2  # and the study's marker
+    assert finish_study(study, store) == 1
+    (marker,) = store.store.list_ids()
+    assert marker.startswith("ohgw-store-")
+    open_checkpoints(study, url)  # the marker still binds the study to its store
