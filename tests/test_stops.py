@@ -284,6 +284,27 @@ def test_deaths_before_the_draw_and_sigterms_always_retry(
     )
 
 
+@pytest.mark.parametrize("where", ["under a file", "s3 without a bucket"])
+def test_a_bad_store_is_one_line_before_the_study_exists(
+    tmp_path: pathlib.Path, where: str
+) -> None:
+    # Issue 26, finding 7: the error came after the study header and a progress bar, and left
+    # an empty study in the storage.
+    from optuna_ohgw.storage import open_storage
+    from tests.conftest import run_cli
+
+    path = _write(tmp_path, "bad-store", "pasha", n_trials=2)
+    (tmp_path / "a-file").write_text("")
+    store = str(tmp_path / "a-file" / "ckpt") if where == "under a file" else "s3://"
+    url = f"journal:{tmp_path / 'bad.journal'}"
+    result = run_cli("run", "--study", str(path), "--storage", url, "--artifacts", store,
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr  # one line, no progress bar
+    assert result.stdout == ""  # no study header
+    assert optuna.get_all_study_names(open_storage(url)) == []  # no empty study left
+
+
 if __name__ == "__main__":  # before/after figures: python -m tests.test_stops DIR STOPS
     import sys
 

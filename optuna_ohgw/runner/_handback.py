@@ -30,7 +30,9 @@ HAND_BACK_SECONDS = 3.5
 """The longest a worker takes from SIGTERM to its exit."""
 WATCHDOG_SECONDS = 1.5
 """After this long without the main thread handing back, the watchdog does it."""
-EXIT_INTERRUPTED = 2
+EXIT_INTERRUPTED = 130
+"""Exit code of a process stopped by SIGTERM or Ctrl-C (128 + SIGINT, as a shell reports
+Ctrl-C); 2 is a user error (bad input, unreachable storage), never an interruption."""
 
 
 def hand_back(study: optuna.Study, pid: int | None = None) -> list[int]:

@@ -125,6 +125,10 @@ def run_study(
     log_dir = pathlib.Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     storage = open_storage(storage_url)
+    if is_promotion(config):  # a bad store is one line before the study exists
+        from optuna_ohgw.artifact_store import open_artifact_store
+
+        open_artifact_store(artifacts, config.study_name)
     study = create_study(config, storage)
     store = None
     if is_promotion(config):
