@@ -228,11 +228,21 @@ def _rdb_batch(storage: RDBStorage, trial_id: int, record: dict[str, Any]) -> bo
         return False
     if not _has(storage, "scoped_session", "_set_trial_attr_without_commit"):
         return False
-    with _create_scoped_session(storage.scoped_session, True) as session:
-        for key, value in record.items():
-            storage._set_trial_attr_without_commit(
-                session, models.TrialUserAttributeModel, trial_id, key, value
-            )
+
+    def write() -> None:
+        with _create_scoped_session(storage.scoped_session, True) as session:
+            for key, value in record.items():
+                storage._set_trial_attr_without_commit(
+                    session, models.TrialUserAttributeModel, trial_id, key, value
+                )
+
+    outage = getattr(storage, "ohgw_outage", None)  # a database restart is waited out
+    if outage is None:
+        write()
+    else:
+        from optuna_ohgw.patient_storage import is_db_down
+
+        outage.call(write, is_db_down)
     return True
 
 

@@ -125,6 +125,9 @@ def outage_error(storage: BaseStorage) -> Exception | None:
 
     if isinstance(storage, PatientStorage) and storage.gave_up:
         return storage.give_up_error()
+    outage = getattr(getattr(storage, "_backend", storage), "ohgw_outage", None)  # an RDB's
+    if outage is not None and outage.gave_up:
+        return outage.give_up_error()
     return None
 
 
@@ -187,6 +190,9 @@ def open_storage(url: str, *, heartbeat: bool = True, create: bool = True) -> Ba
                 heartbeat_interval=HEARTBEAT_INTERVAL,
                 grace_period=GRACE_PERIOD,
             )
+    from optuna_ohgw.patient_storage import patience_from_env, patient_rdb
+
+    patience = None if url.startswith("sqlite") else patience_from_env()
     for attempt in range(SCHEMA_RETRIES + 1):
         try:
             with warnings.catch_warnings():
@@ -195,7 +201,11 @@ def open_storage(url: str, *, heartbeat: bool = True, create: bool = True) -> Ba
                     kwargs["heartbeat_stale_trial_callback"] = (
                         optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
                     )
-                return RDBStorage(url, **kwargs)
+                rdb = RDBStorage(url, **kwargs)
+            if patience is None:
+                return rdb
+            # A database restart or failover is waited out as a proxy's outage is.
+            return patient_rdb(rdb, where=redact(url), patience=patience)
         except Exception as err:  # noqa: BLE001 - sqlalchemy raises many kinds; one line for all
             if _is_schema_race(err) and attempt < SCHEMA_RETRIES:
                 # Two processes created Optuna's tables at once on an empty database and this

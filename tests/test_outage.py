@@ -179,3 +179,92 @@ def test_a_checkpoint_whose_record_never_reached_the_database_is_swept(
     (marker,) = store.store.list_ids()
     assert marker.startswith("ohgw-store-")
     open_checkpoints(study, url)  # the marker still binds the study to its store
+
+
+class _Forwarder:
+    """A TCP port in front of the PostgreSQL server that can go away and come back, as the
+    server itself does when it restarts (every connection dropped, connections refused)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target, self.port = target, _free_port()
+        self._conns: list[socket.socket] = []
+        self._server: socket.socket | None = None
+
+    def start(self) -> None:
+        import threading
+
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(64)
+        self._server = server
+
+        def pump(a: socket.socket, b: socket.socket) -> None:
+            with contextlib.suppress(OSError):
+                while data := a.recv(65536):
+                    b.sendall(data)
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+        def accept() -> None:
+            while True:
+                try:
+                    client, _ = server.accept()
+                except OSError:
+                    return
+                upstream = socket.create_connection(self.target)
+                self._conns += [client, upstream]
+                for a, b in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+        threading.Thread(target=accept, daemon=True).start()
+
+    def stop(self) -> None:
+        assert self._server is not None
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)  # wakes the accept (close alone does not)
+        self._server.close()
+        for conn in self._conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+        self._conns = []
+
+
+def test_a_worker_rides_out_a_database_restart(tmp_path: pathlib.Path) -> None:
+    # Issue 26, finding 5: a direct PostgreSQL restart ended the run with 4 tracebacks and 3
+    # trials left RUNNING.
+    from urllib.parse import urlsplit
+
+    require_postgres()
+    parts = urlsplit(PG_URL)
+    forwarder = _Forwarder((parts.hostname or "127.0.0.1", parts.port or 5432))
+    forwarder.start()
+    url = PG_URL.replace(
+        parts.netloc, f"{parts.username}:{parts.password}@127.0.0.1:{forwarder.port}"
+    )
+    name = f"restart-{uuid.uuid4().hex[:8]}"
+    path = _study_file(tmp_path, name, "asha", n_trials=6, max_epochs=3)
+    worker = _start(tmp_path, "worker", "--study", str(path), "--storage", url,
+                    "--storage-patience", "120")  # fmt: skip
+    try:
+        _wait_training(name, worker)
+        forwarder.stop()  # the server goes down: connections dropped, new ones refused
+        time.sleep(8)
+        forwarder.start()  # and is back on the same port
+        _, err = worker.communicate(timeout=300)
+    finally:
+        if worker.poll() is None:
+            _kill(worker)
+    try:
+        assert worker.returncode == 0, err
+        assert "unreachable (OperationalError); retrying for up to 120 s" in err, err
+        assert "reachable again after" in err, err
+        assert "Traceback" not in err, err
+        trials = optuna.load_study(study_name=name, storage=open_storage(PG_URL)).trials
+        states = [t.state for t in trials]
+        assert TrialState.RUNNING not in states and TrialState.FAIL not in states, states
+        assert sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states) >= 6
+    finally:
+        optuna.delete_study(study_name=name, storage=open_storage(PG_URL, heartbeat=False))
