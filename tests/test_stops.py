@@ -284,6 +284,44 @@ def test_deaths_before_the_draw_and_sigterms_always_retry(
     )
 
 
+@pytest.mark.parametrize("scheduler", ["asha-promotion", "pasha", "dyhpo"])
+def test_done_counts_the_paused_configurations_the_scheduler_would_resume(
+    tmp_path: pathlib.Path, scheduler: str
+) -> None:
+    # Issue 26, finding 2, for each promotion scheduler: all configurations exist and each is
+    # paused at the first rung; the best one would be promoted (DyHPO: any would advance).
+    from optuna.distributions import FloatDistribution
+
+    from optuna_ohgw.runner import budget_spent
+    from optuna_ohgw.studyfile import load_study_file
+
+    config = load_study_file(_write(tmp_path, "done", scheduler, n_trials=3))
+    study = _journal_study(tmp_path)
+    dist = {"lr": FloatDistribution(1e-3, 1.0)}
+    for c, value in enumerate([0.5, 0.7, 0.6]):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"lr": 0.01 * (c + 1)},
+                distributions=dist,
+                value=value,
+                intermediate_values={1: value},
+                user_attrs={lineage.CONFIG: c, lineage.PAUSED: True, attrs.EPOCHS: 1},
+            )
+        )
+    for c in range(3):
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.WAITING,
+                params={"lr": 0.01 * (c + 1)},
+                distributions=dist,
+                system_attrs={lineage.RESUME: {"config": c, "epoch": 1, "artifact": f"a{c}"}},
+            )
+        )
+    trials = study.get_trials()
+    assert budget_spent(config, trials) is True  # without the study: the old answer
+    assert budget_spent(config, trials, study) is False
+
+
 @pytest.mark.parametrize("where", ["under a file", "s3 without a bucket"])
 def test_a_bad_store_is_one_line_before_the_study_exists(
     tmp_path: pathlib.Path, where: str
