@@ -30,6 +30,9 @@ HAND_BACK_SECONDS = 3.5
 """The longest a worker takes from SIGTERM to its exit."""
 WATCHDOG_SECONDS = 1.5
 """After this long without the main thread handing back, the watchdog does it."""
+SETTLE_SECONDS = 0.3
+"""The most the exit waits for the main thread to release a journal's lock; the deadline
+timer fires this much before :data:`HAND_BACK_SECONDS`, so the exit stays within it."""
 EXIT_INTERRUPTED = 130
 """Exit code of a process stopped by SIGTERM or Ctrl-C (128 + SIGINT, as a shell reports
 Ctrl-C); 2 is a user error (bad input, unreachable storage), never an interruption."""
@@ -107,7 +110,7 @@ class SigtermHandBack:
         self._signalled = time.monotonic()
         threading.Thread(target=self._watchdog, name="ohgw-sigterm", daemon=True).start()
         late = "interrupted; handing the trial back took too long (recovery will fail it)"
-        timer = threading.Timer(HAND_BACK_SECONDS, self._exit, args=(late,))
+        timer = threading.Timer(HAND_BACK_SECONDS - SETTLE_SECONDS, self._exit, args=(late,))
         timer.daemon = True
         timer.start()
         if journal.appending():
@@ -126,7 +129,7 @@ class SigtermHandBack:
         self._exit(message)
 
     def _exit(self, message: str) -> None:
-        settle = time.monotonic() + 0.3
+        settle = time.monotonic() + SETTLE_SECONDS
         while journal.appending() and time.monotonic() < settle:
             time.sleep(0.01)  # let the main thread release a journal's lock first
         exit_now(f"error: {message}")
