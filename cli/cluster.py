@@ -169,6 +169,7 @@ def storage_proxy(storage: str, host: str, port: int, threads: int) -> None:
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from optuna_ohgw import _optuna_compat as compat
     from optuna_ohgw.storage import is_grpc, is_journal, open_storage, redact
 
     from .main import _user_errors
@@ -179,13 +180,14 @@ def storage_proxy(storage: str, host: str, port: int, threads: int) -> None:
             f"not {redact(storage)}"
         )
     try:
-        from optuna.storages import get_storage, run_grpc_proxy_server
+        from optuna.storages import run_grpc_proxy_server
     except ImportError:
         fail("the storage proxy needs grpcio: pip install 'optuna-ohgw[grpc]'")
     with _user_errors():
         # No heartbeats: a proxy's clients cannot send them (Optuna 5), and the RDB cache of
         # get_storage() keeps the database's load low, as Optuna recommends for the proxy.
-        backend = get_storage(open_storage(storage, heartbeat=False))
+        # A trial it has not read since it (re)started still takes its parameters.
+        backend = compat.proxy_backend(open_storage(storage, heartbeat=False))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     click.echo(
         f"storage proxy for {redact(storage)} on grpc://{host}:{port} "

@@ -105,7 +105,7 @@ def run(
     """Run a named study with N worker processes on one storage (rerun to resume)."""
     from tqdm import tqdm
 
-    from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS
+    from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS, open_artifact_store
     from optuna_ohgw.runner import RunFailedError, RunSummary, exit_now, is_promotion, run_study
     from optuna_ohgw.tasks import get_task
 
@@ -120,6 +120,9 @@ def run(
         open_storage(url)  # an unreachable storage is one line, before any progress output
         total = config.budget.n_trials or None
         promotion = is_promotion(config)
+        artifacts = artifacts or config.artifacts or DEFAULT_ARTIFACTS
+        if promotion:  # a bad store too, and before the study is created
+            open_artifact_store(artifacts, config.study_name)
         click.echo(f"study {config.study_name} on {redact(url)} with {n_workers} worker(s)")
         bar = tqdm(total=total, unit="trial", desc=config.study_name, dynamic_ncols=True)
 
@@ -142,7 +145,7 @@ def run(
                 n_workers,
                 data_dir=data_dir,
                 download=download,
-                artifacts=artifacts or config.artifacts or DEFAULT_ARTIFACTS,
+                artifacts=artifacts,
                 on_progress=progress,
             )
         except KeyboardInterrupt:

@@ -25,6 +25,11 @@ Why each one is needed:
   sampler it wraps and its fixed values private (they are its constructor arguments); OHGW
   must see through it to serve a wrapped ``GridSampler``'s points and the fixed values
   untouched. No fallback.
+* :func:`proxy_backend`: the storage proxy serves Optuna's ``_CachedStorage``, whose
+  ``set_trial_param`` looks the trial up in its cache only: after the proxy restarts, a trial
+  created before (the one a worker was drawing) raises ``KeyError`` until some client reads
+  the study again (issue 26: the configuration in flight was lost). A trial the cache does not
+  know goes to the RDB storage's own ``set_trial_param``. Fallback: Optuna's ``get_storage``.
 
 Every fast path is used only on the Optuna versions it was written and tested against
 (:data:`TESTED`); on any other version each function takes its public fallback.
@@ -223,9 +228,46 @@ def _rdb_batch(storage: RDBStorage, trial_id: int, record: dict[str, Any]) -> bo
         return False
     if not _has(storage, "scoped_session", "_set_trial_attr_without_commit"):
         return False
-    with _create_scoped_session(storage.scoped_session, True) as session:
-        for key, value in record.items():
-            storage._set_trial_attr_without_commit(
-                session, models.TrialUserAttributeModel, trial_id, key, value
-            )
+
+    def write() -> None:
+        with _create_scoped_session(storage.scoped_session, True) as session:
+            for key, value in record.items():
+                storage._set_trial_attr_without_commit(
+                    session, models.TrialUserAttributeModel, trial_id, key, value
+                )
+
+    outage = getattr(storage, "ohgw_outage", None)  # a database restart is waited out
+    if outage is None:
+        write()
+    else:
+        from optuna_ohgw.patient_storage import is_db_down
+
+        outage.call(write, is_db_down)
     return True
+
+
+def proxy_backend(storage: RDBStorage) -> BaseStorage:
+    """The storage the gRPC proxy serves for ``storage``: Optuna's cached RDB storage, which
+    also sets a parameter of a trial it has not read since it started (see the module
+    docstring)."""
+    from optuna.storages import get_storage
+
+    cached = get_storage(storage)
+    if not FAST or not _has(cached, "_trial_id_to_study_id_and_number", "_lock", "_backend"):
+        return cached
+
+    class _Backend(type(cached)):  # type: ignore[misc]
+        def set_trial_param(
+            self, trial_id: int, param_name: str, param_value_internal: float, distribution: Any
+        ) -> None:
+            with self._lock:
+                known = trial_id in self._trial_id_to_study_id_and_number
+            if not known:
+                self._backend.set_trial_param(
+                    trial_id, param_name, param_value_internal, distribution
+                )
+                return
+            super().set_trial_param(trial_id, param_name, param_value_internal, distribution)
+
+    cached.__class__ = _Backend
+    return cached

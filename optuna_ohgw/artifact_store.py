@@ -16,7 +16,7 @@ import io
 import json
 import pathlib
 import uuid
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import optuna
 from optuna.artifacts import Boto3ArtifactStore, FileSystemArtifactStore
@@ -40,6 +40,13 @@ class ArtifactStoreError(RuntimeError):
     """The artifact store cannot be opened or is not the study's; the message says what to do."""
 
 
+def is_marker(artifact_id: str) -> bool:
+    """Whether ``artifact_id`` is a store's study marker (see :func:`bind_study`), not a
+    checkpoint."""
+    prefix, _, _ = _MARKER.partition("{")
+    return artifact_id.startswith(prefix)
+
+
 def is_s3(url: str) -> bool:
     return url.startswith("s3://")
 
@@ -53,6 +60,18 @@ def canonical(url: str) -> str:
     return str(pathlib.Path(url).expanduser().resolve())
 
 
+class FolderArtifactStore(FileSystemArtifactStore):
+    """``FileSystemArtifactStore`` on one study's folder that can list its artifact ids (the
+    final sweep removes checkpoints whose metadata never reached the database)."""
+
+    def __init__(self, folder: str | pathlib.Path) -> None:
+        super().__init__(folder)
+        self.folder = pathlib.Path(folder)
+
+    def list_ids(self) -> list[str]:
+        return sorted(p.name for p in self.folder.iterdir() if p.is_file())
+
+
 class PrefixedArtifactStore:
     """An artifact store whose artifact ids live under ``prefix`` of another store's keys.
 
@@ -64,9 +83,24 @@ class PrefixedArtifactStore:
         prefix: Prepended to every artifact id (e.g. ``"runs/my-study/"``).
     """
 
-    def __init__(self, *, store: ArtifactStore, prefix: str) -> None:
+    def __init__(
+        self, *, store: ArtifactStore, prefix: str, client: Any = None, bucket: str = ""
+    ) -> None:
         self.store = store
         self.prefix = prefix
+        self._client, self._bucket = client, bucket
+
+    def list_ids(self) -> list[str] | None:
+        """The artifact ids under the prefix (``None`` without the S3 client to list them)."""
+        if self._client is None:
+            return None
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self._bucket, Prefix=self.prefix
+        )
+        keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+        return sorted(
+            k.removeprefix(self.prefix) for k in keys if "/" not in k[len(self.prefix) :]
+        )
 
     def open_reader(self, artifact_id: str) -> BinaryIO:
         return self.store.open_reader(self.prefix + artifact_id)
@@ -88,7 +122,7 @@ def open_artifact_store(url: str, study_name: str) -> ArtifactStore:
             raise ArtifactStoreError(
                 f"cannot create the checkpoint folder {folder}: {err.strerror}"
             ) from None
-        return FileSystemArtifactStore(folder)
+        return FolderArtifactStore(folder)
     bucket, _, prefix = canonical(url).removeprefix("s3://").partition("/")
     if not bucket:
         raise ArtifactStoreError(f"--artifacts {url}: write s3://BUCKET/PREFIX")
@@ -110,7 +144,9 @@ def open_artifact_store(url: str, study_name: str) -> ArtifactStore:
             "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)."
         ) from None
     keys = f"{prefix}/{study_name}/" if prefix else f"{study_name}/"
-    return PrefixedArtifactStore(store=Boto3ArtifactStore(bucket, client=client), prefix=keys)
+    return PrefixedArtifactStore(
+        store=Boto3ArtifactStore(bucket, client=client), prefix=keys, client=client, bucket=bucket
+    )
 
 
 def record_token(study: optuna.Study) -> str:

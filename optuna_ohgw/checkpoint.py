@@ -9,11 +9,12 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta, upload_artifact
+from optuna.artifacts import get_all_artifact_meta, upload_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import TrialState
 
 from optuna_ohgw import _optuna_compat as compat
+from optuna_ohgw.artifact_store import FolderArtifactStore, is_marker
 
 if TYPE_CHECKING:
     from optuna.artifacts._protocol import ArtifactStore
@@ -48,7 +49,7 @@ class CheckpointStore:
         if isinstance(store, (str, pathlib.Path)):
             folder = pathlib.Path(store) / (study_name or "")
             folder.mkdir(parents=True, exist_ok=True)
-            store = FileSystemArtifactStore(folder)
+            store = FolderArtifactStore(folder)
         self.store = store
 
     def save(self, trial: optuna.Trial, config: int, epoch: int, state: dict[str, Any]) -> str:
@@ -100,16 +101,28 @@ class CheckpointStore:
 
     def sweep(self, study: optuna.Study, keep: Collection[str] = ()) -> int:
         """Remove the checkpoints uploaded on the study's trials, except ids in ``keep``
-        (those a WAITING or RUNNING segment still resumes from); return how many ids."""
-        removed = 0
+        (those a WAITING or RUNNING segment still resumes from); return how many ids. A store
+        that lists its ids (a folder, S3) is listed too: a checkpoint whose upload finished
+        but whose record never reached the database (an outage, a death in between) goes as
+        well."""
+        removed: set[str] = set()
         for t in study.get_trials(deepcopy=False):
             if t.state == TrialState.WAITING:
                 continue  # a WAITING trial uploads nothing
             for meta in get_all_artifact_meta(t, storage=compat.storage_of(study)):
                 if meta.filename.startswith(FILENAME_PREFIX) and meta.artifact_id not in keep:
                     self.delete(meta.artifact_id)
-                    removed += 1
-        return removed
+                    removed.add(meta.artifact_id)
+        lister = getattr(self.store, "list_ids", None)
+        for artifact_id in (lister() if lister is not None else None) or []:
+            if (
+                artifact_id not in keep
+                and artifact_id not in removed
+                and not is_marker(artifact_id)
+            ):
+                self.delete(artifact_id)
+                removed.add(artifact_id)
+        return len(removed)
 
 
 def open_checkpoints(study: optuna.Study, url: str) -> CheckpointStore:

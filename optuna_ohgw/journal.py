@@ -45,6 +45,23 @@ def cut_tail(path: str | os.PathLike[str]) -> int | None:
         return 0
 
 
+def first_broken(path: str | os.PathLike[str]) -> int | None:
+    """The offset of the first complete line of ``path`` that is no JSON record (two records
+    fused into one line, garbage), or ``None``. Reads the whole file: call it when a journal is
+    opened, not before each append (a line being written at the end is :func:`cut_tail`'s)."""
+    offset = 0
+    with open(path, "rb") as f:
+        for line in f:
+            if not line.endswith(b"\n"):
+                return None  # the unterminated tail
+            try:
+                json.loads(line)
+            except ValueError:
+                return offset
+            offset += len(line)
+    return None
+
+
 def wait_for_tail(path: str | os.PathLike[str], settle: float = 2.0) -> int | None:
     """:func:`cut_tail` without the journal's lock: a cut seen while another process may be
     writing counts only if the file stays the same for ``settle`` seconds."""
@@ -73,9 +90,15 @@ def repair(path: str | os.PathLike[str], good: int) -> pathlib.Path:
     return backup
 
 
-def describe(path: str | os.PathLike[str], good: int) -> str:
-    """What is wrong with a cut journal, in words (without saying what to do)."""
+def describe(path: str | os.PathLike[str], good: int, *, mid_file: bool = False) -> str:
+    """What is wrong with a cut journal, in words (without saying what to do); ``mid_file``:
+    the record at ``good`` is broken and complete records may follow it."""
     cut = os.path.getsize(path) - good
+    if mid_file:
+        return (
+            f"journal {path} has a broken record at byte {good} (two records fused into one "
+            f"line, or garbage): it and the {cut} bytes from there on cannot be read"
+        )
     return (
         f"journal {path} ends in a cut-off record ({cut} bytes after its last complete one, "
         "left by a crash or a full disk in the middle of a write)"
@@ -114,25 +137,25 @@ class CheckedJournalFileBackend(JournalFileBackend):
         super().__init__(file_path, lock_obj=lock_obj)
         self._ohgw_lock = lock_obj
 
-    def repair_if_cut(self) -> pathlib.Path | None:
-        """Cut a broken last record off (under the lock); the original's copy, if any."""
+    def repair_if_cut(self, *, whole: bool = False) -> pathlib.Path | None:
+        """Cut a broken last record off (under the lock), or with ``whole`` the file from its
+        first broken record on (:func:`first_broken`); the original's copy, if any."""
         self._ohgw_lock.acquire()
         try:
-            return self._repair_locked()
+            return self._repair_locked(whole=whole)
         finally:
             self._ohgw_lock.release()
 
-    def _repair_locked(self) -> pathlib.Path | None:
-        good = cut_tail(self._file_path)
+    def _repair_locked(self, *, whole: bool = False) -> pathlib.Path | None:
+        broken = first_broken(self._file_path) if whole else None
+        good = broken if broken is not None else cut_tail(self._file_path)
         if good is None:
             return None
-        what = describe(self._file_path, good)
+        what = describe(self._file_path, good, mid_file=broken is not None)
         backup = repair(self._file_path, good)
-        print(
-            f"warning: {what}; cut it off, keeping every complete record (the original is "
-            f"{backup})",
-            file=sys.stderr,
-        )
+        kept = "every record before it" if broken is not None else "every complete record"
+        print(f"warning: {what}; cut it off, keeping {kept} (the original is {backup})",
+              file=sys.stderr)  # fmt: skip
         return backup
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:

@@ -15,6 +15,8 @@ it did not happen; a write whose answer was lost is not repeated.
 from __future__ import annotations
 
 import abc
+import contextlib
+import inspect
 import os
 import sys
 import threading
@@ -22,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from optuna.storages import BaseStorage
+from optuna.storages import BaseStorage, RDBStorage
 
 DEFAULT_PATIENCE = 300.0
 """Seconds a worker waits for an unreachable storage before it gives up (five minutes)."""
@@ -56,6 +58,88 @@ def is_unreachable(err: BaseException) -> bool:
     return isinstance(err, grpc.RpcError) and err.code() == grpc.StatusCode.UNAVAILABLE
 
 
+class _Outage:
+    """The waiting of one storage through its outages: one line when it starts, one when it
+    ends, backoff between tries, and giving up after ``patience`` seconds."""
+
+    def __init__(self, where: str, patience: float) -> None:
+        self.where = where
+        self.patience = patience
+        self.lock = threading.Lock()
+        self.down_since: float | None = None
+        self.gave_up = False
+
+    def wait(self, err: Exception, delay: float, reconnect: Callable[[], None] | None) -> float:
+        """Note the outage, sleep, reconnect; the next delay. Raises once patience runs out."""
+        with self.lock:
+            now = time.monotonic()
+            if self.down_since is None:
+                self.down_since = now
+                code = getattr(err, "code", None)
+                root: BaseException = err
+                while root.__cause__ is not None:  # Optuna's error from SQLAlchemy's from ...
+                    root = root.__cause__
+                reason = code() if callable(code) else type(root).__name__
+                print(
+                    f"warning: storage {self.where} unreachable ({reason}); retrying for up to "
+                    f"{self.patience:g} s (--storage-patience, {PATIENCE_ENV})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            left = self.patience - (now - self.down_since)
+            if left <= 0:
+                self.gave_up = True
+                raise self.give_up_error() from None
+        time.sleep(min(delay, left))
+        if reconnect is not None:
+            with self.lock:
+                with contextlib.suppress(Exception):  # still down: the next call waits again
+                    reconnect()
+        return min(delay * 2, MAX_DELAY)
+
+    def back(self) -> None:
+        with self.lock:
+            if self.down_since is None:
+                return
+            seconds = time.monotonic() - self.down_since
+            self.down_since = None
+        print(
+            f"storage {self.where} reachable again after {seconds:.0f} s; going on",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def give_up_error(self) -> Exception:
+        from optuna_ohgw.storage import StorageError
+
+        return StorageError(
+            f"storage {self.where} unreachable for {self.patience:g} s; giving up (its "
+            "trial stays RUNNING until a worker or run recovers it; wait longer with "
+            f"--storage-patience or {PATIENCE_ENV})"
+        )
+
+    def call(
+        self,
+        do: Callable[[], Any],
+        unreachable: Callable[[BaseException], bool],
+        reconnect: Callable[[], None] | None = None,
+    ) -> Any:
+        delay, waited = 0.25, False
+        while True:
+            if self.gave_up:
+                raise self.give_up_error()
+            try:
+                result = do()
+            except Exception as err:
+                if not unreachable(err):
+                    raise
+                delay, waited = self.wait(err, delay, reconnect), True
+                continue
+            if waited:  # a call that reached the server after waiting (not one that needs none)
+                self.back()
+            return result
+
+
 class PatientStorage(BaseStorage):
     """A storage whose calls wait out an outage of its server (see the module docstring).
 
@@ -69,83 +153,100 @@ class PatientStorage(BaseStorage):
     def __init__(self, *, connect: Callable[[], BaseStorage], where: str, patience: float) -> None:
         self._connect = connect
         self._inner = connect()
-        self._where = where
-        self._patience = patience
-        self._lock = threading.Lock()
-        self._down_since: float | None = None
-        self._gave_up = False
+        self._outage = _Outage(where, patience)
 
     @property
     def gave_up(self) -> bool:
         """Whether the calls gave up (an error Optuna raised after that is this outage)."""
-        return self._gave_up
+        return self._outage.gave_up
+
+    def _reconnect(self) -> None:
+        old, self._inner = self._inner, self._connect()  # not a channel in reconnect backoff
+        close = getattr(old, "close", None)
+        if close is not None:
+            close()
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        delay = 0.25
-        while True:
-            if self._gave_up:
-                raise self.give_up_error()
-            try:
-                result = getattr(self._inner, name)(*args, **kwargs)
-            except Exception as err:
-                if not is_unreachable(err):
-                    raise
-                delay = self._wait(err, delay)
-                continue
-            if self._down_since is not None:
-                self._back()
-            return result
-
-    def _wait(self, err: Exception, delay: float) -> float:
-        """Note the outage, sleep, reconnect; the next delay. Raises once patience runs out."""
-        with self._lock:
-            now = time.monotonic()
-            if self._down_since is None:
-                self._down_since = now
-                reason = getattr(err, "code", lambda: type(err).__name__)()
-                print(
-                    f"warning: storage {self._where} unreachable ({reason}); retrying for up to "
-                    f"{self._patience:g} s (--storage-patience, {PATIENCE_ENV})",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            left = self._patience - (now - self._down_since)
-            if left <= 0:
-                self._gave_up = True
-                raise self.give_up_error() from None
-        time.sleep(min(delay, left))
-        with self._lock:
-            old = self._inner
-            try:
-                self._inner = self._connect()  # a fresh channel, not one in reconnect backoff
-            except Exception:  # noqa: BLE001 - still down: the next call fails and waits again
-                return min(delay * 2, MAX_DELAY)
-            close = getattr(old, "close", None)
-            if close is not None:
-                close()
-        return min(delay * 2, MAX_DELAY)
-
-    def _back(self) -> None:
-        with self._lock:
-            if self._down_since is None:
-                return
-            seconds = time.monotonic() - self._down_since
-            self._down_since = None
-        print(
-            f"storage {self._where} reachable again after {seconds:.0f} s; going on",
-            file=sys.stderr,
-            flush=True,
+        return self._outage.call(
+            lambda: getattr(self._inner, name)(*args, **kwargs), is_unreachable, self._reconnect
         )
 
     def give_up_error(self) -> Exception:
         """The one-line :class:`~optuna_ohgw.storage.StorageError` of giving up."""
-        from optuna_ohgw.storage import StorageError
+        return self._outage.give_up_error()
 
-        return StorageError(
-            f"storage {self._where} unreachable for {self._patience:g} s; giving up (its "
-            "trial stays RUNNING until a worker or run recovers it; wait longer with "
-            f"--storage-patience or {PATIENCE_ENV})"
-        )
+
+DB_DOWN = (
+    "connection refused",
+    "could not connect",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "can't connect to mysql server",
+    "lost connection to mysql server at 'reading initial communication packet'",
+)
+"""How a database that cannot be reached at all says so (the call never ran)."""
+
+
+def is_db_down(err: BaseException) -> bool:
+    """Whether ``err`` (or the error it was raised from) says a database server could not be
+    reached when the call connected (SQLAlchemy's ``OperationalError`` on a new connection;
+    ``pool_pre_ping`` replaces the connections a restart killed before a call uses them)."""
+    import sqlalchemy.exc
+
+    seen: BaseException | None = err
+    for _ in range(8):  # Optuna raises StorageInternalError from SQLAlchemy's error
+        if seen is None:
+            return False
+        if isinstance(seen, sqlalchemy.exc.OperationalError):
+            text = str(seen).lower()
+            connecting = "connection to server at" in text and " failed:" in text  # psycopg
+            return connecting or any(marker in text for marker in DB_DOWN)
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+CACHE_CALLS = (
+    "_create_new_trial",
+    "_get_best_trial_id",
+    "_get_stale_trial_ids",
+    "_get_trials",
+    "_set_trial_param",
+)
+"""The RDB storage's private calls Optuna's cache (``_CachedStorage``) makes."""
+
+
+def patient_rdb(storage: RDBStorage, *, where: str, patience: float) -> RDBStorage:
+    """``storage`` (an RDB storage on a server) whose public calls wait out the server's
+    outage (a restart, a failover) as :class:`PatientStorage` waits for a proxy. It stays an
+    ``RDBStorage`` (Optuna's cache, heartbeats and the fast paths work as before); a call is
+    retried only when the server could not be reached (:func:`is_db_down`)."""
+    outage = _Outage(where, patience)
+    base = type(storage)
+
+    def patient(name: str) -> Callable[..., Any]:
+        plain = getattr(base, name)
+
+        def method(self: RDBStorage, *args: Any, **kwargs: Any) -> Any:
+            return outage.call(lambda: plain(self, *args, **kwargs), is_db_down)
+
+        method.__name__ = name
+        method.__doc__ = plain.__doc__
+        return method
+
+    public = [n for n in dir(base) if not n.startswith("_")]  # heartbeats' calls too
+    names = [n for n in [*public, *CACHE_CALLS] if inspect.isfunction(getattr(base, n, None))]
+    patient_type = type(
+        f"Patient{base.__name__}",
+        (base,),
+        {
+            **{n: patient(n) for n in names},
+            "ohgw_outage": outage,
+            "__module__": __name__,
+        },
+    )
+    storage.__class__ = patient_type
+    return storage
 
 
 def _delegate(name: str) -> Callable[..., Any]:

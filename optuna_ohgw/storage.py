@@ -15,6 +15,7 @@ import importlib.util
 import os
 import pathlib
 import sqlite3
+import sys
 import time
 import warnings
 
@@ -68,12 +69,16 @@ def is_grpc(url: str) -> bool:
 
 
 def open_grpc_proxy(
-    url: str, *, timeout: float = 10.0, patience: float | None = None
+    url: str, *, timeout: float | None = None, patience: float | None = None
 ) -> BaseStorage:
     """A ``GrpcStorageProxy`` for ``grpc://HOST:PORT``, once its server answers, that waits
     out a later outage of the proxy for ``patience`` seconds (default ``$OHGW_STORAGE_PATIENCE``,
-    else five minutes; :class:`~optuna_ohgw.patient_storage.PatientStorage`)."""
+    else five minutes; :class:`~optuna_ohgw.patient_storage.PatientStorage`). A proxy still
+    starting is waited for as long (``timeout``, default the patience, at least 10 s)."""
     from optuna_ohgw.patient_storage import PatientStorage, patience_from_env
+
+    patience = patience_from_env() if patience is None else patience
+    timeout = max(10.0, patience) if timeout is None else timeout
 
     host, _, port = url.removeprefix("grpc://").rstrip("/").rpartition(":")
     if not host or not port.isdigit():
@@ -86,7 +91,19 @@ def open_grpc_proxy(
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return GrpcStorageProxy(host=host, port=int(port))
 
-        connect().wait_server_ready(timeout=timeout)  # type: ignore[attr-defined]
+        first = connect()
+        try:
+            first.wait_server_ready(timeout=min(timeout, 2.0))  # type: ignore[attr-defined]
+        except ConnectionError:
+            if timeout <= 2.0:
+                raise
+            print(
+                f"warning: no storage proxy answers at {url} yet; waiting up to {timeout:g} s "
+                "(--storage-patience, OHGW_STORAGE_PATIENCE)",
+                file=sys.stderr,
+                flush=True,
+            )
+            first.wait_server_ready(timeout=timeout - 2.0)  # type: ignore[attr-defined]
     except ImportError:
         raise StorageError(
             f"storage {url} needs grpcio: pip install 'optuna-ohgw[grpc]'"
@@ -96,7 +113,6 @@ def open_grpc_proxy(
             f"no storage proxy answers at {url} within {timeout:g} s; start one with "
             "`ohgw-optuna storage-proxy --storage URL`"
         ) from None
-    patience = patience_from_env() if patience is None else patience
     return PatientStorage(connect=connect, where=url, patience=patience)
 
 
@@ -109,6 +125,9 @@ def outage_error(storage: BaseStorage) -> Exception | None:
 
     if isinstance(storage, PatientStorage) and storage.gave_up:
         return storage.give_up_error()
+    outage = getattr(getattr(storage, "_backend", storage), "ohgw_outage", None)  # an RDB's
+    if outage is not None and outage.gave_up:
+        return outage.give_up_error()
     return None
 
 
@@ -144,7 +163,7 @@ def open_storage(url: str, *, heartbeat: bool = True, create: bool = True) -> Ba
     """
     url = normalize_url(url)
     if is_grpc(url):
-        return open_grpc_proxy(url)
+        return open_grpc_proxy(url, timeout=None if create else 10.0)  # status: 10 s
     path = storage_file(url)
     if path is not None:
         # A journal's folder is made (the default runs/); a SQLite URL names its folder.
@@ -171,6 +190,9 @@ def open_storage(url: str, *, heartbeat: bool = True, create: bool = True) -> Ba
                 heartbeat_interval=HEARTBEAT_INTERVAL,
                 grace_period=GRACE_PERIOD,
             )
+    from optuna_ohgw.patient_storage import patience_from_env, patient_rdb
+
+    patience = None if url.startswith("sqlite") else patience_from_env()
     for attempt in range(SCHEMA_RETRIES + 1):
         try:
             with warnings.catch_warnings():
@@ -179,7 +201,11 @@ def open_storage(url: str, *, heartbeat: bool = True, create: bool = True) -> Ba
                     kwargs["heartbeat_stale_trial_callback"] = (
                         optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
                     )
-                return RDBStorage(url, **kwargs)
+                rdb = RDBStorage(url, **kwargs)
+            if patience is None:
+                return rdb
+            # A database restart or failover is waited out as a proxy's outage is.
+            return patient_rdb(rdb, where=redact(url), patience=patience)
         except Exception as err:  # noqa: BLE001 - sqlalchemy raises many kinds; one line for all
             if _is_schema_race(err) and attempt < SCHEMA_RETRIES:
                 # Two processes created Optuna's tables at once on an empty database and this
@@ -191,20 +217,23 @@ def open_storage(url: str, *, heartbeat: bool = True, create: bool = True) -> Ba
 
 
 def _open_journal(path: pathlib.Path, *, create: bool) -> JournalStorage:
-    """A journal whose last record was cut off: a writer (``create``) cuts that record off,
-    keeping a copy of the original; a reader, which writes nothing, gets one line."""
+    """A journal whose last record was cut off, or with a broken record anywhere (two fused,
+    garbage): a writer (``create``) cuts the file at that record, keeping a copy of the
+    original; a reader, which writes nothing, gets one line."""
     if not create:
-        good = journal.wait_for_tail(path)
+        broken = journal.first_broken(path)
+        good = broken if broken is not None else journal.wait_for_tail(path)
         if good is not None:
+            kept = "every record before it" if broken is not None else "every complete record"
             raise StorageError(
-                f"{journal.describe(path, good)}; repair it, keeping every complete record: "
-                f"cp {path} {path}.bak && truncate -s {good} {path} (a run or worker on it "
-                "does this by itself)"
+                f"{journal.describe(path, good, mid_file=broken is not None)}; repair it, "
+                f"keeping {kept}: cp {path} {path}.bak && truncate -s {good} {path} (a run or "
+                "worker on it does this by itself)"
             )
     lock = JournalFileSymlinkLock(str(path), grace_period=JOURNAL_LOCK_GRACE)
     backend = journal.CheckedJournalFileBackend(str(path), lock_obj=lock)
     if create:
-        backend.repair_if_cut()
+        backend.repair_if_cut(whole=True)
     return JournalStorage(backend)
 
 

@@ -7,7 +7,8 @@ overrides applied) and the worker's settings; the storage URL comes from the
 Exit codes: 0 when the budget is spent, 2 for a user error (missing dataset, unreachable
 storage; one line on stderr), 3 when the worker gave up because its trials kept failing, 130
 when interrupted (SIGTERM or SIGINT: the trial it was running is handed back, within
-:data:`~optuna_ohgw.runner.HAND_BACK_SECONDS`). A worker ends with its parent: if the parent
+:data:`~optuna_ohgw.runner.HAND_BACK_SECONDS`; whichever of the main thread, the watchdog and
+the deadline timer ends it). A worker ends with its parent: if the parent
 ``ohgw-optuna run`` dies, even by SIGKILL, the worker gets SIGTERM (Linux) or notices within
 seconds (elsewhere).
 """
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if guard is not None:
             guard.hand_back(study())
-        exit_now(code=130)
+        exit_now()  # 130: EXIT_INTERRUPTED
     except Exception:
         outage = None if storage is None else outage_error(storage)
         if outage is not None:  # Optuna may have raised another error after it
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         if guard is None or not guard.signalled:
             raise
         guard.hand_back(study())  # the interrupt surfaced as another error (Optuna's tell)
-        exit_now(code=130)
+        exit_now()  # 130: EXIT_INTERRUPTED
     return 0
 
 

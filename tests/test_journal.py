@@ -82,3 +82,49 @@ def test_an_append_after_a_crash_mid_write_repairs_first(tmp_path, small_study) 
         json.loads(line)
     fresh = optuna.load_study(study_name="cut", storage=open_storage(url, create=False))
     assert [t.value for t in fresh.trials] == [0.0, 0.1, 0.5]
+
+
+def _break_mid_file(path: pathlib.Path, how: str) -> tuple[bytes, int]:
+    """Break the record in the middle of ``path``: fuse it with the next one, or put a line
+    of garbage before it; the original bytes and the offset of the broken line."""
+    original = path.read_bytes()
+    lines = original.splitlines(keepends=True)
+    middle = len(lines) // 2
+    at = sum(len(line) for line in lines[:middle])
+    if how == "fused":
+        lines[middle] = lines[middle].rstrip(b"\n")
+    else:
+        lines.insert(middle, b'{"op_code": 4, "garb\x00age\n')
+    path.write_bytes(b"".join(lines))
+    return path.read_bytes(), at
+
+
+def test_a_broken_record_mid_file_is_one_line_for_status_and_repaired_by_a_writer(
+    tmp_path, small_study, capfd
+) -> None:  # type: ignore[no-untyped-def]
+    # Issue 26, finding 6: status and run printed a 52-line JSONDecodeError traceback.
+    url, study_file = _journal_with_trials(tmp_path, small_study, 6)
+    path = tmp_path / "runs" / "cut.journal"
+    for how in ("fused", "garbage"):
+        broken, at = _break_mid_file(path, how)
+        result = run_cli("status", "--study", str(study_file), "--storage", url, cwd=tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, result.stderr
+        assert f"broken record at byte {at}" in lines[0], lines[0]
+        assert f"truncate -s {at} {path}" in lines[0]
+        assert path.read_bytes() == broken  # a reader writes nothing
+        capfd.readouterr()
+        study = optuna.load_study(study_name="cut", storage=open_storage(url))  # a writer
+        warning = capfd.readouterr().err.strip().splitlines()
+        assert len(warning) == 1 and "keeping every record before it" in warning[0], warning
+        backups = [p for p in path.parent.iterdir() if p.name.startswith("cut.journal.cut-")]
+        assert broken in [b.read_bytes() for b in backups]
+        assert path.read_bytes() == broken[:at]
+        for line in path.read_bytes().splitlines():
+            json.loads(line)
+        assert study.trials, "the records before the broken one are kept"
+        study.add_trial(create_trial(value=0.9))  # appends go on
+        for p in backups:
+            p.unlink()
+        for _ in range(4):
+            study.add_trial(create_trial(value=0.5))  # records enough to break again

@@ -4,6 +4,7 @@ patience, the worker gives up in one line, without a traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import signal
 import socket
@@ -79,8 +80,13 @@ def test_a_worker_rides_out_a_proxy_outage(proxied, tmp_path: pathlib.Path) -> N
     time.sleep(8)  # the proxy is down: every storage call of the worker fails meanwhile
     procs.append(_proxy(tmp_path, port))  # back, on the same port
     _, err = worker.communicate(timeout=300)
+    _assert_rode_out(name, worker, err, "StatusCode.UNAVAILABLE")
+
+
+def _assert_rode_out(name: str, worker: subprocess.Popen[str], err: str, reason: str) -> None:
+    """The worker waited the outage out in two lines and lost nothing."""
     assert worker.returncode == 0, err
-    assert "unreachable (StatusCode.UNAVAILABLE); retrying for up to 120 s" in err, err
+    assert f"unreachable ({reason}); retrying for up to 120 s" in err, err
     assert "reachable again after" in err, err
     assert "Traceback" not in err, err
     trials = optuna.load_study(study_name=name, storage=open_storage(PG_URL)).trials
@@ -105,3 +111,158 @@ def test_a_worker_gives_up_after_its_patience_in_one_line(proxied, tmp_path) -> 
     assert "Traceback" not in err, err
     assert lines[-1].startswith("error: storage grpc://") and "unreachable for 3 s" in lines[-1]
     assert [line for line in lines if "retrying for up to 3 s" in line], err
+
+
+def test_a_restarted_proxy_takes_the_parameters_of_a_trial_it_never_read(
+    tmp_path: pathlib.Path,
+) -> None:
+    # Issue 26, finding 4: after the proxy came back, the trial in flight failed with KeyError
+    # (Optuna's cached storage knew only the trials it had read since it started).
+    from optuna.distributions import FloatDistribution
+    from optuna.study import StudyDirection
+
+    from optuna_ohgw import _optuna_compat as compat
+
+    url = f"sqlite:///{tmp_path / 'proxy.db'}"
+    before = compat.proxy_backend(open_storage(url, heartbeat=False))  # the proxy, first run
+    study_id = before.create_new_study([StudyDirection.MAXIMIZE], "s")
+    trial_id = before.create_new_trial(study_id)  # a worker's trial, in flight
+    after = compat.proxy_backend(open_storage(url, heartbeat=False))  # the proxy, restarted
+    after.set_trial_param(trial_id, "lr", 0.1, FloatDistribution(0.01, 1.0))
+    after.set_trial_param(trial_id, "wd", 0.2, FloatDistribution(0.01, 1.0))
+    assert after.get_trial(trial_id).params == {"lr": 0.1, "wd": 0.2}
+    assert after.get_all_trials(study_id)[0].params == {"lr": 0.1, "wd": 0.2}
+
+
+def test_a_worker_started_before_its_proxy_waits_its_patience(tmp_path: pathlib.Path) -> None:
+    # Issue 26, finding 7: it gave up after 10 s whatever --storage-patience said.
+    require_postgres()
+    pytest.importorskip("grpc", reason="grpcio is not installed (pip install -e '.[test]')")
+    name = f"outage-{uuid.uuid4().hex[:8]}"
+    path = _study_file(tmp_path, name, "asha", n_trials=2, max_epochs=1)
+    port = _free_port()
+    worker = _start(tmp_path, "worker", "--study", str(path), "--storage",
+                    f"grpc://127.0.0.1:{port}", "--storage-patience", "60")  # fmt: skip
+    proxy = None
+    try:
+        time.sleep(14)  # longer than the old fixed 10 s
+        assert worker.poll() is None, worker.communicate()[1]
+        proxy = _proxy(tmp_path, port)
+        _, err = worker.communicate(timeout=240)
+        assert worker.returncode == 0, err
+        assert "no storage proxy answers at" in err and "waiting up to 60 s" in err, err
+    finally:
+        for proc in (worker, proxy):
+            if proc is not None and proc.poll() is None:
+                _kill(proc)
+        with contextlib.suppress(KeyError):
+            optuna.delete_study(study_name=name, storage=open_storage(PG_URL, heartbeat=False))
+
+
+@pytest.mark.parametrize("where", ["folder", "s3"])
+def test_a_checkpoint_whose_record_never_reached_the_database_is_swept(
+    where: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 26, finding 5: an upload during a database outage left its checkpoint for good.
+    import io
+
+    from optuna_ohgw.checkpoint import open_checkpoints
+    from optuna_ohgw.schedulers import finish_study
+    from tests.conftest import require_s3
+
+    url = str(tmp_path / "ckpt") if where == "folder" else require_s3(monkeypatch)
+    name = f"sweep-{uuid.uuid4().hex[:8]}"
+    study = optuna.create_study(
+        study_name=name, storage=open_storage(f"journal:{tmp_path / 's.journal'}")
+    )
+    store = open_checkpoints(study, url)
+    orphan = uuid.uuid4().hex  # uploaded, then the database went away: no record names it
+    store.store.write(orphan, io.BytesIO(b"weights"))
+    listed = store.store.list_ids()
+    assert orphan in listed and len(listed) == 2  # and the study's marker
+    assert finish_study(study, store) == 1
+    (marker,) = store.store.list_ids()
+    assert marker.startswith("ohgw-store-")
+    open_checkpoints(study, url)  # the marker still binds the study to its store
+
+
+class _Forwarder:
+    """A TCP port in front of the PostgreSQL server that can go away and come back, as the
+    server itself does when it restarts (every connection dropped, connections refused)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target, self.port = target, _free_port()
+        self._conns: list[socket.socket] = []
+        self._server: socket.socket | None = None
+
+    def start(self) -> None:
+        import threading
+
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(64)
+        self._server = server
+
+        def pump(a: socket.socket, b: socket.socket) -> None:
+            with contextlib.suppress(OSError):
+                while data := a.recv(65536):
+                    b.sendall(data)
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+        def accept() -> None:
+            while True:
+                try:
+                    client, _ = server.accept()
+                except OSError:
+                    return
+                upstream = socket.create_connection(self.target)
+                self._conns += [client, upstream]
+                for a, b in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+        threading.Thread(target=accept, daemon=True).start()
+
+    def stop(self) -> None:
+        assert self._server is not None
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)  # wakes the accept (close alone does not)
+        self._server.close()
+        for conn in self._conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+        self._conns = []
+
+
+def test_a_worker_rides_out_a_database_restart(tmp_path: pathlib.Path) -> None:
+    # Issue 26, finding 5: a direct PostgreSQL restart ended the run with 4 tracebacks and 3
+    # trials left RUNNING.
+    from urllib.parse import urlsplit
+
+    require_postgres()
+    parts = urlsplit(PG_URL)
+    forwarder = _Forwarder((parts.hostname or "127.0.0.1", parts.port or 5432))
+    forwarder.start()
+    url = PG_URL.replace(
+        parts.netloc, f"{parts.username}:{parts.password}@127.0.0.1:{forwarder.port}"
+    )
+    name = f"restart-{uuid.uuid4().hex[:8]}"
+    path = _study_file(tmp_path, name, "asha", n_trials=6, max_epochs=3)
+    worker = _start(tmp_path, "worker", "--study", str(path), "--storage", url,
+                    "--storage-patience", "120")  # fmt: skip
+    try:
+        _wait_training(name, worker)
+        forwarder.stop()  # the server goes down: connections dropped, new ones refused
+        time.sleep(8)
+        forwarder.start()  # and is back on the same port
+        _, err = worker.communicate(timeout=300)
+    finally:
+        if worker.poll() is None:
+            _kill(worker)
+    try:
+        _assert_rode_out(name, worker, err, "OperationalError")
+    finally:
+        optuna.delete_study(study_name=name, storage=open_storage(PG_URL, heartbeat=False))

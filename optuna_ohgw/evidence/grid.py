@@ -207,7 +207,8 @@ def cell_finished(config: StudyConfig, storage: Any, *, virtual: bool = False) -
     if virtual:
         return False
     trials = study.get_trials(deepcopy=False)
-    return budget_spent(config, trials) and all(t.state != TrialState.RUNNING for t in trials)
+    running = any(t.state == TrialState.RUNNING for t in trials)
+    return budget_spent(config, trials, study) and not running
 
 
 def run_grid(

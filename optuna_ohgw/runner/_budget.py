@@ -9,7 +9,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from optuna_ohgw import _optuna_compat as compat
 from optuna_ohgw import attrs, lineage
-from optuna_ohgw.runner._build import is_promotion
+from optuna_ohgw.runner._build import build_scheduler, is_promotion
 from optuna_ohgw.studyfile import StudyConfig
 
 MAX_CONSECUTIVE_FAILURES = 5
@@ -66,18 +66,29 @@ def take_slot(config: StudyConfig, study: optuna.Study, trial: optuna.Trial) -> 
     raise optuna.TrialPruned(OVER_BUDGET_REASON)
 
 
-def budget_spent(config: StudyConfig, trials: Sequence[FrozenTrial]) -> bool:
-    """True when the study's trial or epoch budget is used up (failed trials do not count)."""
+def budget_spent(
+    config: StudyConfig, trials: Sequence[FrozenTrial], study: optuna.Study | None = None
+) -> bool:
+    """True when the study's trial or epoch budget is used up (failed trials do not count).
+
+    Promotion mode: also while no new configuration may start, nothing runs or waits for a
+    retry, and (given ``study``) the scheduler would resume none of the paused configurations
+    (:meth:`~optuna_ohgw.schedulers.BasePromotionScheduler.can_advance`: DyHPO any below its
+    maximum, ASHA and PASHA a promotable one). Without ``study`` paused ones are not counted.
+    """
     if epoch_budget_spent(config, trials):
         return True
     if is_promotion(config):
-        # Paused continuations that nobody promotes do not keep the study open.
+        if new_configs_allowed(config, trials):
+            return False
         pending = any(
             t.state == TrialState.RUNNING
             or (t.state == TrialState.WAITING and not lineage.is_continuation(t))
             for t in trials
         )
-        return not new_configs_allowed(config, trials) and not pending
+        if pending:
+            return False
+        return study is None or not build_scheduler(config).can_advance(study, trials)
     done = sum(
         t.state in (TrialState.COMPLETE, TrialState.PRUNED)
         and lineage.OVER_BUDGET not in t.user_attrs

@@ -30,14 +30,19 @@ HAND_BACK_SECONDS = 3.5
 """The longest a worker takes from SIGTERM to its exit."""
 WATCHDOG_SECONDS = 1.5
 """After this long without the main thread handing back, the watchdog does it."""
-EXIT_INTERRUPTED = 2
+SETTLE_SECONDS = 0.3
+"""The most the exit waits for the main thread to release a journal's lock; the deadline
+timer fires this much before :data:`HAND_BACK_SECONDS`, so the exit stays within it."""
+EXIT_INTERRUPTED = 130
+"""Exit code of a process stopped by SIGTERM or Ctrl-C (128 + SIGINT, as a shell reports
+Ctrl-C); 2 is a user error (bad input, unreachable storage), never an interruption."""
 
 
 def hand_back(study: optuna.Study, pid: int | None = None) -> list[int]:
     """Fail and enqueue again the trial process ``pid`` (default: this one) of this host was
     running; the numbers of the trials enqueued again."""
     pid = os.getpid() if pid is None else pid
-    retried = recover_orphans(study, dead_pids={pid})  # a trial still RUNNING
+    retried = recover_orphans(study, dead_pids={pid}, interrupted=True)  # still RUNNING
     if retried:
         return retried
     # Optuna's optimize marks an interrupted trial FAIL itself: enqueue it again.
@@ -49,10 +54,9 @@ def hand_back(study: optuna.Study, pid: int | None = None) -> list[int]:
             (t.system_attrs.get(WORKER_ATTR) or {}).get("pid")) == me
     ]  # fmt: skip
     if mine and mine[-1].state == TrialState.FAIL:
-        retried_from = optuna.storages.RetryFailedTrialCallback.retried_trial_number
-        if not any(retried_from(t) == mine[-1].number for t in study.get_trials(deepcopy=False)):
-            # As the segment protocol retries: same parameters, configuration and checkpoint.
-            retry(study, mine[-1])
+        # As the segment protocol retries: same parameters, configuration and checkpoint;
+        # retry() adds none where one exists already (in the storage, whoever added it).
+        retry(study, mine[-1], counts=False)
         return [mine[-1].number]
     return []
 
@@ -106,7 +110,7 @@ class SigtermHandBack:
         self._signalled = time.monotonic()
         threading.Thread(target=self._watchdog, name="ohgw-sigterm", daemon=True).start()
         late = "interrupted; handing the trial back took too long (recovery will fail it)"
-        timer = threading.Timer(HAND_BACK_SECONDS, self._exit, args=(late,))
+        timer = threading.Timer(HAND_BACK_SECONDS - SETTLE_SECONDS, self._exit, args=(late,))
         timer.daemon = True
         timer.start()
         if journal.appending():
@@ -125,7 +129,7 @@ class SigtermHandBack:
         self._exit(message)
 
     def _exit(self, message: str) -> None:
-        settle = time.monotonic() + 0.3
+        settle = time.monotonic() + SETTLE_SECONDS
         while journal.appending() and time.monotonic() < settle:
             time.sleep(0.01)  # let the main thread release a journal's lock first
         exit_now(f"error: {message}")

@@ -50,6 +50,9 @@ class RunSummary:
     probe_seconds: float
     wall_seconds: float
     probe_status: dict[str, int] = dataclasses.field(default_factory=dict)
+    lost: dict[int, str] = dataclasses.field(default_factory=dict)
+    """Trial number -> why (``ohgw.lost``): configurations that ended without being trained
+    to their end."""
 
     @property
     def probe_failures(self) -> int:
@@ -82,6 +85,7 @@ class RunSummary:
                 f"{c['running']} running, {c['waiting']} waiting",
             ),
             ("configurations", str(self.configurations)),
+            *self._lost_rows(),
             ("paused, never resumed", str(self.not_promoted)),
             ("epochs trained", str(self.epochs)),
             ("best value", best),
@@ -91,6 +95,12 @@ class RunSummary:
             ("probe seconds", f"{self.probe_seconds:.1f}"),
             ("wall seconds", f"{self.wall_seconds:.1f}"),
         ]
+
+    def _lost_rows(self) -> list[tuple[str, str]]:
+        if not self.lost:
+            return []
+        number, why = next(iter(self.lost.items()))
+        return [("lost", f"{len(self.lost)} <- WARNING: e.g. trial {number}: {why} (ohgw.lost)")]
 
     def format(self) -> str:
         width = max(len(k) for k, _ in self.rows())
@@ -141,4 +151,9 @@ def summarize(study: optuna.Study, wall_seconds: float | None = None) -> RunSumm
         probe_seconds=sum(float(t.user_attrs.get(attrs.PROBE_SECONDS, 0.0)) for t in trials),
         wall_seconds=wall_seconds,
         probe_status=probe_status_counts(trials),
+        lost={
+            t.number: str(t.user_attrs[lineage.LOST])
+            for t in trials
+            if lineage.LOST in t.user_attrs
+        },
     )

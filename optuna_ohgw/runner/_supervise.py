@@ -125,6 +125,10 @@ def run_study(
     log_dir = pathlib.Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     storage = open_storage(storage_url)
+    if is_promotion(config):  # a bad store is one line before the study exists
+        from optuna_ohgw.artifact_store import open_artifact_store
+
+        open_artifact_store(artifacts, config.study_name)
     study = create_study(config, storage)
     store = None
     if is_promotion(config):
@@ -167,7 +171,7 @@ def run_study(
                     gave_up.append(stderr.removeprefix("error: "))
                     continue
                 trials = study.get_trials(deepcopy=False)
-                if respawns < MAX_RESPAWNS and not budget_spent(config, trials):
+                if respawns < MAX_RESPAWNS and not budget_spent(config, trials, study):
                     respawns += 1
                     procs[index] = _spawn(specs[index])
             if on_progress is not None:
@@ -186,14 +190,14 @@ def run_study(
                 proc.kill()
                 proc.wait()
         pids = {p.pid for p in procs.values()}
-        recover_orphans(study, dead_pids=pids)
+        recover_orphans(study, dead_pids=pids, interrupted=True)
         retry_interrupted(study, pids)
         raise
     finally:
         restore()
     if errors:
         raise RuntimeError(errors[0])
-    if store is not None and budget_spent(config, study.get_trials(deepcopy=False)):
+    if store is not None and budget_spent(config, study.get_trials(deepcopy=False), study):
         from optuna_ohgw.schedulers import finish_study
 
         finish_study(study, store)

@@ -77,7 +77,7 @@ def run_study_virtual(
 
     start = time.perf_counter()
     run_virtual(storage, [body(i) for i in range(n_workers)], clock=clock)
-    if is_promotion(config) and budget_spent(config, study.get_trials(deepcopy=False)):
+    if is_promotion(config) and budget_spent(config, study.get_trials(deepcopy=False), study):
         from optuna_ohgw.checkpoint import open_checkpoints
         from optuna_ohgw.schedulers import finish_study
 

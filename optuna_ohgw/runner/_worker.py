@@ -81,7 +81,7 @@ def run_worker(
         sampler=build_sampler(config, task, worker_index),
         pruner=build_pruner(config),
     )
-    if budget_spent(config, study.get_trials(deepcopy=False)):
+    if budget_spent(config, study.get_trials(deepcopy=False), study):
         return
     me = {
         "host": socket.gethostname(),
@@ -132,7 +132,7 @@ def run_worker(
             max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
             idle=idle,
         )
-        if budget_spent(config, study.get_trials(deepcopy=False)):
+        if budget_spent(config, study.get_trials(deepcopy=False), study):
             finish_study(study, store)  # every worker may: the last one leaves no checkpoint
         mine = [
             t

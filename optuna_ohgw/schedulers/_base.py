@@ -92,6 +92,13 @@ class BasePromotionScheduler(abc.ABC):
                     return candidate
         return None
 
+    def can_advance(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> bool:
+        """Whether a paused configuration would still be resumed once no new one may start:
+        the study is not done while one would (a rerun after a stop resumes it). A
+        continuation whose checkpoint some worker failed to read does not count."""
+        readable = [t for t in trials if not (lineage.resume_info(t) or {}).get("tried_by")]
+        return self.choose(study, readable, allow_new=False) is not None
+
     def promotable(self, at_rung: dict[int, float], maximize: bool) -> list[int]:
         """The configurations of a rung (``config -> value``) in its top ``1/eta``, best first
         (see ``promotion`` in the class docstring)."""

@@ -229,6 +229,17 @@ class DyHPO(BasePromotionScheduler):
 
         return max(waiting, key=last)
 
+    def can_advance(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> bool:
+        """DyHPO advances any paused configuration below ``max_resource`` once no new one may
+        start (:meth:`choose` always picks one), so one of them keeps the study open."""
+        return any(
+            t.state == TrialState.WAITING
+            and lineage.is_continuation(t)
+            and not lineage.resume_info(t).get("tried_by")
+            and self._next_budget(int(lineage.resume_info(t)["epoch"])) is not None
+            for t in trials
+        )
+
     def new_configuration(self) -> dict[str, float] | None:
         return self._proposal
 
