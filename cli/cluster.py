@@ -71,6 +71,7 @@ def worker(
     from optuna_ohgw.runner import (
         SigtermHandBack,
         WorkerGaveUpError,
+        check_trainer,
         create_study,
         exit_now,
         interrupted_message,
@@ -79,7 +80,6 @@ def worker(
         summarize,
     )
     from optuna_ohgw.storage import default_url, open_storage, outage_error, redact
-    from optuna_ohgw.tasks import get_task
 
     from .main import _config, _user_errors
 
@@ -90,7 +90,7 @@ def worker(
         config = _config(study, seed, no_ohgw, budget)
         url = storage or default_url(config.study_name)
         where = artifacts or config.artifacts or DEFAULT_ARTIFACTS
-        get_task(config.task)(data_dir=data_dir, download=download).check_data()
+        check_trainer(config, data_dir=data_dir, download=download)
         if index is None:
             index, index_from = worker_index()
         else:

@@ -106,8 +106,14 @@ def run(
     from tqdm import tqdm
 
     from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS
-    from optuna_ohgw.runner import RunFailedError, RunSummary, exit_now, is_promotion, run_study
-    from optuna_ohgw.tasks import get_task
+    from optuna_ohgw.runner import (
+        RunFailedError,
+        RunSummary,
+        check_trainer,
+        exit_now,
+        is_promotion,
+        run_study,
+    )
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with _user_errors():
@@ -116,7 +122,7 @@ def run(
         if n_workers < 1:
             raise StudyFileError(f"--n-workers must be at least 1, got {n_workers}")
         url = storage or default_url(config.study_name)
-        get_task(config.task)(data_dir=data_dir, download=download).check_data()
+        check_trainer(config, data_dir=data_dir, download=download)
         open_storage(url)  # an unreachable storage is one line, before any progress output
         total = config.budget.n_trials or None
         promotion = is_promotion(config)
@@ -188,7 +194,7 @@ def studies() -> None:
                 )
                 if v
             )
-            rows.append((c.name, c.task, c.scheduler.name, f"max_epochs={c.max_epochs}", budget))
+            rows.append((c.name, c.label, c.scheduler.name, f"max_epochs={c.max_epochs}", budget))
     header = ("study", "task", "scheduler", "epochs", "budget")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:

@@ -391,6 +391,20 @@ class OHGWSampler(ForwardingSampler):
         pinned = {n: float(trial.params[n]) for n in names if n in trial.params}
         pinned.update({n: float(fixed_params[n]) for n in names if n in fixed_params})
         pinned.update({n: float(v) for n, v in self._fixed_by_base.items() if n in names})
+        context = self._probe.context_names
+        held = {n: trial.params[n] if n in trial.params else relative.get(n) for n in context}
+        unknown = [n for n, v in held.items() if v is None]
+        if unknown:
+            self._record(
+                study,
+                trial,
+                {
+                    attrs.STATUS: f"skipped: the probe needs {unknown} before the probed floats; "
+                    "suggest them first"
+                },
+            )
+            return
+        pinned = {**held, **pinned}  # constants for the probe, never nudged
         missing = [n for n in names if n not in space and n not in pinned]
         if missing:
             self._record(

@@ -95,7 +95,9 @@ class LookaheadProbe(BaseProbe):
             batches; a callable must draw from the generator it receives for the same to hold.
         val_data: The same for the held-out batch. Use data the training steps do not see:
             reusing the training batch makes the lr gradient ``-|g|^2`` ("always raise lr").
-        roles: Maps the user's parameter names to roles in :data:`ROLES`.
+        roles: Maps the user's parameter names to roles in :data:`ROLES`. With a
+            ``make_optimizer`` factory several names may share an optimizer role (two learning
+            rates, one per parameter group): each value is read from the names it uses.
         optimizer: The trial's optimizer: either the factory the trial builds it with,
             ``make_optimizer(model, hypers) -> torch.optim.Optimizer`` (``hypers`` maps the
             probe's parameter names to floats), or, as shorthand for one group over every
@@ -213,7 +215,10 @@ class LookaheadProbe(BaseProbe):
                     f"are {(*applicable, 'loss')}."
                 )
         tuned = [role for role in roles.values() if role != "loss"]
-        if len(set(tuned)) != len(tuned):
+        # A factory reads each of the optimizer's values from the names it uses (two learning
+        # rates, one per group, are two names with role 'lr'); the class form has one of each.
+        single = [r for r in tuned if not factory or r in _COMMON_ROLES]
+        if len(set(single)) != len(single):
             raise ValueError(f"Each role but 'loss' may be mapped once; got {dict(roles)}.")
         given = set(kwargs) - {"betas"} | ({"beta1", "beta2"} if "betas" in kwargs else set())
         settable = _COMMON_ROLES if factory else applicable

@@ -11,9 +11,11 @@ import optuna
 from optuna.storages import BaseStorage
 
 from optuna_ohgw.runner._seeded_sampler import TrialSeededSampler
+from optuna_ohgw.runner._trainer import probe_space
 from optuna_ohgw.studyfile import SAMPLERS, StudyConfig
 
 if TYPE_CHECKING:
+    from optuna_ohgw.runner._trainer import RecipeTrainer
     from optuna_ohgw.schedulers import BasePromotionScheduler
     from optuna_ohgw.tasks import BaseTask
 
@@ -59,7 +61,7 @@ def build_base_sampler(config: StudyConfig) -> optuna.samplers.BaseSampler:
 
 
 def build_sampler(
-    config: StudyConfig, task: BaseTask, worker_index: int
+    config: StudyConfig, task: BaseTask | RecipeTrainer, worker_index: int
 ) -> optuna.samplers.BaseSampler:
     """The worker's sampler chain: the base sampler (behind DyHPO's proposals where the
     scheduler proposes configurations), wrapped by :class:`~optuna_ohgw.OHGWSampler`.
@@ -88,13 +90,13 @@ def build_sampler(
         probe,
         step=rule,
         n_steps=config.ohgw.n_steps,
-        search_space=config.space,
+        search_space=probe_space(config, task),
         seed=config.seed,
         self_check=config.ohgw.self_check,
     )
 
 
-def build_resume_probe(config: StudyConfig, task: BaseTask) -> Any:
+def build_resume_probe(config: StudyConfig, task: BaseTask | RecipeTrainer) -> Any:
     """The re-probe at every promotion (:class:`~optuna_ohgw.schedulers.ResumeProbe`) when the
     study file asks for it (``[ohgw] reprobe = true``), else ``None``."""
     if not (config.ohgw.enabled and config.ohgw.reprobe):
@@ -111,16 +113,17 @@ def build_resume_probe(config: StudyConfig, task: BaseTask) -> Any:
             n_pairs=config.ohgw.n_pairs,
             batch_size=config.ohgw.batch_size,
             model=state.model,
+            **({"held": state.held()} if config.recipe else {}),
         )
 
     rule = make_step_rule(config.ohgw.step, base=config.ohgw.base, **config.ohgw.step_options())
-    return ResumeProbe(make_probe, config.space, step=rule, seed=config.seed)
+    return ResumeProbe(make_probe, probe_space(config, task), step=rule, seed=config.seed)
 
 
 def study_attrs(config: StudyConfig) -> dict[str, Any]:
     """What the study was run with, stored on it for the dashboard and the evidence code."""
     return {
-        "ohgw.task": config.task,
+        "ohgw.task": config.task or config.label,
         "ohgw.scheduler": config.scheduler.name,
         "ohgw.sampler": config.sampler,
         "ohgw.enabled": config.ohgw.enabled,
@@ -129,6 +132,7 @@ def study_attrs(config: StudyConfig) -> dict[str, Any]:
         "ohgw.max_epochs": config.max_epochs,
         "ohgw.target": config.target,
         "ohgw.study_file": str(config.path),
+        **({"ohgw.recipe": config.recipe} if config.recipe else {}),
     }
 
 

@@ -33,6 +33,7 @@ from optuna_ohgw.runner._build import (
 )
 from optuna_ohgw.runner._note import save_warm_start_note
 from optuna_ohgw.runner._recovery import WORKER_ATTR
+from optuna_ohgw.runner._trainer import open_trainer
 from optuna_ohgw.studyfile import StudyConfig
 
 MAX_ERROR_CHARS = 500
@@ -58,12 +59,10 @@ def run_worker(
     replaces the promotion loop's poll sleep (virtual workers, :mod:`optuna_ohgw.virtual`)."""
     import torch
 
-    from optuna_ohgw.tasks import get_task
-
     failpoints.arm()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    task = get_task(config.task)(device=device, data_dir=data_dir, download=download)
-    task.splits(config.seed)  # a missing dataset fails here, before any trial starts
+    # A missing dataset or a broken recipe fails here, before any trial starts.
+    task = open_trainer(config, device=device, data_dir=data_dir, download=download)
     objective = task.make_objective(
         config.seed,
         config.space,
