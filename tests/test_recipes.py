@@ -120,3 +120,31 @@ def test_the_cli_refuses_a_broken_recipe_before_any_worker(tmp_path: pathlib.Pat
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "mine.py: missing evaluate" in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_paused_recipe_trial_resumes_bit_for_bit(tmp_path, torch_one_thread) -> None:
+    import optuna
+    from optuna.trial import TrialState
+
+    from optuna_ohgw import lineage
+    from optuna_ohgw.checkpoint import CheckpointStore
+    from optuna_ohgw.recipes import recipe_objective
+    from optuna_ohgw.schedulers import PauseResumeHooks, PromotionASHA, run_promotion_worker
+
+    class AlwaysPromote(PromotionASHA):
+        def choose(self, study, trials, allow_new=True):  # type: ignore[no-untyped-def]
+            waiting = [t for t in trials if t.state == TrialState.WAITING]
+            return next((t for t in waiting if lineage.is_continuation(t)), None)
+
+    recipe, plan = _example()
+    straight = optuna.create_study(direction="maximize")
+    straight.enqueue_trial(POINT)
+    straight.optimize(recipe_objective(recipe, plan, seed=0, max_epochs=4), n_trials=1)
+    paused = optuna.create_study(direction="maximize")
+    paused.enqueue_trial(POINT)
+    objective = recipe_objective(recipe, plan, seed=0, max_epochs=4)
+    objective.hooks = PauseResumeHooks(PromotionASHA(1, 2, 4), CheckpointStore(tmp_path, "s"))
+    run_promotion_worker(paused, objective, AlwaysPromote(1, 2, 4), lambda trials: False)
+    curve = lineage.learning_curves(paused.trials)[0]
+    assert len([t for t in paused.trials if t.state == TrialState.COMPLETE]) == 3  # two pauses
+    assert curve == straight.trials[0].intermediate_values  # bit for bit
