@@ -35,3 +35,15 @@ def test_the_example_recipe_runs_on_two_workers(scheduler: str, tmp_path: pathli
         assert t.user_attrs[attrs.nudged("lr")] != t.user_attrs[attrs.raw("lr")]
         assert isinstance(t.params["width"], int)
     assert not [t for t in trials if t.state in (TrialState.FAIL, TrialState.RUNNING)]
+
+
+def test_bench_and_report_on_a_user_recipe(tmp_path: pathlib.Path) -> None:
+    study = str(EXAMPLE / "study.toml")
+    grid = ("--variants", "vanilla,line-search", "--seeds", "2", "--virtual-workers", "4")
+    done = run_cli("bench", "--study", study, *grid, "--budget", "n_trials=4", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "4 cell(s) run" in done.stdout
+    report = run_cli("report", "--study", study, cwd=tmp_path)
+    assert report.returncode == 0, report.stderr[-2000:]
+    text = (tmp_path / "reports" / "own-recipe" / "report.md").read_text()
+    assert "| own-recipe | pasha@4 | line-search | 2 |" in text
