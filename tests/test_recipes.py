@@ -148,3 +148,19 @@ def test_a_paused_recipe_trial_resumes_bit_for_bit(tmp_path, torch_one_thread) -
     curve = lineage.learning_curves(paused.trials)[0]
     assert len([t for t in paused.trials if t.state == TrialState.COMPLETE]) == 3  # two pauses
     assert curve == straight.trials[0].intermediate_values  # bit for bit
+
+
+def test_the_builtin_vit_recipe_is_probed_exactly(monkeypatch, torch_one_thread) -> None:
+    from optuna_ohgw.tasks import Splits, fashion_vit
+
+    gen = torch.Generator().manual_seed(0)
+    fake = [(torch.randn(32, 1, 28, 28, generator=gen), torch.randint(10, (32,))) for _ in "tvs"]
+    monkeypatch.setattr(fashion_vit, "_splits", lambda: Splits(*fake))
+    config = load_study_file(ROOT / "studies" / "fashion-vit-pasha.toml")
+    recipe = load_recipe(config.recipe)
+    plan = plan_recipe(recipe, config.space)
+    assert plan.held == ("warmup",)  # read by make_scheduler only: sampled, held by the probe
+    assert set(plan.roles.values()) == {"lr", "weight_decay", "beta1", "label_smoothing"}
+    point = {"lr": 1e-3, "weight_decay": 0.05, "beta1": 0.9, "label_smoothing": 0.1}
+    check = RecipeProbe(recipe, plan, batch_size=8).check({**point, "warmup": 0.05}, seed=2)
+    assert check.ok, check.message
