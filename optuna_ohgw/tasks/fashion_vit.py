@@ -2,6 +2,9 @@
 are trained today. Study files: ``studies/fashion-vit-{asha,pasha,dyhpo}.toml``
 (``recipe = "optuna_ohgw.tasks.fashion_vit"``).
 
+- a two-block pre-norm ViT over 7x7 patches (16 tokens of width 64, four heads; 72k
+  parameters), about twice the ``fashion`` CNN's epoch time on one core
+  (``benchmarks/recipe_epoch_time.py``);
 - AdamW, with no weight decay on biases, LayerNorm weights and the position embedding;
 - a linear warm-up over the ``warmup`` fraction of training, then cosine decay to 0, stepped
   per step (the warm-up fraction is tuned by the base sampler and held fixed by the probe);
@@ -56,7 +59,7 @@ def test_data() -> Any:
 
 
 def build_model(seed: int, hypers: Mapping[str, Any]) -> nn.Module:
-    return SmallViT()
+    return SmallViT(patch=7)
 
 
 def make_optimizer(model: nn.Module, hypers: Mapping[str, Any]) -> torch.optim.Optimizer:

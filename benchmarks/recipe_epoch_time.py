@@ -1,0 +1,77 @@
+"""Per-epoch time of a study's recipe (default: the built-in ViT on Fashion-MNIST), next to the
+built-in ``fashion`` task's CNN epoch, measured in one run on this machine.
+
+An epoch is the recipe's ``train_epoch`` plus its ``evaluate``; the first epoch is a warm-up and
+is left out. Run from the repository root, on one core:
+
+    OMP_NUM_THREADS=1 python benchmarks/recipe_epoch_time.py [--study fashion-vit-pasha]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+
+from optuna_ohgw.recipes import load_recipe, make_state, plan_recipe
+from optuna_ohgw.recipes._plan import typical
+from optuna_ohgw.studyfile import STUDY_DIRS, find_study_file, load_study_file
+from optuna_ohgw.tasks import FashionMNISTTask
+from optuna_ohgw.tasks._base import TrainState
+
+
+def recipe_epochs(study: str, repeats: int) -> list[float]:
+    config = load_study_file(find_study_file(study, STUDY_DIRS))
+    recipe = load_recipe(config.recipe)
+    plan = plan_recipe(recipe, config.space)
+    state = make_state(recipe, plan, typical(config.space), 0)
+    times = []
+    for epoch in range(repeats + 1):
+        start = time.perf_counter()
+        recipe.train_epoch(state, epoch)
+        recipe.evaluate(state.model)
+        times.append(time.perf_counter() - start)
+    return times[1:]
+
+
+def task_epochs(repeats: int) -> list[float]:
+    task = FashionMNISTTask()
+    splits = task.splits(0)
+    model = task.model(0)
+    hp = {
+        "lr": 0.05,
+        "weight_decay": 5e-4,
+        "momentum": 0.9,
+        "augment": 1.0,
+        "label_smoothing": 0.1,
+    }
+    opt = torch.optim.SGD(model.parameters(), lr=hp["lr"], momentum=hp["momentum"])
+    state = TrainState(model, opt, hp, 0, splits)
+    times = []
+    for epoch in range(repeats + 1):
+        start = time.perf_counter()
+        task.train_one_epoch(state, epoch, 10, task.batch_size)
+        task.accuracy(state.model, splits.val)
+        times.append(time.perf_counter() - start)
+    return times[1:]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--study", default="fashion-vit-pasha")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(f"threads={torch.get_num_threads()} load average={os.getloadavg()[0]:.2f}")
+    for label, times in (
+        (args.study, recipe_epochs(args.study, args.repeats)),
+        ("fashion (CNN task)", task_epochs(args.repeats)),
+    ):
+        spread = ", ".join(f"{t:.2f}" for t in times)
+        print(f"{label:<22} epoch s median {statistics.median(times):.2f}  ({spread})")
+
+
+if __name__ == "__main__":
+    main()
