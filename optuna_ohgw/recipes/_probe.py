@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -12,6 +13,28 @@ from optuna_ohgw.probes._base import BaseProbe, ProbeCheck, ProbeResult
 from optuna_ohgw.recipes._base import BaseRecipe
 from optuna_ohgw.recipes._data import on_device
 from optuna_ohgw.recipes._plan import RecipePlan, build_model
+
+
+def _lookahead_args() -> frozenset[str]:
+    from optuna_ohgw.probes import LookaheadProbe
+
+    return frozenset(inspect.signature(LookaheadProbe).parameters)
+
+
+_PROBE_ARGS = _lookahead_args()
+
+
+class HeldScheduler(torch.optim.lr_scheduler.LRScheduler):
+    """A scheduler stepped once per epoch, as the look-ahead's K steps see it: its values stay
+    where its construction put them (the first epoch's) however often the look-ahead steps it.
+    Exact while the K steps lie within the first epoch (K <= steps per epoch)."""
+
+    def __init__(self, inner: Any) -> None:  # the inner scheduler already set the groups
+        self.inner = inner
+        self.optimizer = inner.optimizer
+
+    def step(self, epoch: int | None = None) -> None:
+        return None
 
 
 class RecipeProbe(BaseProbe):
@@ -85,10 +108,20 @@ class RecipeProbe(BaseProbe):
             return recipe.make_optimizer(model, {**held, **hypers})
 
         scheduler = None
+        extra: dict[str, Any] = {}
+        # Passed only when set: a LookaheadProbe that does not know clip_over refuses it loudly.
+        if recipe.clip_over != "trained":
+            extra["clip_over"] = recipe.clip_over
+        per_epoch = recipe.scheduler_interval == "epoch"
+        if recipe.has_scheduler and per_epoch and "scheduler_interval" in _PROBE_ARGS:
+            extra["scheduler_interval"] = "epoch"
         if recipe.has_scheduler:
 
             def scheduler(optimizer: Any) -> Any:
-                return recipe.make_scheduler(optimizer, held)
+                made = recipe.make_scheduler(optimizer, held)
+                if per_epoch and "scheduler_interval" not in extra:
+                    return HeldScheduler(made)  # the K steps lie in the first epoch
+                return made
 
         loss_fn = None
         if recipe.has_loss_fn:
@@ -99,12 +132,6 @@ class RecipeProbe(BaseProbe):
         fixed = {}
         if not recipe.has_loss_fn and "label_smoothing" not in roles.values():
             fixed["label_smoothing"] = float(recipe.label_smoothing)
-        extra: dict[str, Any] = {}
-        # Passed only when set: a LookaheadProbe that does not know them refuses them loudly.
-        if recipe.scheduler_interval != "step" and scheduler is not None:
-            extra["scheduler_interval"] = recipe.scheduler_interval
-        if recipe.clip_over != "trained":
-            extra["clip_over"] = recipe.clip_over
         return LookaheadProbe(
             self.model if self.model is not None else make_model,
             on_device(recipe, "train_data", device),
