@@ -55,7 +55,8 @@ class BaseRecipe(abc.ABC):
         label_smoothing: The default cross entropy's smoothing when ``[space]`` does not tune
             ``label_smoothing``.
         augmentation: A :class:`~optuna_ohgw.BaseAugmentation` applied to training inputs with
-            the ``augment`` hyperparameter (or 0) as its magnitude.
+            the ``augment`` hyperparameter (or :attr:`augment`) as its magnitude.
+        augment: The augmentation's magnitude when ``[space]`` does not tune ``augment``.
         roles: Optional ``{name: role}`` overriding the inferred roles (a role of
             :data:`~optuna_ohgw.probes.ROLES`, or ``"held"``).
     """
@@ -71,6 +72,7 @@ class BaseRecipe(abc.ABC):
     clip_over: str = "trained"
     label_smoothing: float = 0.0
     augmentation: BaseAugmentation | None = None
+    augment: float = 0.0
     roles: Mapping[str, str] | None = None
 
     @property

@@ -56,7 +56,7 @@ def default_train_epoch(recipe: BaseRecipe, state: RecipeState, epoch: int) -> N
     device = state.device
     source = on_device(recipe, "train_data", device)
     gen = torch.Generator().manual_seed(trial_seed(state.seed, epoch))
-    magnitude = role_value(state, "augment", 0.0)
+    magnitude = role_value(state, "augment", float(recipe.augment))
     smoothing = role_value(state, "label_smoothing", float(recipe.label_smoothing))
     trained = clipped_parameters(recipe, state.model, state.optimizer)
     first = next(state.model.parameters())

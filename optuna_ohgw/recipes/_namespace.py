@@ -31,6 +31,7 @@ SETTINGS = (
     "clip_over",
     "label_smoothing",
     "augmentation",
+    "augment",
     "roles",
 )
 

@@ -132,6 +132,8 @@ class RecipeProbe(BaseProbe):
         fixed = {}
         if not recipe.has_loss_fn and "label_smoothing" not in roles.values():
             fixed["label_smoothing"] = float(recipe.label_smoothing)
+        if recipe.augmentation is not None and "augment" not in roles.values():
+            fixed["augment"] = float(recipe.augment)
         return LookaheadProbe(
             self.model if self.model is not None else make_model,
             on_device(recipe, "train_data", device),

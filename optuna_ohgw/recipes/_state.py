@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -85,3 +86,16 @@ class RecipeState:
             group["lr"] = new["lr"] * ratio
         if self.scheduler is not None and hasattr(self.scheduler, "base_lrs"):
             self.scheduler.base_lrs = [g["initial_lr"] for g in self.optimizer.param_groups]
+            if _closed_form(self.scheduler):  # the schedule's own value, not a rescaled one
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # get_lr outside step()
+                    lrs = self.scheduler.get_lr()
+                for group, lr in zip(self.optimizer.param_groups, lrs):
+                    group["lr"] = lr
+
+
+def _closed_form(scheduler: Any) -> bool:
+    """Whether ``get_lr()`` computes the value from the base learning rates and the position
+    alone (``LambdaLR``, or a scheduler that says ``closed_form = True``)."""
+    lambda_lr = torch.optim.lr_scheduler.LambdaLR
+    return isinstance(scheduler, lambda_lr) or bool(getattr(scheduler, "closed_form", False))

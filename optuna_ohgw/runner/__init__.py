@@ -9,8 +9,8 @@ that dies at any point loses no configuration and trains none twice: the order o
 writes, what recovery does after a death between any two of them, and the failpoints that test
 it are in ``docs/segment-protocol.md``.
 
-One module per job: ``_build`` (objects from a configuration), ``_budget``, ``_trainer`` (a
-task or a recipe), ``_worker`` (the worker body), ``_supervise`` (worker processes),
+One module per job: ``_build`` (objects from a configuration), ``_budget``, ``_trainer`` (the
+recipe: the user's or a task's), ``_worker`` (the worker body), ``_supervise`` (worker processes),
 ``_virtual`` (simulated workers in this process), ``_recovery`` (crashed trials),
 ``_handback`` (SIGTERM), ``_summary``.
 """
@@ -54,7 +54,7 @@ from optuna_ohgw.runner._supervise import (
     run_study,
     worker_specs,
 )
-from optuna_ohgw.runner._trainer import RecipeTrainer, check_trainer, open_trainer, probe_space
+from optuna_ohgw.runner._trainer import RecipeTrainer, check_trainer, open_trainer
 from optuna_ohgw.runner._virtual import run_study_virtual
 from optuna_ohgw.runner._worker import WorkerGaveUpError, run_worker
 
@@ -88,7 +88,6 @@ __all__ = [
     "is_promotion",
     "new_configs_allowed",
     "open_trainer",
-    "probe_space",
     "recover_orphans",
     "retry_interrupted",
     "run_study",

@@ -11,13 +11,11 @@ import optuna
 from optuna.storages import BaseStorage
 
 from optuna_ohgw.runner._seeded_sampler import TrialSeededSampler
-from optuna_ohgw.runner._trainer import probe_space
 from optuna_ohgw.studyfile import SAMPLERS, StudyConfig
 
 if TYPE_CHECKING:
     from optuna_ohgw.runner._trainer import RecipeTrainer
     from optuna_ohgw.schedulers import BasePromotionScheduler
-    from optuna_ohgw.tasks import BaseTask
 
 
 def is_promotion(config: StudyConfig) -> bool:
@@ -61,7 +59,7 @@ def build_base_sampler(config: StudyConfig) -> optuna.samplers.BaseSampler:
 
 
 def build_sampler(
-    config: StudyConfig, task: BaseTask | RecipeTrainer, worker_index: int
+    config: StudyConfig, trainer: RecipeTrainer, worker_index: int
 ) -> optuna.samplers.BaseSampler:
     """The worker's sampler chain: the base sampler (behind DyHPO's proposals where the
     scheduler proposes configurations), wrapped by :class:`~optuna_ohgw.OHGWSampler`.
@@ -76,10 +74,7 @@ def build_sampler(
         base = ProposalSampler(base)  # the scheduler's new configurations, then OHGW's nudge
     probe = None
     if config.ohgw.enabled:
-        probe = task.make_probe(
-            config.seed,
-            config.space,
-            config.fixed,
+        probe = trainer.make_probe(
             k=config.ohgw.k or None,
             n_pairs=config.ohgw.n_pairs,
             batch_size=config.ohgw.batch_size,
@@ -90,13 +85,13 @@ def build_sampler(
         probe,
         step=rule,
         n_steps=config.ohgw.n_steps,
-        search_space=probe_space(config, task),
+        search_space=trainer.probed_space,
         seed=config.seed,
         self_check=config.ohgw.self_check,
     )
 
 
-def build_resume_probe(config: StudyConfig, task: BaseTask | RecipeTrainer) -> Any:
+def build_resume_probe(config: StudyConfig, trainer: RecipeTrainer) -> Any:
     """The re-probe at every promotion (:class:`~optuna_ohgw.schedulers.ResumeProbe`) when the
     study file asks for it (``[ohgw] reprobe = true``), else ``None``."""
     if not (config.ohgw.enabled and config.ohgw.reprobe):
@@ -105,19 +100,16 @@ def build_resume_probe(config: StudyConfig, task: BaseTask | RecipeTrainer) -> A
     from optuna_ohgw.steps import make_step_rule
 
     def make_probe(state: Any) -> Any:  # starts from the resumed configuration's weights
-        return task.make_probe(
-            config.seed,
-            config.space,
-            config.fixed,
+        return trainer.make_probe(
             k=config.ohgw.k or None,
             n_pairs=config.ohgw.n_pairs,
             batch_size=config.ohgw.batch_size,
             model=state.model,
-            **({"held": state.held()} if config.recipe else {}),
+            held=state.held(),
         )
 
     rule = make_step_rule(config.ohgw.step, base=config.ohgw.base, **config.ohgw.step_options())
-    return ResumeProbe(make_probe, probe_space(config, task), step=rule, seed=config.seed)
+    return ResumeProbe(make_probe, trainer.probed_space, step=rule, seed=config.seed)
 
 
 def study_attrs(config: StudyConfig) -> dict[str, Any]:

@@ -1,7 +1,6 @@
-"""What a study trains: a built-in task, or the user's recipe in the same shape.
-
-The rest of the runner asks the object for ``make_objective`` and ``make_probe`` and never
-branches on which one it holds, except for the probe's float space (:func:`probe_space`).
+"""What a study trains, as a recipe: the user's (``recipe = ...``) or a built-in task written as
+one (:class:`~optuna_ohgw.tasks._recipe.TaskRecipe`). Both take the same path: the probe, the
+objective, the checkpoint and the epoch loop all come from :mod:`optuna_ohgw.recipes`.
 """
 
 from __future__ import annotations
@@ -9,38 +8,36 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from optuna.distributions import FloatDistribution
+from optuna.distributions import BaseDistribution, FloatDistribution
 
 from optuna_ohgw.studyfile import StudyConfig, StudyFileError
 
 
 class RecipeTrainer:
-    """A recipe study's objective and probe, built once per worker from ``config.recipe``.
+    """A study's objective and probe, built once per worker from its recipe.
 
     Args:
-        config: The study (``config.recipe`` set).
+        recipe: The :class:`~optuna_ohgw.recipes.BaseRecipe`.
+        space: The study's ``[space]``.
         device: Where trials train and the probe runs.
     """
 
-    def __init__(self, config: StudyConfig, *, device: str = "cpu") -> None:
-        from optuna_ohgw.recipes import load_recipe, plan_recipe
+    def __init__(
+        self, recipe: Any, space: Mapping[str, BaseDistribution], *, device: str = "cpu"
+    ) -> None:
+        from optuna_ohgw.recipes import plan_recipe
 
-        self.recipe = load_recipe(config.recipe)
-        self.plan = plan_recipe(self.recipe, config.space)
+        self.recipe = recipe
+        self.plan = plan_recipe(recipe, space)
         self.device = device
 
     @property
     def probed_space(self) -> dict[str, FloatDistribution]:
+        """The floats the probe moves (a task's whole ``[space]``)."""
         return self.plan.probed_space
 
-    def make_objective(
-        self,
-        seed: int,
-        space: Mapping[str, Any],
-        max_epochs: int,
-        fixed: Mapping[str, float] | None = None,
-        batch_size: int | None = None,
-    ) -> Any:
+    def make_objective(self, seed: int, max_epochs: int, batch_size: int | None = None) -> Any:
+        """The :class:`~optuna_ohgw.EpochObjective` every worker runs."""
         from optuna_ohgw.recipes import recipe_objective
 
         return recipe_objective(
@@ -54,9 +51,6 @@ class RecipeTrainer:
 
     def make_probe(
         self,
-        seed: int,
-        space: Mapping[str, Any],
-        fixed: Mapping[str, float] | None = None,
         *,
         k: int | None = None,
         n_pairs: int = 1,
@@ -64,6 +58,8 @@ class RecipeTrainer:
         model: Any = None,
         held: Mapping[str, Any] | None = None,
     ) -> Any:
+        """The warm start's probe; with ``model`` and ``held`` (a resumed trial's weights and
+        values) the re-probe's."""
         from optuna_ohgw.recipes import RecipeProbe
 
         return RecipeProbe(
@@ -78,32 +74,35 @@ class RecipeTrainer:
         )
 
 
-def probe_space(config: StudyConfig, trainer: Any) -> Mapping[str, FloatDistribution]:
-    """The floats the probe moves: a task's whole ``[space]``, a recipe's probed floats."""
-    return trainer.probed_space if config.recipe else config.space  # type: ignore[return-value]
-
-
 def open_trainer(
     config: StudyConfig,
     *,
     device: str,
     data_dir: str | None = None,
     download: bool = False,
-) -> Any:
-    """The task or the recipe of ``config``, its data loaded (a missing dataset or a broken
-    recipe fails here, before any trial starts)."""
-    if config.recipe:
-        from optuna_ohgw.recipes import RecipeError
+) -> RecipeTrainer:
+    """The recipe of ``config``, its data loaded (a missing dataset or a broken recipe fails
+    here, before any trial starts)."""
+    from optuna_ohgw.recipes import RecipeError, load_recipe
 
-        try:
-            return RecipeTrainer(config, device=device)
-        except RecipeError as err:
-            raise StudyFileError(str(err)) from None
-    from optuna_ohgw.tasks import get_task
+    try:
+        if config.recipe:
+            recipe = load_recipe(config.recipe)
+        else:
+            from optuna_ohgw.tasks import get_task
+            from optuna_ohgw.tasks._recipe import TaskRecipe
 
-    task = get_task(config.task)(device=device, data_dir=data_dir, download=download)
-    task.splits(config.seed)
-    return task
+            task = get_task(config.task)(device=device, data_dir=data_dir, download=download)
+            recipe = TaskRecipe(
+                task,
+                seed=config.seed,
+                max_epochs=config.max_epochs,
+                fixed=config.fixed,
+                batch_size=config.batch_size or None,
+            )
+        return RecipeTrainer(recipe, config.space, device=device)
+    except RecipeError as err:
+        raise StudyFileError(str(err)) from None
 
 
 def check_trainer(config: StudyConfig, *, data_dir: str | None, download: bool) -> None:

@@ -1,5 +1,6 @@
-"""The body of one worker process: build the task, the sampler chain and the pruner, then train
-trials on the shared storage until the study's budget is spent."""
+"""The body of one worker process: build the recipe (the user's or a task's), the sampler
+chain and the pruner, then train trials on the shared storage until the study's budget is
+spent."""
 
 from __future__ import annotations
 
@@ -62,18 +63,14 @@ def run_worker(
     failpoints.arm()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     # A missing dataset or a broken recipe fails here, before any trial starts.
-    task = open_trainer(config, device=device, data_dir=data_dir, download=download)
-    objective = task.make_objective(
-        config.seed,
-        config.space,
-        config.max_epochs,
-        fixed=config.fixed,
-        batch_size=config.batch_size or None,
+    trainer = open_trainer(config, device=device, data_dir=data_dir, download=download)
+    objective = trainer.make_objective(
+        config.seed, config.max_epochs, batch_size=config.batch_size or None
     )
     study = optuna.load_study(
         study_name=config.study_name,
         storage=storage,
-        sampler=build_sampler(config, task, worker_index),
+        sampler=build_sampler(config, trainer, worker_index),
         pruner=build_pruner(config),
     )
     if budget_spent(config, study.get_trials(deepcopy=False)):
@@ -111,7 +108,7 @@ def run_worker(
         scheduler = build_scheduler(config, worker_index)
         store = open_checkpoints(study, artifacts)
         objective.hooks = PauseResumeHooks(
-            scheduler, store, on_resume=build_resume_probe(config, task)
+            scheduler, store, on_resume=build_resume_probe(config, trainer)
         )
         wall = config.budget.wall_seconds
         run_promotion_worker(
