@@ -61,6 +61,11 @@ class RecipeState:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if "steps" not in state:
+            raise ValueError(
+                "this checkpoint was written before training recipes (no scheduler state or "
+                "step count): finish that study with the optuna-ohgw that paused it"
+            )
         self.hyperparameters = dict(state["hyperparameters"])
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
