@@ -15,12 +15,12 @@ import statistics
 import time
 
 import torch
+from epoch_time import time_epochs
 
 from optuna_ohgw.recipes import load_recipe, make_state, plan_recipe
 from optuna_ohgw.recipes._plan import typical
 from optuna_ohgw.studyfile import STUDY_DIRS, find_study_file, load_study_file
 from optuna_ohgw.tasks import FashionMNISTTask
-from optuna_ohgw.tasks._base import TrainState
 
 
 def recipe_epochs(study: str, repeats: int) -> list[float]:
@@ -39,24 +39,7 @@ def recipe_epochs(study: str, repeats: int) -> list[float]:
 
 def task_epochs(repeats: int) -> list[float]:
     task = FashionMNISTTask()
-    splits = task.splits(0)
-    model = task.model(0)
-    hp = {
-        "lr": 0.05,
-        "weight_decay": 5e-4,
-        "momentum": 0.9,
-        "augment": 1.0,
-        "label_smoothing": 0.1,
-    }
-    opt = torch.optim.SGD(model.parameters(), lr=hp["lr"], momentum=hp["momentum"])
-    state = TrainState(model, opt, hp, 0, splits)
-    times = []
-    for epoch in range(repeats + 1):
-        start = time.perf_counter()
-        task.train_one_epoch(state, epoch, 10, task.batch_size)
-        task.accuracy(state.model, splits.val)
-        times.append(time.perf_counter() - start)
-    return times[1:]
+    return time_epochs(task, task.splits(0), repeats)
 
 
 def main() -> None:

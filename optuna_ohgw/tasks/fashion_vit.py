@@ -3,7 +3,7 @@ are trained today. Study files: ``studies/fashion-vit-{asha,pasha,dyhpo}.toml``
 (``recipe = "optuna_ohgw.tasks.fashion_vit"``).
 
 - a two-block pre-norm ViT over 7x7 patches (16 tokens of width 64, four heads; 72k
-  parameters), about twice the ``fashion`` CNN's epoch time on one core
+  parameters), about 2.5 times the ``fashion`` CNN's epoch time on one core
   (``benchmarks/recipe_epoch_time.py``);
 - AdamW, with no weight decay on biases, LayerNorm weights and the position embedding;
 - a linear warm-up over the ``warmup`` fraction of training, then cosine decay to 0, stepped
