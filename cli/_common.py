@@ -1,17 +1,27 @@
-"""Pieces every ``ohgw-optuna`` command shares: where study files live, the one-line error exit
-and the ``--budget KEY=VALUE`` parser."""
+"""Pieces every ``ohgw-optuna`` command shares: where study files live, the one-line error exit,
+the ``--budget KEY=VALUE`` parser and a study file with the command line's overrides (here, so
+that ``main`` and ``cluster`` need not import each other)."""
 
 from __future__ import annotations
 
 import os
 import pathlib
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import click
 
+from optuna_ohgw.storage import StorageError
 from optuna_ohgw.studyfile import STUDY_DIRS as STUDY_DIRS
-from optuna_ohgw.studyfile import StudyFileError
+from optuna_ohgw.studyfile import (
+    StudyConfig,
+    StudyFileError,
+    apply_overrides,
+    find_study_file,
+    load_study_file,
+)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -60,3 +70,30 @@ def parse_budget(items: tuple[str, ...]) -> dict[str, Any]:
 def bench_url(task: str) -> str:
     """The bench grid's default storage: ``journal:runs/bench/TASK.journal``."""
     return f"journal:{pathlib.Path('runs') / 'bench' / f'{task}.journal'}"
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the library's user-facing errors into one line on stderr and exit code 2."""
+    from optuna_ohgw.artifact_store import ArtifactStoreError
+    from optuna_ohgw.tasks import DatasetMissingError
+
+    try:
+        yield
+    except (StudyFileError, StorageError, DatasetMissingError, ArtifactStoreError) as err:
+        fail(str(err))
+
+
+def study_config(
+    study: str, seed: int | None, no_ohgw: bool, budget: tuple[str, ...]
+) -> StudyConfig:
+    """The study file named ``study`` with ``--seed``, ``--no-ohgw`` and ``--budget`` applied."""
+    config = load_study_file(find_study_file(study, STUDY_DIRS))
+    overrides: dict[str, Any] = {}
+    if seed is not None:
+        overrides["seed"] = seed
+    if no_ohgw:
+        overrides["no_ohgw"] = True
+    if budget:
+        overrides["budget"] = parse_budget(budget)
+    return apply_overrides(config, overrides)

@@ -28,12 +28,20 @@ def _split(value: str, what: str) -> list[str]:
 
 
 @click.command()
-@click.option("--task", required=True, type=click.Choice(TASK_NAMES), help="The task.")
+@click.option("--task", default=None, type=click.Choice(TASK_NAMES), help="A built-in task.")
+@click.option(
+    "--study",
+    "study_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Or your own study file (e.g. of a recipe): its cells are named after its `name`.",
+)
 @click.option(
     "--schedulers",
-    default=",".join(DEFAULT_SCHEDULERS),
-    show_default=True,
-    help=f"Comma-separated: {', '.join(SCHEDULERS)} (studies/TASK-SCHEDULER.toml).",
+    default=None,
+    help=f"Comma-separated: {', '.join(SCHEDULERS)} (studies/TASK-SCHEDULER.toml; with --study "
+    f"the file's settings under each scheduler). Default: {','.join(DEFAULT_SCHEDULERS)}, or "
+    "the --study file's scheduler.",
 )
 @click.option(
     "--variants",
@@ -97,8 +105,9 @@ def _split(value: str, what: str) -> list[str]:
     "--download", is_flag=True, help="Let torchvision download CIFAR-10 into --data-dir."
 )
 def bench(
-    task: str,
-    schedulers: str,
+    task: str | None,
+    study_file: str | None,
+    schedulers: str | None,
     variants: str,
     samplers: str,
     seeds: int,
@@ -118,7 +127,9 @@ def bench(
     from tqdm import tqdm
 
     from optuna_ohgw.evidence.grid import cell_config, grid_cells, run_grid
-    from optuna_ohgw.tasks import DatasetMissingError, get_task
+    from optuna_ohgw.runner import check_trainer
+    from optuna_ohgw.studyfile import load_study_file
+    from optuna_ohgw.tasks import DatasetMissingError
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -132,9 +143,17 @@ def bench(
             raise StudyFileError(f"--virtual-workers must be at least 1, got {virtual_workers}")
         if virtual_workers is not None and n_workers != 1:
             raise StudyFileError("give --n-workers or --virtual-workers, not both")
+        if (task is None) == (study_file is None):
+            raise StudyFileError("give --task TASK (a built-in task) or --study FILE.toml")
+        source = pathlib.Path(study_file) if study_file else None
+        if source is not None:
+            mine = load_study_file(source)
+            task = mine.name
+            schedulers = schedulers or mine.scheduler.name
+        assert task is not None
         cells = grid_cells(
             task,
-            _split(schedulers, "schedulers"),
+            _split(schedulers or ",".join(DEFAULT_SCHEDULERS), "schedulers"),
             _split(variants, "variants"),
             range(first_seed, first_seed + seeds),
             _split(samplers, "samplers"),
@@ -142,11 +161,13 @@ def bench(
         )
         dirs = (pathlib.Path(studies_dir),) if studies_dir else STUDY_DIRS
         overrides = parse_budget(budget)
-        for cell in cells:  # every study file and the budget checked before anything runs
-            cell_config(cell, overrides, dirs)
+        # Every study file and the budget checked before anything runs; the data or the recipe
+        # once.
+        configs = [cell_config(cell, overrides, dirs, source) for cell in cells]
         url = storage or bench_url(task)
         folder = pathlib.Path(grid_dir) if grid_dir else pathlib.Path("runs") / "bench" / task
-        get_task(task)(data_dir=data_dir, download=download).check_data()
+        probed = next((c for c in configs if c.ohgw.enabled), configs[0])
+        check_trainer(probed, data_dir=data_dir, download=download)
         open_storage(url)
     except (StudyFileError, StorageError, DatasetMissingError) as err:
         fail(str(err))
@@ -181,6 +202,7 @@ def bench(
             data_dir=data_dir,
             download=download,
             on_cell=on_cell,
+            study_file=source,
         )
     except KeyboardInterrupt:
         bar.close()

@@ -10,7 +10,13 @@ import warnings
 import click
 import optuna
 
-from ._common import fail, set_storage_patience, storage_patience_option
+from ._common import (
+    fail,
+    set_storage_patience,
+    storage_patience_option,
+    study_config,
+    user_errors,
+)
 
 
 @click.command()
@@ -71,6 +77,7 @@ def worker(
     from optuna_ohgw.runner import (
         SigtermHandBack,
         WorkerGaveUpError,
+        check_trainer,
         create_study,
         exit_now,
         interrupted_message,
@@ -79,18 +86,15 @@ def worker(
         summarize,
     )
     from optuna_ohgw.storage import default_url, open_storage, outage_error, redact
-    from optuna_ohgw.tasks import get_task
-
-    from .main import _config, _user_errors
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-    with _user_errors():
+    with user_errors():
         set_storage_patience(storage_patience)
-        config = _config(study, seed, no_ohgw, budget)
+        config = study_config(study, seed, no_ohgw, budget)
         url = storage or default_url(config.study_name)
         where = artifacts or config.artifacts or DEFAULT_ARTIFACTS
-        get_task(config.task)(data_dir=data_dir, download=download).check_data()
+        check_trainer(config, data_dir=data_dir, download=download)
         if index is None:
             index, index_from = worker_index()
         else:
@@ -172,8 +176,6 @@ def storage_proxy(storage: str, host: str, port: int, threads: int) -> None:
     from optuna_ohgw import _optuna_compat as compat
     from optuna_ohgw.storage import is_grpc, is_journal, open_storage, redact
 
-    from .main import _user_errors
-
     if is_journal(storage) or is_grpc(storage):
         fail(
             f"the gRPC proxy serves RDB storages only (postgresql://, mysql://, sqlite:///), "
@@ -183,7 +185,7 @@ def storage_proxy(storage: str, host: str, port: int, threads: int) -> None:
         from optuna.storages import run_grpc_proxy_server
     except ImportError:
         fail("the storage proxy needs grpcio: pip install 'optuna-ohgw[grpc]'")
-    with _user_errors():
+    with user_errors():
         # No heartbeats: a proxy's clients cannot send them (Optuna 5), and the RDB cache of
         # get_storage() keeps the database's load low, as Optuna recommends for the proxy.
         # A trial it has not read since it (re)started still takes its parameters.

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import click
 import optuna
@@ -19,40 +16,17 @@ from optuna_ohgw.storage import (
     redact,
     storage_file,
 )
-from optuna_ohgw.studyfile import StudyConfig, StudyFileError, apply_overrides, find_study_file
+from optuna_ohgw.studyfile import StudyConfig, StudyFileError
 from optuna_ohgw.studyfile import load_study_file as _load
 
 from ._common import (
     STUDY_DIRS,
     fail,
-    parse_budget,
     set_storage_patience,
     storage_patience_option,
+    study_config,
+    user_errors,
 )
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn the library's user-facing errors into one line on stderr and exit code 2."""
-    from optuna_ohgw.artifact_store import ArtifactStoreError
-    from optuna_ohgw.tasks import DatasetMissingError
-
-    try:
-        yield
-    except (StudyFileError, StorageError, DatasetMissingError, ArtifactStoreError) as err:
-        fail(str(err))
-
-
-def _config(study: str, seed: int | None, no_ohgw: bool, budget: tuple[str, ...]) -> StudyConfig:
-    config = _load(find_study_file(study, STUDY_DIRS))
-    overrides: dict[str, Any] = {}
-    if seed is not None:
-        overrides["seed"] = seed
-    if no_ohgw:
-        overrides["no_ohgw"] = True
-    if budget:
-        overrides["budget"] = parse_budget(budget)
-    return apply_overrides(config, overrides)
 
 
 @click.group()
@@ -106,17 +80,23 @@ def run(
     from tqdm import tqdm
 
     from optuna_ohgw.artifact_store import DEFAULT_ARTIFACTS, open_artifact_store
-    from optuna_ohgw.runner import RunFailedError, RunSummary, exit_now, is_promotion, run_study
-    from optuna_ohgw.tasks import get_task
+    from optuna_ohgw.runner import (
+        RunFailedError,
+        RunSummary,
+        check_trainer,
+        exit_now,
+        is_promotion,
+        run_study,
+    )
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with _user_errors():
+    with user_errors():
         set_storage_patience(storage_patience)
-        config = _config(study, seed, no_ohgw, budget)
+        config = study_config(study, seed, no_ohgw, budget)
         if n_workers < 1:
             raise StudyFileError(f"--n-workers must be at least 1, got {n_workers}")
         url = storage or default_url(config.study_name)
-        get_task(config.task)(data_dir=data_dir, download=download).check_data()
+        check_trainer(config, data_dir=data_dir, download=download)
         open_storage(url)  # an unreachable storage is one line, before any progress output
         total = config.budget.n_trials or None
         promotion = is_promotion(config)
@@ -191,7 +171,7 @@ def studies() -> None:
                 )
                 if v
             )
-            rows.append((c.name, c.task, c.scheduler.name, f"max_epochs={c.max_epochs}", budget))
+            rows.append((c.name, c.label, c.scheduler.name, f"max_epochs={c.max_epochs}", budget))
     header = ("study", "task", "scheduler", "epochs", "budget")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
@@ -206,8 +186,8 @@ def status(study: str, storage: str | None, no_ohgw: bool) -> None:
     """Print trial counts and the best trial without starting anything."""
     from optuna_ohgw.runner import summarize
 
-    with _user_errors():
-        config = _config(study, None, no_ohgw, ())
+    with user_errors():
+        config = study_config(study, None, no_ohgw, ())
         url = storage or default_url(config.study_name)
         click.echo(summarize(_load_existing(config, url)).format())
 
@@ -247,8 +227,8 @@ def dashboard(
     """Serve optuna-dashboard on the study's storage, with its checkpoints as trial artifacts."""
     from optuna_ohgw.artifact_store import open_artifact_store, recorded_location
 
-    with _user_errors():
-        config = _config(study, None, no_ohgw, ())
+    with user_errors():
+        config = study_config(study, None, no_ohgw, ())
         url = storage or default_url(config.study_name)
         where = artifacts or recorded_location(_load_existing(config, url))
         store = open_artifact_store(where, config.study_name) if where else None

@@ -24,6 +24,13 @@ from ._common import bench_url, fail
     "repeat it to report on several grids at once.",
 )
 @click.option("--task", default=None, help="Only the cells of this task.")
+@click.option(
+    "--study",
+    "study_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="The cells `bench --study FILE` ran: --task set to the file's name.",
+)
 @click.option("--name", default=None, help="Report folder name (default: TASK, or 'bench').")
 @click.option(
     "--out",
@@ -77,6 +84,7 @@ from ._common import bench_url, fail
 def report(
     storage: tuple[str, ...],
     task: str | None,
+    study_file: str | None,
     name: str | None,
     out: str,
     dashboard_notes: bool,
@@ -90,6 +98,13 @@ def report(
     """Write reports/NAME/: report.md, results.csv and PNG plots of the bench grid."""
     from optuna_ohgw.evidence.report import compare, load_cells, row_of, write_report
 
+    if study_file is not None:
+        from optuna_ohgw.studyfile import StudyFileError, load_study_file
+
+        try:
+            task = load_study_file(study_file).name
+        except StudyFileError as err:
+            fail(str(err))
     if not storage:
         if task is None:
             fail("give --storage URL, or --task TASK for journal:runs/bench/TASK.journal")

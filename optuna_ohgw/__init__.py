@@ -22,6 +22,10 @@ _EXPORTS = {
     "LookaheadProbe": ".probes",
     "ProbeCheck": ".probes",
     "ProbeResult": ".probes",
+    "BaseRecipe": ".recipes",
+    "RecipeProbe": ".recipes",
+    "load_recipe": ".recipes",
+    "recipe_objective": ".recipes",
     "OHGWSampler": ".sampler",
     "trial_seed": ".sampler",
     "BaseStepRule": ".steps",
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
         ProbeCheck,
         ProbeResult,
     )
+    from optuna_ohgw.recipes import BaseRecipe, RecipeProbe, load_recipe, recipe_objective
     from optuna_ohgw.sampler import OHGWSampler, trial_seed
     from optuna_ohgw.steps import (
         BaseStepRule,
@@ -60,6 +65,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BaseAugmentation",
     "BaseProbe",
+    "BaseRecipe",
     "BaseStepRule",
     "EpochHooks",
     "EpochObjective",
@@ -74,10 +80,13 @@ __all__ = [
     "ProbeResult",
     "RandomSignStep",
     "RandomTranslate",
+    "RecipeProbe",
     "RawStep",
     "attrs",
     "epoch_objective",
+    "load_recipe",
     "make_step_rule",
     "optimize_virtual",
+    "recipe_objective",
     "trial_seed",
 ]

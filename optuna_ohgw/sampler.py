@@ -42,6 +42,8 @@ class _WarmStart:
     done: bool = False
     dists: dict[str, FloatDistribution] = dataclasses.field(default_factory=dict)
     values: dict[str, float] = dataclasses.field(default_factory=dict)
+    deferred: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The base sampler's relative values, kept until the probe's context names are known."""
 
 
 _StateKey = tuple[int, int, int]
@@ -323,6 +325,16 @@ class OHGWSampler(ForwardingSampler):
             if name in relative and name in wanted and isinstance(dist, FloatDistribution)
         }
         state = self._state(study, trial)
+        context = self._probe.context_names
+        if (
+            probed
+            and not state.done
+            and any(n not in trial.params and n not in relative for n in context)
+        ):
+            # The probe needs values (a width) the trial has not suggested yet: warm-start at
+            # the first probed float's suggest instead, from these relative values.
+            state.deferred = dict(relative)
+            return {n: v for n, v in relative.items() if n not in probed}
         if probed and not state.done:
             self._warm_start(study, trial, state, probed, relative)
         relative = dict(relative)
@@ -345,7 +357,8 @@ class OHGWSampler(ForwardingSampler):
         ):
             state = self._state(study, trial)
             if not state.done:
-                self._warm_start(study, trial, state, {param_name: param_distribution}, {})
+                current = {param_name: param_distribution}
+                self._warm_start(study, trial, state, current, state.deferred)
             if param_name in state.values:
                 if state.dists[param_name] == param_distribution:
                     return state.values[param_name]
@@ -401,6 +414,20 @@ class OHGWSampler(ForwardingSampler):
         pinned = {n: float(trial.params[n]) for n in names if n in trial.params}
         pinned.update({n: float(fixed_params[n]) for n in names if n in fixed_params})
         pinned.update({n: float(v) for n, v in self._fixed_by_base.items() if n in names})
+        context = self._probe.context_names
+        held = {n: trial.params[n] if n in trial.params else relative.get(n) for n in context}
+        unknown = [n for n, v in held.items() if v is None]
+        if unknown:
+            self._record(
+                study,
+                trial,
+                {
+                    attrs.STATUS: f"skipped: the probe needs {unknown} before the probed floats; "
+                    "suggest them first"
+                },
+            )
+            return
+        pinned = {**held, **pinned}  # constants for the probe, never nudged
         missing = [n for n in names if n not in space and n not in pinned]
         if missing:
             self._record(

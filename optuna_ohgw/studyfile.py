@@ -16,7 +16,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
-from optuna.distributions import FloatDistribution, distribution_to_json, json_to_distribution
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+    distribution_to_json,
+    json_to_distribution,
+)
 
 from optuna_ohgw.schedulers._registry import SCHEDULER_SPECS, SchedulerSpec
 from optuna_ohgw.steps import STEP_RULES
@@ -132,6 +139,9 @@ class StudyConfig:
     name: str
     task: str
     path: pathlib.Path
+    recipe: str = ""
+    """The training recipe (``recipe = "train.py"`` in the file, made absolute against the study
+    file's folder; or ``package.module:NAME``); ``task`` is then empty."""
     direction: str = "maximize"
     metric: str = "val_accuracy"
     target: float | None = None
@@ -143,13 +153,22 @@ class StudyConfig:
     scheduler: SchedulerConfig = SchedulerConfig()
     ohgw: OHGWConfig = OHGWConfig()
     budget: BudgetConfig = BudgetConfig()
-    space: Mapping[str, FloatDistribution] = dataclasses.field(default_factory=dict)
+    space: Mapping[str, BaseDistribution] = dataclasses.field(default_factory=dict)
     fixed: Mapping[str, float] = dataclasses.field(default_factory=dict)
     artifacts: str = ""
     """Where paused trials keep checkpoints: a folder or ``s3://bucket/prefix`` ("": default)."""
 
     def replace(self, **changes: Any) -> StudyConfig:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def label(self) -> str:
+        """What the study trains: the task's name, or the recipe's file name."""
+        if not self.recipe:
+            return self.task
+        return pathlib.Path(self.recipe.partition(":")[0]).name + (
+            f":{self.recipe.partition(':')[2]}" if ":" in self.recipe else ""
+        )
 
     @property
     def study_name(self) -> str:
@@ -224,29 +243,61 @@ def _check_role(table: _Table, key: str, role: str, value: float) -> None:
         raise table.error(key, f"{role} must be in {bound}, got {value}")
 
 
+def _range(spec: _Table, number: type) -> tuple[Any, Any, bool, Any]:
+    """``low``, ``high``, ``log`` and ``step`` of one ``[space]`` entry, checked."""
+    low = spec.take("low", number)
+    high = spec.take("high", number)
+    log = spec.take("log", bool, False)
+    step = spec.take("step", number, None)
+    spec.done()
+    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+        raise spec.error("low", f"bounds make no sense: low={low} must be < high={high}")
+    if log and low <= 0:
+        raise spec.error("low", f"log-scaled bounds must be > 0, got low={low}")
+    if step is not None and (log or step <= 0):
+        raise spec.error("step", "step must be > 0 and cannot be combined with log = true")
+    return low, high, log, step
+
+
 def _space(table: _Table) -> dict[str, FloatDistribution]:
     space: dict[str, FloatDistribution] = {}
     for name in list(table.data):
         if name not in ROLES:
             raise table.error(name, f"unknown hyperparameter; choose from {', '.join(ROLES)}")
         spec = table.table(name)
-        low = spec.take("low", float)
-        high = spec.take("high", float)
-        log = spec.take("log", bool, False)
-        step = spec.take("step", float, None)
-        spec.done()
-        if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
-            raise spec.error("low", f"bounds make no sense: low={low} must be < high={high}")
-        if log and low <= 0:
-            raise spec.error("low", f"log-scaled bounds must be > 0, got low={low}")
-        if step is not None and (log or step <= 0):
-            raise spec.error("step", "step must be > 0 and cannot be combined with log = true")
+        low, high, log, step = _range(spec, float)
         _check_role(spec, "low", name, low)
         _check_role(spec, "high", name, high)
         space[name] = FloatDistribution(low, high, log=log, step=step)
     if not space:
         raise table.error(
             "", "the search space is empty; add e.g. lr = {low=1e-3, high=1, log=true}"
+        )
+    return space
+
+
+def _recipe_space(table: _Table) -> dict[str, BaseDistribution]:
+    """A recipe's ``[space]``: the user's own names; floats (``low``, ``high``, ``log``,
+    ``step``), ``type = "int"`` and ``choices = [...]``."""
+    space: dict[str, BaseDistribution] = {}
+    for name in list(table.data):
+        spec = table.table(name)
+        if "choices" in spec.data:
+            choices = spec.take("choices", list)
+            spec.done()
+            if not choices or any(not isinstance(c, (bool, int, float, str)) for c in choices):
+                raise spec.error("choices", "give a non-empty list of numbers or strings")
+            space[name] = CategoricalDistribution(choices)
+            continue
+        kind = _choice(spec, "type", ("float", "int"), "float")
+        low, high, log, step = _range(spec, int if kind == "int" else float)
+        if kind == "int":
+            space[name] = IntDistribution(low, high, log=log, step=step or 1)
+        else:
+            space[name] = FloatDistribution(low, high, log=log, step=step)
+    if not space:
+        raise table.error(
+            "", "the search space is empty; add e.g. lr = {low=1e-4, high=1e-1, log=true}"
         )
     return space
 
@@ -295,7 +346,14 @@ def load_study_file(path: str | pathlib.Path) -> StudyConfig:
         raise StudyFileError(f"{path}: not valid TOML ({err})") from None
     top = _Table(raw, "", path)
     name = top.take("name", str)
-    task = _choice(top, "task", TASK_NAMES)
+    recipe = top.take("recipe", str, "")
+    if recipe and "task" in top.data:
+        raise top.error("recipe", "give task or recipe, not both")
+    task = "" if recipe else _choice(top, "task", TASK_NAMES)
+    if recipe:
+        from optuna_ohgw.recipes._loader import resolve_spec
+
+        recipe = resolve_spec(recipe, path.parent)
     direction = _choice(top, "direction", ("maximize", "minimize"), "maximize")
     metric = top.take("metric", str, "val_accuracy")
     target = top.take("target", float, None)
@@ -376,9 +434,11 @@ def load_study_file(path: str | pathlib.Path) -> StudyConfig:
             "n_trials", "set at least one of n_trials, total_epochs, wall_seconds"
         )
 
-    space = _space(top.table("space"))
+    space = _recipe_space(top.table("space")) if recipe else _space(top.table("space"))
     fixed_t = top.table("fixed")
     fixed: dict[str, float] = {}
+    if recipe and fixed_t.data:
+        raise fixed_t.error("", "a recipe sets its own constants; [fixed] is for built-in tasks")
     for role in list(fixed_t.data):
         if role not in ROLES:
             raise fixed_t.error(role, f"unknown hyperparameter; choose from {', '.join(ROLES)}")
@@ -386,13 +446,14 @@ def load_study_file(path: str | pathlib.Path) -> StudyConfig:
             raise fixed_t.error(role, "is both in [space] and [fixed]; keep one")
         fixed[role] = fixed_t.take(role, float)
         _check_role(fixed_t, role, role, fixed[role])
-    if "lr" not in space and "lr" not in fixed:
+    if not recipe and "lr" not in space and "lr" not in fixed:
         raise top.error("space", "needs lr (in [space] or [fixed])")
     top.done()
     return StudyConfig(
         name=name,
         task=task,
         path=path,
+        recipe=recipe,
         direction=direction,
         metric=metric,
         target=target,

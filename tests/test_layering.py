@@ -15,6 +15,7 @@ LIBRARY = [
     PACKAGE / "objective.py",
     *sorted((PACKAGE / "probes").glob("*.py")),
     *sorted((PACKAGE / "schedulers").glob("*.py")),
+    *sorted((PACKAGE / "recipes").glob("*.py")),
 ]
 APPLICATION = ("optuna_ohgw.tasks", "optuna_ohgw.runner", "optuna_ohgw.evidence", "cli")
 

@@ -204,14 +204,14 @@ def test_a_rule_without_a_probe_runs_no_check() -> None:
 def test_a_study_file_can_switch_the_check_off(self_check: bool) -> None:
     import dataclasses
 
+    from optuna_ohgw.runner import open_trainer
     from optuna_ohgw.runner._build import build_sampler
     from optuna_ohgw.studyfile import find_study_file, load_study_file, shipped_study_dir
-    from optuna_ohgw.tasks import get_task
 
     config = load_study_file(find_study_file("digits-asha", [shipped_study_dir()]))
     assert config.ohgw.self_check is True  # the default
     config = config.replace(ohgw=dataclasses.replace(config.ohgw, self_check=self_check))
-    sampler = build_sampler(config, get_task(config.task)(device="cpu"), 0)
+    sampler = build_sampler(config, open_trainer(config, device="cpu"), 0)
     assert isinstance(sampler, ohgw.OHGWSampler) and sampler.self_check is self_check
 
 

@@ -121,8 +121,11 @@ def test_every_shipped_study_loads(path: pathlib.Path) -> None:
     config = load_study_file(path)
     assert isinstance(config, StudyConfig)
     assert config.name == path.stem  # the file name is the study's name
-    assert config.task == path.stem.split("-")[0]
-    assert config.scheduler.name == path.stem.split("-", 1)[1]
+    if config.recipe:  # a built-in recipe's study: NAME-SCHEDULER
+        assert not config.task and path.stem.endswith(f"-{config.scheduler.name}")
+    else:
+        assert config.task == path.stem.split("-")[0]
+        assert config.scheduler.name == path.stem.split("-", 1)[1]
     assert config.path == path
     assert config.ohgw.enabled
     assert config.study_name == config.name

@@ -141,14 +141,29 @@ def cell_config(
     cell: Cell,
     budget_overrides: Mapping[str, Any] | None = None,
     study_dirs: Sequence[pathlib.Path] = DEFAULT_STUDY_DIRS,
+    study_file: pathlib.Path | None = None,
 ) -> StudyConfig:
     """The cell's configuration: ``{task}-{scheduler}.toml`` + seed + budget + variant + name.
 
-    ``path`` is still the source study file.
+    With ``study_file`` (a user's study, e.g. of a recipe: ``bench --study mine.toml``) the
+    cell's task is that file's ``name`` and the file's scheduler is swapped for the cell's
+    (same ``min_resource`` and ``reduction_factor``). ``path`` is still the source study file.
     """
-    path = find_study_file(f"{cell.task}-{cell.scheduler}", study_dirs)
-    config = load_study_file(path)
-    if config.task != cell.task or config.scheduler.name != cell.scheduler:
+    if study_file is not None:
+        config = load_study_file(study_file)
+        if config.name != cell.task:
+            raise StudyFileError(f"{study_file}: is name={config.name}, expected {cell.task}")
+        if config.scheduler.name != cell.scheduler:
+            config = config.replace(
+                scheduler=dataclasses.replace(config.scheduler, name=cell.scheduler)
+            )
+        path = study_file
+    else:
+        path = find_study_file(f"{cell.task}-{cell.scheduler}", study_dirs)
+        config = load_study_file(path)
+    if (
+        study_file is None and config.task != cell.task
+    ) or config.scheduler.name != cell.scheduler:
         raise StudyFileError(
             f"{path}: is task={config.task} scheduler={config.scheduler.name}, expected "
             f"task={cell.task} scheduler={cell.scheduler}"
@@ -227,13 +242,15 @@ def run_grid(
     checkpoint_dir: str | pathlib.Path | None = None,
     on_cell: CellFn | None = None,
     on_progress: Callable[[Any], None] | None = None,
+    study_file: pathlib.Path | None = None,
 ) -> list[CellResult]:
     """Run every cell not finished yet (resuming a cell that was interrupted), in the given
     order; return each cell's status. Each cell runs with its own ``workers``: worker processes,
     or with ``virtual`` simulated workers on ``clock`` (a virtual cell that was interrupted is
     rerun whole; ``threads``: torch threads of the virtual run). ``n_workers``, if given, must
     equal every cell's ``workers``. Worker logs go to ``grid_dir/logs``, checkpoints (promotion
-    schedulers) to ``grid_dir/checkpoints``."""
+    schedulers) to ``grid_dir/checkpoints``; ``study_file``: the cells of a user's study (see
+    :func:`cell_config`)."""
     import optuna
 
     from optuna_ohgw.runner import budget_spent, run_study, run_study_virtual
@@ -244,7 +261,7 @@ def run_grid(
     grid_dir = pathlib.Path(grid_dir)
     checkpoint_dir = checkpoint_dir or grid_dir / "checkpoints"
     # Every configuration first: a bad study file or budget fails before anything runs.
-    configs = [cell_config(cell, budget, study_dirs) for cell in cells]
+    configs = [cell_config(cell, budget, study_dirs, study_file) for cell in cells]
     storage = open_storage(storage_url)
     results: list[CellResult] = []
     total = len(cells)

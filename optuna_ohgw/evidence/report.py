@@ -27,6 +27,7 @@ import dataclasses
 import math
 import pathlib
 import re
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -185,15 +186,19 @@ def load_cells(
     from optuna_ohgw.evidence.grid import DONE_ATTR, WORKERS_ATTR
 
     cells = []
-    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        info = parse_name(summary.study_name)
-        if info is None or (task is not None and info["task"] != task):
-            continue
-        if finished_only and not summary.user_attrs.get(DONE_ATTR):
-            continue
+    summaries = [
+        (s, info)
+        for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+        if (info := parse_name(s.study_name)) is not None
+        and (task is None or info["task"] == task)
+        and (not finished_only or s.user_attrs.get(DONE_ATTR))
+    ]
+    fallback = default_targets(storage, summaries)
+    for summary, info in summaries:
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         try:
-            m = compute_metrics(study)
+            tau = None if "ohgw.target" in study.user_attrs else fallback.get(info["task"])
+            m = compute_metrics(study, tau)
         except ValueError as err:  # no target, direction not set: not a usable cell
             optuna.logging.get_logger(__name__).warning(f"{summary.study_name}: skipped ({err})")
             continue
@@ -218,6 +223,24 @@ def load_cells(
             )
         )
     return sorted(cells, key=lambda c: (c.task, c.scheduler, c.variant, c.seed))
+
+
+def default_targets(
+    storage: str | optuna.storages.BaseStorage, summaries: Sequence[tuple[Any, dict[str, Any]]]
+) -> dict[str, float]:
+    """``task -> target`` for tasks whose study file sets no ``target`` (a user's recipe): the
+    median over the task's vanilla cells of the best value each reached, so time to target
+    asks how soon each arm gets where vanilla typically ends."""
+    best: dict[str, list[float]] = {}
+    for summary, info in summaries:
+        if info["variant"] != "vanilla" or summary.user_attrs.get("ohgw.target") is not None:
+            continue
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        try:
+            best.setdefault(info["task"], []).append(float(study.best_value))
+        except ValueError:  # no finished trial yet
+            continue
+    return {task: float(statistics.median(values)) for task, values in best.items()}
 
 
 def row_of(cell: Cell) -> dict[str, Any]:

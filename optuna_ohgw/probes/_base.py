@@ -83,6 +83,13 @@ class BaseProbe(abc.ABC):
     def param_names(self) -> Sequence[str]:
         """The parameter names the probe needs a value for and differentiates."""
 
+    @property
+    def context_names(self) -> Sequence[str]:
+        """Parameters the probe needs as constants but never differentiates (an int width, a
+        categorical, a float it holds fixed): :class:`~optuna_ohgw.OHGWSampler` passes their
+        trial values along with :attr:`param_names`, so suggest them first. None by default."""
+        return ()
+
     @abc.abstractmethod
     def __call__(self, params: Mapping[str, float], *, seed: int = 0) -> ProbeResult:
         """Return the held-out loss and its gradient at ``params``."""

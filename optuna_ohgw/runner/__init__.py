@@ -9,9 +9,10 @@ that dies at any point loses no configuration and trains none twice: the order o
 writes, what recovery does after a death between any two of them, and the failpoints that test
 it are in ``docs/segment-protocol.md``.
 
-One module per job: ``_build`` (objects from a configuration), ``_budget``, ``_worker`` (the
-worker body), ``_supervise`` (worker processes), ``_virtual`` (simulated workers in this
-process), ``_recovery`` (crashed trials), ``_handback`` (SIGTERM), ``_summary``.
+One module per job: ``_build`` (objects from a configuration), ``_budget``, ``_trainer`` (the
+recipe: the user's or a task's), ``_worker`` (the worker body), ``_supervise`` (worker processes),
+``_virtual`` (simulated workers in this process), ``_recovery`` (crashed trials),
+``_handback`` (SIGTERM), ``_summary``.
 """
 
 from optuna_ohgw.runner._budget import (
@@ -53,6 +54,7 @@ from optuna_ohgw.runner._supervise import (
     run_study,
     worker_specs,
 )
+from optuna_ohgw.runner._trainer import RecipeTrainer, check_trainer, open_trainer
 from optuna_ohgw.runner._virtual import run_study_virtual
 from optuna_ohgw.runner._worker import WorkerGaveUpError, run_worker
 
@@ -62,6 +64,7 @@ __all__ = [
     "MAX_RESPAWNS",
     "WORKER_ATTR",
     "BudgetCallback",
+    "RecipeTrainer",
     "RunFailedError",
     "RunSummary",
     "SigtermHandBack",
@@ -73,6 +76,7 @@ __all__ = [
     "build_pruner",
     "build_sampler",
     "build_scheduler",
+    "check_trainer",
     "create_study",
     "epoch_budget_spent",
     "epochs_used",
@@ -83,6 +87,7 @@ __all__ = [
     "interrupted_message",
     "is_promotion",
     "new_configs_allowed",
+    "open_trainer",
     "recover_orphans",
     "retry_interrupted",
     "run_study",

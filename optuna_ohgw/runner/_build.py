@@ -14,8 +14,8 @@ from optuna_ohgw.runner._seeded_sampler import TrialSeededSampler
 from optuna_ohgw.studyfile import SAMPLERS, StudyConfig
 
 if TYPE_CHECKING:
+    from optuna_ohgw.runner._trainer import RecipeTrainer
     from optuna_ohgw.schedulers import BasePromotionScheduler
-    from optuna_ohgw.tasks import BaseTask
 
 
 def is_promotion(config: StudyConfig) -> bool:
@@ -59,7 +59,7 @@ def build_base_sampler(config: StudyConfig) -> optuna.samplers.BaseSampler:
 
 
 def build_sampler(
-    config: StudyConfig, task: BaseTask, worker_index: int
+    config: StudyConfig, trainer: RecipeTrainer, worker_index: int
 ) -> optuna.samplers.BaseSampler:
     """The worker's sampler chain: the base sampler (behind DyHPO's proposals where the
     scheduler proposes configurations), wrapped by :class:`~optuna_ohgw.OHGWSampler`.
@@ -74,10 +74,7 @@ def build_sampler(
         base = ProposalSampler(base)  # the scheduler's new configurations, then OHGW's nudge
     probe = None
     if config.ohgw.enabled:
-        probe = task.make_probe(
-            config.seed,
-            config.space,
-            config.fixed,
+        probe = trainer.make_probe(
             k=config.ohgw.k or None,
             n_pairs=config.ohgw.n_pairs,
             batch_size=config.ohgw.batch_size,
@@ -88,13 +85,13 @@ def build_sampler(
         probe,
         step=rule,
         n_steps=config.ohgw.n_steps,
-        search_space=config.space,
+        search_space=trainer.probed_space,
         seed=config.seed,
         self_check=config.ohgw.self_check,
     )
 
 
-def build_resume_probe(config: StudyConfig, task: BaseTask) -> Any:
+def build_resume_probe(config: StudyConfig, trainer: RecipeTrainer) -> Any:
     """The re-probe at every promotion (:class:`~optuna_ohgw.schedulers.ResumeProbe`) when the
     study file asks for it (``[ohgw] reprobe = true``), else ``None``."""
     if not (config.ohgw.enabled and config.ohgw.reprobe):
@@ -103,24 +100,22 @@ def build_resume_probe(config: StudyConfig, task: BaseTask) -> Any:
     from optuna_ohgw.steps import make_step_rule
 
     def make_probe(state: Any) -> Any:  # starts from the resumed configuration's weights
-        return task.make_probe(
-            config.seed,
-            config.space,
-            config.fixed,
+        return trainer.make_probe(
             k=config.ohgw.k or None,
             n_pairs=config.ohgw.n_pairs,
             batch_size=config.ohgw.batch_size,
             model=state.model,
+            held=state.held(),
         )
 
     rule = make_step_rule(config.ohgw.step, base=config.ohgw.base, **config.ohgw.step_options())
-    return ResumeProbe(make_probe, config.space, step=rule, seed=config.seed)
+    return ResumeProbe(make_probe, trainer.probed_space, step=rule, seed=config.seed)
 
 
 def study_attrs(config: StudyConfig) -> dict[str, Any]:
     """What the study was run with, stored on it for the dashboard and the evidence code."""
     return {
-        "ohgw.task": config.task,
+        "ohgw.task": config.task or config.label,
         "ohgw.scheduler": config.scheduler.name,
         "ohgw.sampler": config.sampler,
         "ohgw.enabled": config.ohgw.enabled,
@@ -129,6 +124,7 @@ def study_attrs(config: StudyConfig) -> dict[str, Any]:
         "ohgw.max_epochs": config.max_epochs,
         "ohgw.target": config.target,
         "ohgw.study_file": str(config.path),
+        **({"ohgw.recipe": config.recipe} if config.recipe else {}),
     }
 
 

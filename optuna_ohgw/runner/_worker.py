@@ -1,5 +1,6 @@
-"""The body of one worker process: build the task, the sampler chain and the pruner, then train
-trials on the shared storage until the study's budget is spent."""
+"""The body of one worker process: build the recipe (the user's or a task's), the sampler
+chain and the pruner, then train trials on the shared storage until the study's budget is
+spent."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from optuna_ohgw.runner._build import (
 )
 from optuna_ohgw.runner._note import save_warm_start_note
 from optuna_ohgw.runner._recovery import WORKER_ATTR
+from optuna_ohgw.runner._trainer import open_trainer
 from optuna_ohgw.studyfile import StudyConfig
 
 MAX_ERROR_CHARS = 500
@@ -58,27 +60,21 @@ def run_worker(
     replaces the promotion loop's poll sleep (virtual workers, :mod:`optuna_ohgw.virtual`)."""
     import torch
 
-    from optuna_ohgw.tasks import get_task
-
     failpoints.arm()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    task = get_task(config.task)(device=device, data_dir=data_dir, download=download)
-    task.splits(config.seed)  # a missing dataset fails here, before any trial starts
+    # A missing dataset or a broken recipe fails here, before any trial starts.
+    trainer = open_trainer(config, device=device, data_dir=data_dir, download=download)
     # The first torch.optim optimizer of a process imports torch._dynamo (1.3 s on an idle
     # core, 9 s on a loaded one). Paid here, before any trial, it is charged to no arm: not to
     # the self-check (the first optimizer it builds) nor to a vanilla trial's first epoch.
     import torch._dynamo  # noqa: F401
-    objective = task.make_objective(
-        config.seed,
-        config.space,
-        config.max_epochs,
-        fixed=config.fixed,
-        batch_size=config.batch_size or None,
+    objective = trainer.make_objective(
+        config.seed, config.max_epochs, batch_size=config.batch_size or None
     )
     study = optuna.load_study(
         study_name=config.study_name,
         storage=storage,
-        sampler=build_sampler(config, task, worker_index),
+        sampler=build_sampler(config, trainer, worker_index),
         pruner=build_pruner(config),
     )
     if budget_spent(config, study.get_trials(deepcopy=False), study):
@@ -116,7 +112,7 @@ def run_worker(
         scheduler = build_scheduler(config, worker_index)
         store = open_checkpoints(study, artifacts)
         objective.hooks = PauseResumeHooks(
-            scheduler, store, on_resume=build_resume_probe(config, task)
+            scheduler, store, on_resume=build_resume_probe(config, trainer)
         )
         wall = config.budget.wall_seconds
         run_promotion_worker(
