@@ -74,7 +74,9 @@ def default_train_epoch(recipe: BaseRecipe, state: RecipeState, epoch: int) -> N
             if recipe.augmentation is not None:
                 x = recipe.augmentation(batch[0], magnitude, gen)
                 batch = (x, *batch[1:])
-            state.optimizer.zero_grad(set_to_none=True)
+            # Every gradient, not only the trained ones: a parameter no group trains would
+            # otherwise pile up gradients across steps, in the norm clip_over='all' clips by.
+            state.model.zero_grad(set_to_none=True)
             if recipe.has_loss_fn:
                 loss = recipe.loss_fn(state.model, batch, hypers)
             else:
