@@ -3,9 +3,10 @@
 An exact probe whose self-check fails turns the warm start off: a false alarm is as costly as a
 wrong gradient. This draws ``--points`` seeded points uniformly (log-uniform where the study file
 says ``log``) from each built-in study's ``[space]``, builds the probe exactly as ``ohgw-optuna
-run`` does (the study file's ``k``, batch size and fixed values, the trial's seed), and prints how
-many self-checks say ``ok``, ``inconclusive`` and ``mismatch``, with the seconds of the first
-check in the process, of a warm check and of a probe call (the median of five)::
+run`` does (``runner.open_trainer``: the study file's ``k``, batch size and fixed values, the
+trial's seed), and prints how many self-checks say ``ok``, ``inconclusive`` and ``mismatch``,
+with the seconds of the first check in the process, of a warm check and of a probe call (the
+median of five)::
 
     OMP_NUM_THREADS=1 python benchmarks/self_check_false_alarms.py --points 50
 
@@ -22,9 +23,15 @@ import time
 import numpy as np
 import torch
 
+from optuna_ohgw.runner import check_trainer, open_trainer
 from optuna_ohgw.seeding import trial_seed
-from optuna_ohgw.studyfile import find_study_file, load_study_file, shipped_study_dir
-from optuna_ohgw.tasks import DatasetMissingError, get_task
+from optuna_ohgw.studyfile import (
+    StudyFileError,
+    find_study_file,
+    load_study_file,
+    shipped_study_dir,
+)
+from optuna_ohgw.tasks import DatasetMissingError
 
 
 def random_points(space: dict, n: int, seed: int) -> list[dict[str, float]]:
@@ -43,7 +50,9 @@ def random_points(space: dict, n: int, seed: int) -> list[dict[str, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--studies", default="digits-asha,mnist1d-asha,fashion-asha,cifar10-asha")
+    parser.add_argument(
+        "--studies", default="digits-asha,mnist1d-asha,fashion-asha,fashion-vit-asha,cifar10-asha"
+    )
     parser.add_argument("--points", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0, help="seed of the points' draw")
     parser.add_argument("--data-dir", default=None)
@@ -61,16 +70,12 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.points} points per task, draw seed {args.seed}")
     for study in args.studies.split(","):
         config = load_study_file(find_study_file(study, [shipped_study_dir()]))
-        task = get_task(config.task)(data_dir=args.data_dir)
         try:
-            task.check_data()
-        except DatasetMissingError as err:
+            check_trainer(config, data_dir=args.data_dir, download=False)
+        except (DatasetMissingError, StudyFileError) as err:
             print(f"{study}: skipped ({err})")
             continue
-        probe = task.make_probe(
-            config.seed,
-            config.space,
-            config.fixed,
+        probe = open_trainer(config, device="cpu", data_dir=args.data_dir).make_probe(
             k=config.ohgw.k or None,
             n_pairs=config.ohgw.n_pairs,
             batch_size=config.ohgw.batch_size,
