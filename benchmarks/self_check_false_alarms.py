@@ -98,7 +98,8 @@ def main() -> None:
             calls.append(time.perf_counter() - start)
         probe_seconds = float(np.median(calls))
         print(
-            f"{study} (K={probe.k or 'auto'}): ok {counts['ok']}, inconclusive {counts['inconclusive']}, "
+            f"{study} (K={probe.k or 'auto'}): ok {counts['ok']}, "
+            f"inconclusive {counts['inconclusive']}, "
             f"mismatch {counts['mismatch']} of {args.points}; check seconds: first "
             f"{seconds[0]:.3f}, warm median {np.median(seconds[1:]):.3f}; probe call (median) "
             f"{probe_seconds:.3f} (first/probe {seconds[0] / probe_seconds:.1f}x, warm/probe "
