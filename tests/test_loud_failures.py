@@ -54,29 +54,79 @@ def test_a_fixed_value_torch_refuses_is_one_line(tmp_path: pathlib.Path) -> None
     assert not (tmp_path / "runs" / "broken.journal").exists()  # refused before any trial
 
 
+DIVERGING_RECIPE = """\
+import torch
+from torch import nn
+
+gen = torch.Generator().manual_seed(0)
+x = torch.randn(96, 6, generator=gen)
+y = (x[:, 0] > 0).long()
+train_data = (x[:64], y[:64])
+val_data = (x[64:], y[64:])
+batch_size = 16
+
+
+def build_model(seed, hypers):
+    return nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 2))
+
+
+def make_optimizer(model, hypers):
+    return torch.optim.SGD(model.parameters(), lr=hypers["lr"])
+
+
+def train_epoch(state, epoch):
+    raise FloatingPointError("the loss is nan at step 3: lower the learning rate")
+
+
+def evaluate(model):
+    return 0.5
+"""
+
+
 def test_a_worker_that_gives_up_fails_the_run(tmp_path: pathlib.Path) -> None:
-    """A configuration every trial of which fails for real (torch.optim.SGD refuses its
-    weight decay; built in code, past the study file's checks): the run fails, keeping what
-    finished and why each trial failed."""
+    """A configuration every trial of which fails for real (the user's own epoch loop raises;
+    the recipe itself loads, probes and evaluates): the run fails, keeping what finished and why
+    each trial failed."""
     from optuna_ohgw.runner import RunFailedError, run_study
+    from optuna_ohgw.studyfile import load_study_file
+
+    (tmp_path / "diverging.py").write_text(DIVERGING_RECIPE)
+    path = tmp_path / "broken.toml"
+    path.write_text(
+        'name = "broken"\nrecipe = "diverging.py"\ndirection = "maximize"\nmax_epochs = 2\n'
+        "[budget]\nn_trials = 20\n[space]\nlr = { low = 1e-2, high = 0.5, log = true }\n"
+    )
+    config = load_study_file(path)
+    url = f"journal:{tmp_path}/runs/broken.journal"
+    with pytest.raises(RunFailedError) as caught:
+        run_study(config, url, 1, log_dir=tmp_path / "runs")
+    assert "gave up" in str(caught.value) and "the loss is nan" in str(caught.value)
+    assert caught.value.summary.counts["fail"] == 5  # the summary still shows what happened
+    study = optuna.load_study(study_name="broken", storage=open_storage(url))
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 5
+    assert all("FloatingPointError: the loss is nan" in t.user_attrs[attrs.ERROR] for t in failed)
+    # The dashboard's trial note says why (optuna-dashboard reads it from these study attrs).
+    system = compat.storage_of(study).get_study_system_attrs(compat.study_id(study))
+    notes = " ".join(str(v) for v in system.values())
+    assert "**Failed:** `FloatingPointError: the loss is nan" in notes
+
+
+def test_a_value_the_optimizer_refuses_fails_before_any_trial(tmp_path: pathlib.Path) -> None:
+    """A fixed value torch.optim refuses, set in code past the study file's checks: the probe's
+    reading of the optimizer meets it when the worker starts, so the run fails naming it, with
+    no trial started."""
+    from optuna_ohgw.runner import run_study
     from optuna_ohgw.studyfile import load_study_file
 
     path = tmp_path / "broken.toml"
     path.write_text(BROKEN_STUDY.replace("weight_decay = -1.0", "weight_decay = 0.0"))
     config = load_study_file(path).replace(fixed={"weight_decay": -1.0})
     url = f"journal:{tmp_path}/runs/broken.journal"
-    with pytest.raises(RunFailedError) as caught:
+    with pytest.raises(RuntimeError, match="Invalid weight_decay value: -1.0"):
         run_study(config, url, 1, log_dir=tmp_path / "runs")
-    assert "gave up" in str(caught.value) and "Invalid weight_decay value" in str(caught.value)
-    assert caught.value.summary.counts["fail"] == 5  # the summary still shows what happened
     study = optuna.load_study(study_name="broken", storage=open_storage(url))
-    failed = study.get_trials(states=(TrialState.FAIL,))
-    assert len(failed) == 5
-    assert all("Invalid weight_decay value" in t.user_attrs[attrs.ERROR] for t in failed)
-    # The dashboard's trial note says why (optuna-dashboard reads it from these study attrs).
-    system = compat.storage_of(study).get_study_system_attrs(compat.study_id(study))
-    notes = " ".join(str(v) for v in system.values())
-    assert "**Failed:** `ValueError: Invalid weight_decay value" in notes
+    assert study.trials == []
 
 
 def test_bad_inputs_are_one_line(small_study, tmp_path: pathlib.Path) -> None:
