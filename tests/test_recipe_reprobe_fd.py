@@ -50,6 +50,18 @@ class WarmupCosineTwoLr(TwoLearningRates):
         return torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine)
 
 
+class SequentialWarmupCosine(TwoLearningRates):
+    """torch's chainable schedulers (``LinearLR`` then ``CosineAnnealingLR`` with a floor): a
+    value that is not proportional to the base learning rate, so a resumed trial must take the
+    schedule of its new values (``set_hyperparameters``), not rescale its current lr."""
+
+    def make_scheduler(self, optimizer, hypers):  # type: ignore[no-untyped-def]
+        lr_scheduler = torch.optim.lr_scheduler
+        warm = lr_scheduler.LinearLR(optimizer, 0.1, 1.0, 3)
+        cosine = lr_scheduler.CosineAnnealingLR(optimizer, 37, eta_min=1e-2)
+        return lr_scheduler.SequentialLR(optimizer, [warm, cosine], [3])
+
+
 class WarmupCosineBetas(WarmupCosineTwoLr):
     """Adam's betas tuned: their hypergradient runs through the resumed moments."""
 
@@ -63,6 +75,11 @@ class WarmupCosineBetas(WarmupCosineTwoLr):
 CASES: dict[str, tuple[type[BaseRecipe], dict[str, Any], dict[str, float]]] = {
     "adamw-two-lr-warmup-cosine": (
         WarmupCosineTwoLr,
+        {"lr_body": LOG, "lr_head": LOG},
+        {"lr_body": 0.05, "lr_head": 0.02},
+    ),
+    "adamw-two-lr-sequential-lr": (
+        SequentialWarmupCosine,
         {"lr_body": LOG, "lr_head": LOG},
         {"lr_body": 0.05, "lr_head": 0.02},
     ),
