@@ -84,6 +84,15 @@ def _split(value: str, what: str) -> list[str]:
     help="What advances a virtual worker's clock: each epoch 1 (bit-reproducible), or the CPU "
     "seconds of its epochs and probes.",
 )
+@click.option(
+    "--virtual-ties",
+    type=click.Choice(["seeded", "index"]),
+    default="seeded",
+    show_default=True,
+    help="Which of several virtual workers whose clocks tie goes first: a random order seeded "
+    "by the cell's seed (cells named -wNr), or the lower worker (issue 19's grid, -wN), which "
+    "lets worker 0's first trial reach every rung first.",
+)
 @click.option("--storage", default=None, help="Storage URL (default: runs/bench/TASK.journal).")
 @click.option(
     "--grid-dir",
@@ -116,6 +125,7 @@ def bench(
     n_workers: int,
     virtual_workers: int | None,
     virtual_clock: str,
+    virtual_ties: str,
     storage: str | None,
     grid_dir: str | None,
     studies_dir: str | None,
@@ -158,6 +168,7 @@ def bench(
             range(first_seed, first_seed + seeds),
             _split(samplers, "samplers"),
             workers=virtual_workers or n_workers,
+            ties=virtual_ties if virtual_workers else "index",
         )
         dirs = (pathlib.Path(studies_dir),) if studies_dir else STUDY_DIRS
         overrides = parse_budget(budget)

@@ -5,8 +5,8 @@ makes in that time raises, and without help the worker dies with a long tracebac
 its trial RUNNING. :class:`PatientStorage` retries each call that failed because the server
 could not be reached, with backoff, for up to ``patience`` seconds in all (saying so in one
 line on stderr, and again when the server is back), and reconnects before each retry. Past
-that it gives up: the call, and every later one, raises :class:`~optuna_ohgw.storage.StorageError`
-with one line.
+that it gives up: the call, and every later one, raises
+:class:`~optuna_ohgw.storage_error.StorageError` with one line.
 
 A call is retried only when the server could not be reached (gRPC ``UNAVAILABLE``), i.e. when
 it did not happen; a write whose answer was lost is not repeated.
@@ -26,6 +26,8 @@ from typing import Any
 
 from optuna.storages import BaseStorage, RDBStorage
 
+from optuna_ohgw.storage_error import StorageError
+
 DEFAULT_PATIENCE = 300.0
 """Seconds a worker waits for an unreachable storage before it gives up (five minutes)."""
 PATIENCE_ENV = "OHGW_STORAGE_PATIENCE"
@@ -35,8 +37,6 @@ MAX_DELAY = 5.0
 
 def patience_from_env(default: float = DEFAULT_PATIENCE) -> float:
     """``$OHGW_STORAGE_PATIENCE`` (seconds) or ``default``; a bad value is a one-line error."""
-    from optuna_ohgw.storage import StorageError
-
     text = os.environ.get(PATIENCE_ENV, "").strip()
     if not text:
         return default
@@ -110,8 +110,6 @@ class _Outage:
         )
 
     def give_up_error(self) -> Exception:
-        from optuna_ohgw.storage import StorageError
-
         return StorageError(
             f"storage {self.where} unreachable for {self.patience:g} s; giving up (its "
             "trial stays RUNNING until a worker or run recovers it; wait longer with "
@@ -172,7 +170,7 @@ class PatientStorage(BaseStorage):
         )
 
     def give_up_error(self) -> Exception:
-        """The one-line :class:`~optuna_ohgw.storage.StorageError` of giving up."""
+        """The one-line :class:`~optuna_ohgw.storage_error.StorageError` of giving up."""
         return self._outage.give_up_error()
 
 

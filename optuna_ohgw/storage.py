@@ -24,6 +24,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileSymlinkLock
 
 from optuna_ohgw import journal
+from optuna_ohgw.storage_error import StorageError
 
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 30
@@ -32,10 +33,6 @@ JOURNAL_LOCK_GRACE = 10
 """Seconds after which a journal lock left by a killed worker is broken (appends take ms)."""
 SCHEMA_RETRIES = 3
 """Times an RDB storage is opened again after losing the race to create Optuna's tables."""
-
-
-class StorageError(RuntimeError):
-    """The storage URL cannot be opened; the message says which (without secrets) and why."""
 
 
 def redact(url: str) -> str:

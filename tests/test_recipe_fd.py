@@ -95,14 +95,18 @@ CASES = {
 PROBE_ARGS = inspect.signature(LookaheadProbe).parameters
 
 
-def _loop_loss(recipe: BaseRecipe, plan, hypers) -> float:  # type: ignore[no-untyped-def]
-    """One epoch of the recipe's own loop on the probe's K batches; the held-out loss."""
+def fed_probe_batches(
+    recipe: BaseRecipe, loop_seed: int, epoch: int
+) -> tuple[BaseRecipe, torch.Tensor]:
+    """A copy of ``recipe`` whose ``train_data``, visited in the loop's seeded order of
+    ``epoch`` for a trial of seed ``loop_seed``, is the probe's K batches (drawn with
+    ``PROBE_SEED``), and the rows of ``val_data`` the probe holds out."""
     gen = torch.Generator().manual_seed(PROBE_SEED)  # the probe's draws, in its order
     x, y = recipe.train_data
     rows = torch.cat([torch.randperm(len(y), generator=gen)[:B] for _ in range(K)])
     val = torch.randperm(len(recipe.val_data[1]), generator=gen)[:B]
     order = torch.randperm(
-        K * B, generator=torch.Generator().manual_seed(trial_seed(PROBE_SEED, 0))
+        K * B, generator=torch.Generator().manual_seed(trial_seed(loop_seed, epoch))
     )
     arranged = torch.empty_like(rows)
     arranged[order] = rows  # the loop visits arranged[order[i]] = rows[i]
@@ -110,6 +114,12 @@ def _loop_loss(recipe: BaseRecipe, plan, hypers) -> float:  # type: ignore[no-un
     mine.__dict__.pop("_ohgw_data", None)
     mine.__dict__.pop("_ohgw_device_data", None)
     mine.train_data = (x[arranged], y[arranged])
+    return mine, val
+
+
+def _loop_loss(recipe: BaseRecipe, plan, hypers) -> float:  # type: ignore[no-untyped-def]
+    """One epoch of the recipe's own loop on the probe's K batches; the held-out loss."""
+    mine, val = fed_probe_batches(recipe, PROBE_SEED, 0)
     state = make_state(mine, plan, hypers, PROBE_SEED)
     mine.train_epoch(state, 0)
     assert state.steps == K

@@ -27,6 +27,7 @@ from optuna_ohgw.evidence.metrics import anytime_curve, budget_used
 from optuna_ohgw.runner import WORKER_ATTR, run_study, run_study_virtual, run_worker
 from optuna_ohgw.storage import open_storage
 from optuna_ohgw.studyfile import (
+    StudyFileError,
     apply_overrides,
     config_from_dict,
     config_to_dict,
@@ -322,5 +323,46 @@ def test_resumed_virtual_grid_reruns_the_interrupted_cell_whole(
         assert _decisions(resumed, cell.study_name) == _decisions(fresh, cell.study_name)
         study = optuna.load_study(study_name=cell.study_name, storage=open_storage(resumed))
         assert study.user_attrs[DONE_ATTR] is True
-        assert study.user_attrs[WORKERS_ATTR] == {"workers": 2, "virtual": True, "clock": "epochs"}
+        assert study.user_attrs[WORKERS_ATTR] == {
+            "workers": 2, "virtual": True, "clock": "epochs", "ties": "index"
+        }
     assert cells[1].study_name == "bench-digits-asha-w2-s0-toward-middle"
+
+
+def test_a_grid_with_seeded_ties_is_its_own_reproducible_arm(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 27: ``ties="seeded"`` cells (``bench --virtual-ties seeded``, the default) are named
+    ``-wNr``, reported as ``asha@Nr`` apart from the index-ordered ``asha@N``, record their tie
+    rule, rerun bit for bit, and let another worker than worker 0 report first."""
+    from optuna_ohgw.evidence.report import parse_name
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    (studies / "digits-asha.toml").write_text(
+        SMALL_STUDY.format(name="digits-asha", max_epochs=3, n_trials=6, scheduler="asha")
+    )
+    kwargs: dict[str, Any] = dict(virtual=True, threads=1, study_dirs=[studies])
+    seeded = Cell("digits", "asha", "vanilla", 2, workers=3, ties="seeded")
+    index = Cell("digits", "asha", "vanilla", 2, workers=3)
+    assert seeded.study_name == "bench-digits-asha-w3r-s2-vanilla" and seeded.tie_seed == 2
+    assert index.study_name == "bench-digits-asha-w3-s2-vanilla" and index.tie_seed is None
+    assert parse_name(seeded.study_name)["scheduler"] == "asha@3r"
+    assert parse_name(index.study_name)["scheduler"] == "asha@3"
+    one = Cell("digits", "asha", "vanilla", 1, ties="seeded")
+    assert one.study_name.endswith("asha-s1-vanilla") and one.tie_seed is None
+    urls = [f"journal:{tmp_path / f'{i}.journal'}" for i in range(2)]
+    for i, url in enumerate(urls):
+        run_grid([seeded, index], url, grid_dir=tmp_path / f"g{i}", **kwargs)
+    assert _decisions(urls[0], seeded.study_name) == _decisions(urls[1], seeded.study_name)
+    study = optuna.load_study(study_name=seeded.study_name, storage=open_storage(urls[0]))
+    assert study.user_attrs[WORKERS_ATTR]["ties"] == "seeded"
+    # Which worker drew which trial: by index, worker 0 always moves first at a tie (trial 0
+    # is its); in a seeded order another worker does.
+    workers = {
+        cell.ties: [t[4] for t in _decisions(urls[0], cell.study_name)] for cell in (seeded, index)
+    }
+    assert workers["index"][0] == 0 and workers["seeded"][0] != 0
+    with pytest.raises(StudyFileError, match="unknown ties"):
+        Cell("digits", "asha", "vanilla", 1, workers=3, ties="fair")

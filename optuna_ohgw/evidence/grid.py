@@ -51,7 +51,8 @@ DONE_ATTR = "ohgw.bench.done"
 CELL_ATTR = "ohgw.bench.cell"
 """Study user attr: ``{"task", "scheduler", "variant", "seed", "sampler", "workers"}``."""
 WORKERS_ATTR = "ohgw.bench.workers"
-"""Study user attr: ``{"workers": N, "virtual": bool, "clock": "epochs" | "compute" | None}``.
+"""Study user attr: ``{"workers": N, "virtual": bool, "clock": "epochs" | "compute" | None}``,
+with ``"ties": "index" | "seeded"`` for virtual cells of several workers since issue 27.
 Cells without it (issue 13's) ran with one real worker."""
 
 
@@ -77,6 +78,8 @@ VARIANTS: dict[str, Callable[[OHGWConfig], OHGWConfig]] = {
 """Variant name -> how it changes the study file's ``[ohgw]`` table."""
 DEFAULT_VARIANTS = ("vanilla", "ohgw-raw", "ohgw-normalized", "probe-only", "random-sign")
 DEFAULT_SCHEDULERS = ("asha", "hyperband", "pasha")
+TIES = ("index", "seeded")
+"""The virtual executor's tie rules (:attr:`Cell.ties`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,10 +92,16 @@ class Cell:
     """The base sampler; TPE cells keep the names they had before the sampler axis existed."""
     workers: int = 1
     """Workers the cell runs with; one-worker cells keep the names they had before."""
+    ties: str = "index"
+    """How virtual workers whose clocks tie take turns (:data:`TIES`): ``"index"``, the lower
+    worker first (issue 19's grid; names ``-wN``), or ``"seeded"``, a random order seeded by the
+    cell's seed (names ``-wNr``). One worker has no ties: its name never carries it."""
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise StudyFileError(f"a cell needs at least 1 worker, got {self.workers}")
+        if self.ties not in TIES:
+            raise StudyFileError(f"unknown ties {self.ties!r}; choose from {', '.join(TIES)}")
         if self.sampler not in SAMPLERS:
             raise StudyFileError(
                 f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}"
@@ -112,7 +121,14 @@ class Cell:
         name is exactly what :attr:`StudyConfig.study_name` gives (it appends ``-vanilla``)."""
         sampler = "" if self.sampler == "tpe" else f"-{self.sampler}"
         workers = "" if self.workers == 1 else f"-w{self.workers}"
+        if self.workers > 1 and self.ties == "seeded":
+            workers += "r"
         return f"bench-{self.task}-{self.scheduler}{sampler}{workers}-s{self.seed}-{self.variant}"
+
+    @property
+    def tie_seed(self) -> int | None:
+        """The seed of the virtual executor's order among tied workers (``None``: by index)."""
+        return self.seed if self.ties == "seeded" and self.workers > 1 else None
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -125,11 +141,12 @@ def grid_cells(
     seeds: Iterable[int],
     samplers: Sequence[str] = ("tpe",),
     workers: int = 1,
+    ties: str = "index",
 ) -> list[Cell]:
     """All cells, seed-major (then scheduler, sampler, variant): a grid stopped part-way still
     has every arm of the seeds it finished, i.e. complete pairs."""
     return [
-        Cell(task, s, v, seed, sampler, workers)
+        Cell(task, s, v, seed, sampler, workers, ties)
         for seed in seeds
         for s in schedulers
         for sampler in samplers
@@ -280,6 +297,7 @@ def run_grid(
                 storage_url,
                 cell.workers,
                 clock=clock,  # type: ignore[arg-type]
+                tie_seed=cell.tie_seed,
                 data_dir=data_dir,
                 download=download,
                 artifacts=str(checkpoint_dir),
@@ -300,6 +318,8 @@ def run_grid(
         if study.user_attrs.get(CELL_ATTR) != cell.as_dict():
             study.set_user_attr(CELL_ATTR, cell.as_dict())
         how = {"workers": cell.workers, "virtual": virtual, "clock": clock if virtual else None}
+        if virtual and cell.workers > 1:
+            how["ties"] = cell.ties
         if study.user_attrs.get(WORKERS_ATTR) != how:
             study.set_user_attr(WORKERS_ATTR, how)
         spent = budget_spent(config, study.get_trials(deepcopy=False))

@@ -59,11 +59,11 @@ _SCHEDULER = (
     + "|".join(re.escape(s) for s in sorted(SCHEDULERS, key=len, reverse=True))
     + ")(?:-(?P<sampler>"
     + "|".join(re.escape(s) for s in SAMPLERS)
-    + "))?(?:-w(?P<workers>\\d+))?"
+    + "))?(?:-w(?P<workers>\\d+)(?P<ties>r?))?"
 )
 STUDY_NAME = re.compile(rf"^bench-(?P<task>.+?)-{_SCHEDULER}-{_VARIANT}-s(?P<seed>\d+)$")
-"""``bench-{task}-{scheduler}[-{sampler}][-w{N}]-{variant}-s{seed}``; :func:`parse_name` also
-accepts ``bench-{task}-{scheduler}[-{sampler}][-w{N}]-s{seed}-{variant}``
+"""``bench-{task}-{scheduler}[-{sampler}][-w{N}[r]]-{variant}-s{seed}``; :func:`parse_name` also
+accepts ``bench-{task}-{scheduler}[-{sampler}][-w{N}[r]]-s{seed}-{variant}``
 (:data:`STUDY_NAME_SEED_FIRST`, what ``bench`` writes). No sampler in the name means TPE, no
 ``-wN`` one worker."""
 STUDY_NAME_SEED_FIRST = re.compile(
@@ -142,8 +142,10 @@ class Cell:
 def parse_name(name: str) -> dict[str, Any] | None:
     """``{task, scheduler, variant, seed, workers}`` of a bench study name (either order of seed
     and variant), else ``None``. A cell of a non-TPE sampler has ``scheduler`` ``"asha/random"``
-    (scheduler, then sampler), one of N > 1 workers ``"asha@8"`` (``"asha@8/random"``), so that
-    every table keeps the samplers' and the worker counts' arms apart."""
+    (scheduler, then sampler), one of N > 1 workers ``"asha@8"`` (``"asha@8/random"``), or
+    ``"asha@8r"`` where the virtual workers' ties were broken in a seeded random order (names
+    ``-w8r``), so that every table keeps the samplers', the worker counts' and the executors'
+    arms apart."""
     m = STUDY_NAME.match(name) or STUDY_NAME_SEED_FIRST.match(name)
     if m is None:
         return None
@@ -151,8 +153,9 @@ def parse_name(name: str) -> dict[str, Any] | None:
     out["seed"] = int(out["seed"])
     out["workers"] = int(out["workers"] or 1)
     sampler = out.pop("sampler")
+    seeded = bool(out.pop("ties"))
     if out["workers"] > 1:
-        out["scheduler"] = f"{out['scheduler']}@{out['workers']}"
+        out["scheduler"] = f"{out['scheduler']}@{out['workers']}{'r' if seeded else ''}"
     if sampler and sampler != "tpe":
         out["scheduler"] = f"{out['scheduler']}/{sampler}"
     return out

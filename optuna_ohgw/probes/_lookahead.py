@@ -130,6 +130,12 @@ class LookaheadProbe(BaseProbe):
             scheduler sets when it is built, e.g. ``StepLR``'s initial lr).
         lr_factors: The manual form of a warm-up: one factor per look-ahead step multiplying
             the learning rate (e.g. ``[0.1, 0.2]``). Not together with ``scheduler``.
+        optimizer_state: Continue an optimizer that has already stepped (a resumed trial):
+            ``torch.optim``'s per-parameter state (Adam's ``step``, ``exp_avg``,
+            ``exp_avg_sq``, ``max_exp_avg_sq``; SGD's ``momentum_buffer``) by position in
+            ``model.parameters()``. The look-ahead continues from it (its tensors are constants)
+            instead of from zero moments, and :meth:`check` loads it into the real optimizer.
+            ``None`` (default): a fresh optimizer, as at a trial's start.
         clip_grad_norm: ``max_norm`` of ``torch.nn.utils.clip_grad_norm_``, applied before
             each step to the gradients of the parameters ``clip_over`` names, with
             ``norm_type``.
@@ -188,6 +194,7 @@ class LookaheadProbe(BaseProbe):
         clip_grad_value: float | None = None,
         clip_over: str = "trained",
         scheduler_interval: str = "step",
+        optimizer_state: Mapping[int, Mapping[str, Any]] | None = None,
         batch_size: int | None = None,
         n_pairs: int = 1,
         loss_fn: LossFn | None = None,
@@ -326,6 +333,7 @@ class LookaheadProbe(BaseProbe):
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.scheduler_interval = scheduler_interval
+        self.optimizer_state = dict(optimizer_state) if optimizer_state else None
         self.clip_over = clip_over
         self.k = k
         self.lr_factors = tuple(lr_factors) if lr_factors is not None else (1.0,) * k
@@ -612,6 +620,9 @@ class LookaheadProbe(BaseProbe):
             for group in plan.groups
         ]
         rules = [group.rule(group.options) for group in plan.groups]
+        if self.optimizer_state:
+            for (_, indices), rule in zip(groups, rules):
+                rule.start_from([self._state_at(i, weights[i]) for i in indices])
         # Clones: functional_call updates BatchNorm running statistics in place.
         buffers = {
             n: b.detach().to(device, dtype if b.is_floating_point() else b.dtype).clone()
@@ -713,6 +724,10 @@ class LookaheadProbe(BaseProbe):
             net = copy.deepcopy(model).to(device).train()
             optimizer = self.build_optimizer(net, params)
             scheduler = self.scheduler(optimizer) if self.scheduler is not None else None
+            if self.optimizer_state:
+                weights = list(net.parameters())
+                for i in self.optimizer_state:
+                    optimizer.state[weights[i]] = self._state_at(i, weights[i])
             runs.append((net, optimizer, scheduler))
         gen = torch.Generator().manual_seed(seed)
         total = 0.0
@@ -743,6 +758,19 @@ class LookaheadProbe(BaseProbe):
                     with _val_mode(net, self.val_mode):
                         total += float(self._val_loss(net, val_batch, held_hypers))
         return total / self.n_pairs
+
+    def _state_at(self, index: int, like: torch.Tensor) -> dict[str, Any]:
+        """The given optimizer state of parameter ``index``, floating tensors (``step``
+        aside, as torch keeps it) as copies in ``like``'s dtype and device; ``{}`` if none."""
+        state = (self.optimizer_state or {}).get(index) or {}
+        return {
+            key: value.detach()
+            .to(like.device, like.dtype if key != "step" else value.dtype)
+            .clone()
+            if isinstance(value, torch.Tensor)
+            else value
+            for key, value in state.items()
+        }
 
     def _train_loss(
         self,

@@ -54,6 +54,16 @@ class UnrolledAdam(_BaseUnrolledOptimizer):
     def steps_needed(cls, tuned: frozenset[str], options: Mapping[str, Any]) -> int:
         return 2 if tuned & {"beta1", "beta2"} else 1
 
+    def start_from(self, states: Sequence[Mapping[str, Any] | None]) -> None:
+        """torch's ``step``, ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``)."""
+        for i, state in enumerate(states):
+            if not state:
+                continue
+            self._steps[i] = int(float(state["step"]))
+            self._m[i], self._v[i] = state["exp_avg"], state["exp_avg_sq"]
+            if self.opts["amsgrad"]:
+                self._vmax[i] = state["max_exp_avg_sq"]
+
     def step(
         self,
         params: Sequence[torch.Tensor],

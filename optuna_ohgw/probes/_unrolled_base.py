@@ -43,6 +43,18 @@ class _BaseUnrolledOptimizer(abc.ABC):
         """The fewest look-ahead steps after which every tuned role has a gradient."""
         return 1
 
+    def start_from(self, states: Sequence[Mapping[str, Any] | None]) -> None:
+        """Continue from ``torch.optim``'s per-parameter state (a resumed trial's moments, step
+        counts, momentum buffers), one entry per parameter of :meth:`step` in order, ``None``
+        or empty for a parameter the optimizer has not stepped. Its tensors are constants of
+        the look-ahead, already in the weights' dtype and device. A rule that cannot continue
+        from a state raises ``ValueError``, never starts silently from zero."""
+        if any(states):
+            raise ValueError(
+                f"{type(self).__name__} cannot start from an optimizer's state; the look-ahead "
+                "would unroll it from zero moments while the trial continues from its own."
+            )
+
     @staticmethod
     def active(value: torch.Tensor) -> bool:
         """Whether a term that torch skips at a zero value (``weight_decay != 0``) is applied:

@@ -42,6 +42,13 @@ class UnrolledSGD(_BaseUnrolledOptimizer):
     def steps_needed(cls, tuned: frozenset[str], options: Mapping[str, Any]) -> int:
         return 2 if "momentum" in tuned and not options["nesterov"] else 1
 
+    def start_from(self, states: Sequence[Mapping[str, Any] | None]) -> None:
+        """torch's ``momentum_buffer`` (``None`` or absent: the first step starts it)."""
+        for i, state in enumerate(states):
+            buf = (state or {}).get("momentum_buffer")
+            if buf is not None:
+                self._buffers[i] = buf
+
     def step(
         self,
         params: Sequence[torch.Tensor],

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from optuna_ohgw.probes._data import move
-from optuna_ohgw.recipes._base import BaseRecipe
 from optuna_ohgw.recipes._data import epoch_batches, on_device
 from optuna_ohgw.recipes._state import RecipeState
 from optuna_ohgw.seeding import trial_seed
+
+if TYPE_CHECKING:  # _base calls this loop at run time, so it is imported for types only
+    from optuna_ohgw.recipes._base import BaseRecipe
 
 
 def role_value(state: RecipeState, role: str, default: float) -> float:

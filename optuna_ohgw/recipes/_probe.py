@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ from optuna_ohgw.probes._base import BaseProbe, ProbeCheck, ProbeResult
 from optuna_ohgw.recipes._base import BaseRecipe
 from optuna_ohgw.recipes._data import on_device
 from optuna_ohgw.recipes._plan import RecipePlan, build_model
+from optuna_ohgw.recipes._state import RecipeState
 
 
 def _lookahead_args() -> frozenset[str]:
@@ -22,6 +24,28 @@ def _lookahead_args() -> frozenset[str]:
 
 
 _PROBE_ARGS = _lookahead_args()
+
+
+def resume_point(state: RecipeState) -> tuple[int, dict[int, dict[str, Any]]]:
+    """Where a resumed trial's look-ahead starts: how often its scheduler has been stepped
+    (``last_epoch``; 0 without one), and its optimizer's per-parameter state by position in
+    ``model.parameters()`` (parameters it has not stepped are left out)."""
+    steps = 0
+    if state.scheduler is not None:
+        steps = int(getattr(state.scheduler, "last_epoch", -1))
+        if steps < 0:
+            raise ValueError(
+                f"the re-probe cannot tell how far {type(state.scheduler).__name__} has "
+                "stepped (no last_epoch >= 0): it would read the schedule from step 0."
+            )
+    index = {id(p): i for i, p in enumerate(state.model.parameters())}
+    moments = {
+        index[id(p)]: dict(s)
+        for group in state.optimizer.param_groups
+        for p in group["params"]
+        if (s := state.optimizer.state.get(p)) and id(p) in index
+    }
+    return steps, moments
 
 
 class HeldScheduler(torch.optim.lr_scheduler.LRScheduler):
@@ -55,6 +79,14 @@ class RecipeProbe(BaseProbe):
         model: Start from this network's current weights (the re-probe of a resumed trial)
             instead of building one from the trial's seed.
         context: The held values, when the probe is not called by the sampler with them.
+        resumed: The re-probe of a resumed trial (its :class:`~optuna_ohgw.recipes.RecipeState`
+            after the checkpoint is loaded): the look-ahead continues that trial exactly. It
+            starts from its weights at its held values (``model`` and ``context``), from its
+            optimizer's state (Adam's moments and step counts, SGD's momentum buffers;
+            :func:`resume_point`), and reads the K steps of a freshly built scheduler
+            fast-forwarded to the trial's position (stepped as often as the trial's was), which
+            is exact for any scheduler whose values are a function of its step count and base
+            learning rates.
     """
 
     def __init__(
@@ -68,7 +100,13 @@ class RecipeProbe(BaseProbe):
         device: torch.device | str = "cpu",
         model: nn.Module | None = None,
         context: Mapping[str, Any] | None = None,
+        resumed: RecipeState | None = None,
     ) -> None:
+        self.scheduler_steps = 0
+        self.optimizer_state: dict[int, dict[str, Any]] | None = None
+        if resumed is not None:
+            model, context = resumed.model, resumed.held()
+            self.scheduler_steps, self.optimizer_state = resume_point(resumed)
         self.recipe = recipe
         self.plan = plan
         self.k = k
@@ -110,15 +148,23 @@ class RecipeProbe(BaseProbe):
         scheduler = None
         extra: dict[str, Any] = {}
         # Passed only when set: a LookaheadProbe that does not know clip_over refuses it loudly.
+        if self.optimizer_state:
+            extra["optimizer_state"] = self.optimizer_state
         if recipe.clip_over != "trained":
             extra["clip_over"] = recipe.clip_over
         per_epoch = recipe.scheduler_interval == "epoch"
         if recipe.has_scheduler and per_epoch and "scheduler_interval" in _PROBE_ARGS:
             extra["scheduler_interval"] = "epoch"
         if recipe.has_scheduler:
+            steps = self.scheduler_steps
 
             def scheduler(optimizer: Any) -> Any:
                 made = recipe.make_scheduler(optimizer, held)
+                if steps:  # to the resumed trial's position
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", UserWarning)  # no optimizer.step()
+                        for _ in range(steps):
+                            made.step()
                 if per_epoch and "scheduler_interval" not in extra:
                     return HeldScheduler(made)  # the K steps lie in the first epoch
                 return made

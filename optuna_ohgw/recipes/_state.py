@@ -77,26 +77,38 @@ class RecipeState:
     def set_hyperparameters(self, values: Mapping[str, float]) -> None:
         """Change probed floats between epochs (the re-probe at a promotion): every group's
         options are rebuilt with ``make_optimizer`` at the new values, the optimizer's state
-        (moments) kept; a scheduler keeps its position, its base learning rates move."""
+        (moments) kept; a scheduler keeps its position and takes the schedule of the new values
+        there: a closed-form one (``LambdaLR``, ``closed_form = True``) from its ``get_lr`` at
+        the new base learning rates; any other from a fresh ``make_scheduler`` on the new
+        values stepped as often as the trial's (its state loaded into the trial's). Both are
+        the values the re-probe's look-ahead reads (``RecipeProbe(resumed=...)``)."""
         self.hyperparameters.update({k: float(v) for k, v in values.items()})
         fresh = self.recipe.make_optimizer(self.model, dict(self.hyperparameters))
+        if self.scheduler is not None and not _closed_form(self.scheduler):
+            position = int(getattr(self.scheduler, "last_epoch", 0))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # step() before optimizer.step()
+                schedule = self.recipe.make_scheduler(fresh, self.held())
+                for _ in range(position):
+                    schedule.step()
+            self.scheduler.load_state_dict(schedule.state_dict())
+            for group, new in zip(self.optimizer.param_groups, fresh.param_groups):
+                group.update({k: v for k, v in new.items() if k != "params"})
+            return
         for group, new in zip(self.optimizer.param_groups, fresh.param_groups):
-            base = group.get("initial_lr", group["lr"])
-            ratio = group["lr"] / base if self.scheduler is not None and base else 1.0
             for key, value in new.items():
                 if key not in ("params", "lr", "initial_lr"):
                     group[key] = value
             if self.scheduler is not None:
                 group["initial_lr"] = new["lr"]
-            group["lr"] = new["lr"] * ratio
+            group["lr"] = new["lr"]
         if self.scheduler is not None and hasattr(self.scheduler, "base_lrs"):
             self.scheduler.base_lrs = [g["initial_lr"] for g in self.optimizer.param_groups]
-            if _closed_form(self.scheduler):  # the schedule's own value, not a rescaled one
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)  # get_lr outside step()
-                    lrs = self.scheduler.get_lr()
-                for group, lr in zip(self.optimizer.param_groups, lrs):
-                    group["lr"] = lr
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # get_lr outside step()
+                lrs = self.scheduler.get_lr()
+            for group, lr in zip(self.optimizer.param_groups, lrs):
+                group["lr"] = lr
 
 
 def _closed_form(scheduler: Any) -> bool:

@@ -99,13 +99,12 @@ def build_resume_probe(config: StudyConfig, trainer: RecipeTrainer) -> Any:
     from optuna_ohgw.schedulers import ResumeProbe
     from optuna_ohgw.steps import make_step_rule
 
-    def make_probe(state: Any) -> Any:  # starts from the resumed configuration's weights
+    def make_probe(state: Any) -> Any:  # continues the resumed configuration exactly
         return trainer.make_probe(
             k=config.ohgw.k or None,
             n_pairs=config.ohgw.n_pairs,
             batch_size=config.ohgw.batch_size,
-            model=state.model,
-            held=state.held(),
+            resumed=state,
         )
 
     rule = make_step_rule(config.ohgw.step, base=config.ohgw.base, **config.ohgw.step_options())

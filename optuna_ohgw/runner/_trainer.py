@@ -57,9 +57,12 @@ class RecipeTrainer:
         batch_size: int = 128,
         model: Any = None,
         held: Mapping[str, Any] | None = None,
+        resumed: Any = None,
     ) -> Any:
-        """The warm start's probe; with ``model`` and ``held`` (a resumed trial's weights and
-        values) the re-probe's."""
+        """The warm start's probe; with ``resumed`` (a resumed trial's
+        :class:`~optuna_ohgw.recipes.RecipeState`) the re-probe's, which continues that trial:
+        its weights, held values, optimizer state and scheduler position. ``model`` and
+        ``held`` alone start from the weights only (fresh moments, the schedule's step 0)."""
         from optuna_ohgw.recipes import RecipeProbe
 
         return RecipeProbe(
@@ -71,6 +74,7 @@ class RecipeTrainer:
             device=self.device,
             model=model,
             context=held,
+            resumed=resumed,
         )
 
 

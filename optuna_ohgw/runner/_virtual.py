@@ -25,6 +25,7 @@ def run_study_virtual(
     download: bool = False,
     artifacts: str = DEFAULT_ARTIFACTS,
     threads: int | None = None,
+    tie_seed: int | None = None,
 ) -> RunSummary:
     """Run ``config`` on ``n_workers`` virtual workers until its budget is spent.
 
@@ -43,6 +44,8 @@ def run_study_virtual(
         download: Let the task download its dataset.
         artifacts: Checkpoint store of the promotion schedulers.
         threads: ``torch.set_num_threads`` for the run (default: leave torch's setting).
+        tie_seed: Seeds the order among workers whose clocks tie (see
+            :class:`~optuna_ohgw.virtual.Baton`); ``None``: the lower worker index first.
     """
     from optuna_ohgw.storage import open_storage
 
@@ -76,7 +79,7 @@ def run_study_virtual(
         return work
 
     start = time.perf_counter()
-    run_virtual(storage, [body(i) for i in range(n_workers)], clock=clock)
+    run_virtual(storage, [body(i) for i in range(n_workers)], clock=clock, tie_seed=tie_seed)
     if is_promotion(config) and budget_spent(config, study.get_trials(deepcopy=False), study):
         from optuna_ohgw.checkpoint import open_checkpoints
         from optuna_ohgw.schedulers import finish_study

@@ -9,7 +9,7 @@ _EXPORTS = {
     "PromotionASHA": "._base",
     "Checkpointable": "._hooks",
     "PauseResumeHooks": "._hooks",
-    "claim": "._loop",
+    "claim": "._claim",
     "close_paused": "._loop",
     "finish_study": "._loop",
     "run_promotion_worker": "._loop",
@@ -30,9 +30,9 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
     from optuna_ohgw.schedulers._base import BasePromotionScheduler, PromotionASHA
+    from optuna_ohgw.schedulers._claim import claim
     from optuna_ohgw.schedulers._hooks import Checkpointable, PauseResumeHooks
     from optuna_ohgw.schedulers._loop import (
-        claim,
         close_paused,
         finish_study,
         run_promotion_worker,

@@ -30,6 +30,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from optuna_ohgw import _optuna_compat as compat
 from optuna_ohgw import attrs, lineage, ownership
 from optuna_ohgw.checkpoint import CheckpointStore
+from optuna_ohgw.schedulers._claim import claim
 
 MAX_RETRY = 3
 """Crash retries of one segment (as ``RetryHeartbeatStaleTrialCallback(max_retry=3)``)."""
@@ -64,8 +65,6 @@ def keep_first_retry(study: optuna.Study, trial_id: int, config: int, failed: in
     """The check after a retry ``trial_id`` of trial ``failed`` was added: when another live
     trial of its configuration ``config`` came before it (two processes retried at once), it
     is claimed and closed (FAIL, ``ohgw.duplicate_retry``). False when it was closed."""
-    from optuna_ohgw.schedulers._loop import claim  # _loop imports this module
-
     storage = compat.storage_of(study)
     mine = storage.get_trial(trial_id)
     live = _live_of(study.get_trials(deepcopy=False), config, failed)

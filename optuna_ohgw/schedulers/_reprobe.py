@@ -12,13 +12,18 @@ starting values (a trial's parameters cannot change); the values in force are th
 ``ohgw.reprobe.*`` (:mod:`optuna_ohgw.attrs`), recorded on each resumed segment so that the
 dashboard shows how the configuration moved.
 
-Approximations, stated: the look-ahead uses each configuration's base learning rate, not the
-cosine-decayed rate of the epoch it resumes at, and starts a fresh momentum buffer.
+The runner's probe (``build_resume_probe``: ``RecipeProbe(resumed=state)``) continues the
+resumed trial exactly: its weights, its optimizer's state (moments, step counts, momentum
+buffers) and its scheduler fast-forwarded to the resumed step (``docs/recipes.md``). A probe that
+cannot (a scheduler without ``last_epoch``) raises, and the segment records
+``ohgw.reprobe.status = "error: ..."`` with its values unchanged. The legacy task probe
+(``task.make_probe(..., model=state.model)``) starts from the weights alone.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -53,7 +58,7 @@ class ResumeProbe:
 
     Args:
         make_probe: ``state -> probe`` whose look-ahead starts from ``state``'s current weights
-            (for the benchmark tasks, ``task.make_probe(..., model=state.model)``).
+            (the runner's: ``RecipeTrainer.make_probe(resumed=state)``).
         space: The float distributions to nudge (names as in ``state.hyperparameters``).
         step: The step rule (the same as the study's warm start).
         seed: Seeds the probe's batches and random-sign draws per segment trial number.
@@ -113,6 +118,8 @@ class ResumeProbe:
         except Exception as err:  # noqa: BLE001 - a probe must never crash the study
             status = f"error: {type(err).__name__}: {err}"
             new = dict(values)
+        if status != "ok":  # one line, never a crash: the configuration trains on unchanged
+            warnings.warn(f"re-probe of trial {trial.number} refused: {status}", stacklevel=2)
         state.set_hyperparameters(new)
         record[REPROBE_STATUS] = status
         record[REPROBE_SECONDS] = seconds

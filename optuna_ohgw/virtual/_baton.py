@@ -55,7 +55,8 @@ class Baton:
         self._live = set(range(n_workers))
         self._ties = None if tie_seed is None else random.Random(int(tie_seed))
         self._rank = [float(w) if self._ties is None else self._ties.random() for w in self._live]
-        self._turn: int | None = 0
+        # Every clock is 0 at the start: the first turn is a tie too.
+        self._turn: int | None = min(self._live, key=lambda w: (self._rank[w], w))
         self.events = 0
         """Events handed out so far (a global order of every report, for the evidence)."""
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Resume issue 19's grid in the background (one command, from the repository root):
 #
-#   bash reports/issue19/resume.sh [COMMIT]        (OHGW_GRID_JOBS=N processes; default: one per core)
+#   bash benchmarks/issue19/resume.sh [COMMIT]        (OHGW_GRID_JOBS=N processes; default: one per core)
 #
 # If runs/issue19 has no journals yet, they are restored from the committed snapshots
 # (reports/issue19/grid/*.journal.gz, finished cells only, @GRID@ -> this folder), and the
@@ -28,7 +28,7 @@ if [ -f "$GRID/grid.pid" ]; then
   done
 fi
 PY=${OHGW_PYTHON:-$ROOT/.venv/bin/python}
-"$PY" reports/issue19/journals.py restore "$GRID"
+"$PY" benchmarks/issue19/journals.py restore "$GRID"
 rm -rf "$GRID/code" && mkdir -p "$GRID/code"
 COMMIT=${1:-$(cat reports/issue19/grid/COMMIT)}
 git archive "$COMMIT" | tar -x -C "$GRID/code"
@@ -36,7 +36,7 @@ ln -s cli "$GRID/code/optuna_ohgw_cli" && ln -s studies "$GRID/code/optuna_ohgw_
 git rev-parse "$COMMIT" > "$GRID/code/COMMIT"
 # The queue runner of this checkout (copied: later edits cannot change a running grid), JOBS
 # processes of one core each sharing it; no process runs now, so every claim is stale.
-cp reports/issue19/run_queue.py "$GRID/run_queue.py"
+cp benchmarks/issue19/run_queue.py "$GRID/run_queue.py"
 rm -rf "$GRID/claims"
 : > "$GRID/grid.pid"
 for i in $(seq "$JOBS"); do

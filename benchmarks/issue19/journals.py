@@ -2,7 +2,7 @@
 journals' own cells from the issue 13 cells they start with. Used by resume.sh, report.sh and
 snapshot.sh (from the repository root):
 
-    python reports/issue19/journals.py restore GRID
+    python benchmarks/issue19/journals.py restore GRID
 """
 
 from __future__ import annotations
@@ -52,5 +52,5 @@ def only_issue13(name: str, cells: list[str]) -> bool:
 
 if __name__ == "__main__":
     if sys.argv[1:2] != ["restore"] or len(sys.argv) != 3:
-        sys.exit("usage: python reports/issue19/journals.py restore GRID")
+        sys.exit("usage: python benchmarks/issue19/journals.py restore GRID")
     restore(pathlib.Path(sys.argv[2]))

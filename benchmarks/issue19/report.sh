@@ -2,11 +2,11 @@
 # Regenerate reports/issue19/ and reports/summary.md from the committed journals (one command,
 # from the repository root):
 #
-#   bash reports/issue19/report.sh
+#   bash benchmarks/issue19/report.sh
 #
 # It restores issue 13's journals (runs/issue13/) and issue 19's (runs/issue19/, finished cells)
 # from their snapshots where this machine has none, then runs the report command that
-# reports/summary.md shows at its top. Run reports/issue19/snapshot.sh first to include the
+# reports/summary.md shows at its top. Run benchmarks/issue19/snapshot.sh first to include the
 # cells a running grid has finished since the last snapshot.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
@@ -22,7 +22,7 @@ for name in ("mnist1d-promotion", "mnist1d-hyperband"):
         restore_journal(pathlib.Path("reports/issue13/grid", name + ".journal.gz"), journal, folder)
         print(f"restored {journal}")
 PY
-"$PY" reports/issue19/journals.py restore runs/issue19
+"$PY" benchmarks/issue19/journals.py restore runs/issue19
 # runs/issue19/mnist1d-w1 holds issue 13's one-worker MNIST-1D cells and stage (f)'s new seeds:
 # it stands in for runs/issue13/mnist1d.
 STORAGES=()

@@ -1,6 +1,6 @@
 """Issue 19's grid as a queue that several processes share (one core each).
 
-    python reports/issue19/run_queue.py GRID     (run by resume.sh, from GRID/code)
+    python benchmarks/issue19/run_queue.py GRID     (run by resume.sh, from GRID/code)
 
 Every stage of issue 19's grid (``STAGES``: the order of priority of ``README.md``), seed by
 seed: the cells are the ones ``ohgw-optuna bench`` makes for each stage, run by the same

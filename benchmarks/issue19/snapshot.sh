@@ -1,11 +1,11 @@
 #!/bin/bash
 # Snapshot issue 19's journals for committing: finished cells only, runs/issue19 as @GRID@.
-#   bash reports/issue19/snapshot.sh     (from the repository root)
+#   bash benchmarks/issue19/snapshot.sh     (from the repository root)
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 "${OHGW_PYTHON:-.venv/bin/python}" - <<'PY'
 import pathlib, sys
-sys.path.insert(0, "reports/issue19")
+sys.path.insert(0, "benchmarks/issue19")
 from journals import only_issue13
 from optuna_ohgw.evidence.snapshot import snapshot_journal
 grid, out = pathlib.Path("runs/issue19"), pathlib.Path("reports/issue19/grid")

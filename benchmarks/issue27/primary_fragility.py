@@ -1,9 +1,9 @@
 """Issue 27, part 6: how much ohgw-normalized's primary result rests on the exact hard target
 and on single seeds (Fashion-MNIST, ASHA at eight virtual workers, epochs clock).
 
-From the repository root, after ``bash reports/issue19/report.sh`` has restored the journals:
+From the repository root, after ``bash benchmarks/issue19/report.sh`` has restored the journals:
 
-    .venv/bin/python reports/issue27/primary_fragility.py
+    .venv/bin/python benchmarks/issue27/primary_fragility.py
 
 Prints the primary family (:func:`optuna_ohgw.evidence.summary.primary_comparisons`, Holm over
 its 8 comparisons) with Fashion-MNIST's hard target moved to 0.85-0.87, and the family's Holm p
