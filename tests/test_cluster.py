@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 
 import optuna
 import pytest
@@ -141,12 +142,39 @@ def _assert_bit_for_bit(study: optuna.Study, config: int, studies: pathlib.Path)
     assert curve == {e: expected[e] for e in curve}  # bit for bit, over every epoch trained
 
 
+def _handed_over(
+    tmp_path: pathlib.Path,
+    scheduler: str,
+    artifacts: Callable[[pathlib.Path], str],
+    *,
+    required: bool = True,
+    env: dict[str, str] | None = None,
+    tries: int = 3,
+) -> tuple[optuna.Study, list[int], pathlib.Path]:
+    """:func:`_two_machines` and :func:`_check` until a configuration paused on machine 0 is
+    resumed on machine 1 (``tries`` runs at most, each in its own folder; every run must pass
+    every check). Whether machine 0 leaves a paused configuration behind depends on how far
+    its 10 s got on a loaded machine: a run without a hand-over is not a failure, three are."""
+    for attempt in range(tries):
+        folder = tmp_path / f"try{attempt}"
+        study, machine_of = _two_machines(folder, scheduler, artifacts(folder), env=env)
+        handed = _check(study, machine_of, require_handover=False)
+        if handed or not required:
+            return study, handed, folder
+        optuna.delete_study(study_name=study.study_name, storage=study._storage)
+    raise AssertionError(f"no configuration paused on one machine was resumed in {tries} runs")
+
+
 @pytest.mark.parametrize("scheduler", ["pasha", "asha-promotion"])
 def test_two_machines_share_a_folder(scheduler: str, tmp_path: pathlib.Path) -> None:
     require_postgres()
+    study, handed, tmp_path = _handed_over(
+        tmp_path,
+        scheduler,
+        lambda folder: str(folder / "shared-checkpoints"),
+        required=scheduler == "asha-promotion",
+    )
     shared = tmp_path / "shared-checkpoints"
-    study, machine_of = _two_machines(tmp_path, scheduler, str(shared))
-    handed = _check(study, machine_of, require_handover=scheduler == "asha-promotion")
     if handed:
         _assert_bit_for_bit(study, handed[0], tmp_path / "machine0" / "studies")
     token = study._storage.get_study_system_attrs(study._study_id)[TOKEN_ATTR]
@@ -164,8 +192,9 @@ def test_two_machines_share_an_s3_bucket(
     require_postgres()
     bucket = require_s3(monkeypatch)
     env = {k: os.environ[k] for k in os.environ if k.startswith("AWS_")}
-    study, machine_of = _two_machines(tmp_path, "asha-promotion", f"{bucket}/runs", env=env)
-    handed = _check(study, machine_of)
+    study, handed, tmp_path = _handed_over(
+        tmp_path, "asha-promotion", lambda folder: f"{bucket}/runs", env=env
+    )
     _assert_bit_for_bit(study, handed[0], tmp_path / "machine0" / "studies")
     import boto3
 
