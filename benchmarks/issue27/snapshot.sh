@@ -1,0 +1,23 @@
+#!/bin/bash
+# Snapshot issue 27's journals for committing (finished cells only, runs/issue27 as @GRID@) into
+# reports/issue27/grid/, with the commit the cells ran (runs/issue27/code/COMMIT); restore what
+# this machine lacks from the snapshots.
+#   bash benchmarks/issue27/snapshot.sh        (from the repository root)
+set -euo pipefail
+cd "$(git rev-parse --show-toplevel)"
+"${OHGW_PYTHON:-.venv/bin/python}" - <<'PY'
+import pathlib
+from optuna_ohgw.evidence.snapshot import restore_journal, snapshot_journal
+grid, out = pathlib.Path("runs/issue27"), pathlib.Path("reports/issue27/grid")
+grid.mkdir(parents=True, exist_ok=True)
+out.mkdir(parents=True, exist_ok=True)
+for journal in sorted(grid.glob("*.journal")):
+    kept = snapshot_journal(journal, out / f"{journal.name}.gz", grid)
+    print(f"{journal.name}: {len(kept)} finished cells: {', '.join(kept)}")
+for snapshot in sorted(out.glob("*.journal.gz")):
+    journal = grid / snapshot.name.removesuffix(".gz")
+    if not journal.exists():
+        restore_journal(snapshot, journal, grid)
+        print(f"restored {journal}")
+PY
+if [ -f runs/issue27/code/COMMIT ]; then cp runs/issue27/code/COMMIT reports/issue27/grid/COMMIT; fi
