@@ -25,7 +25,7 @@ for i in $(seq 0 $((JOBS - 1))); do
       for ((s = '"$i"'; s < 2; s += '"$JOBS"')); do
         "'"$PY"'" -m optuna_ohgw_cli.main bench --study studies/fashion-vit-asha.toml \
           --variants vanilla --seeds 1 --first-seed "$s" --virtual-workers 8 \
-          --virtual-ties seeded --budget n_trials=30 \
+          --virtual-ties seeded \
           --storage "journal:../pilot-j'"$i"'.journal" --grid-dir ../cells || exit 1
       done' >> "../pilot-j$i.log" 2>&1 &)
 done
