@@ -1,6 +1,6 @@
 #!/bin/bash
 # Issue 27's ViT target pilot (reports/issue27/PLAN.md, step 1): the Fashion-MNIST ViT recipe,
-# ASHA (TPE), vanilla, seeds 0-1, eight virtual workers with seeded ties, 30 configurations.
+# ASHA (TPE), vanilla, seeds 0-1, eight virtual workers with seeded ties, 60 configurations (the study file's).
 # Its only use is to fix the ViT's targets before any warm-start arm runs. Resumable: rerun it.
 #
 #   bash benchmarks/issue27/pilot.sh [COMMIT]       (default: HEAD; frozen into runs/issue27/code)
