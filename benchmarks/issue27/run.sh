@@ -8,7 +8,8 @@
 # dyhpo (Fashion CNN DyHPO: vanilla, ohgw-normalized, line-search). Seeds 0-19, seed by seed;
 # process i takes seeds i, i+JOBS, ... and its own journal runs/issue27/STAGE-jI.journal
 # (the ViT stages share vit-jI, which starts as the pilot's journal, so its vanilla cells of
-# seeds 0-1 are the pilot's). Journals this machine lacks are restored from the committed
+# seeds 0-1 are the pilot's: report from vit-j*, never beside pilot-j*, which hold the same two
+# cells). Journals this machine lacks are restored from the committed
 # snapshots first; finished cells are skipped, a virtual cell stopped part-way reruns whole. The
 # code is frozen into runs/issue27/code from COMMIT (default HEAD). Commit progress with
 # bash benchmarks/issue27/snapshot.sh.
