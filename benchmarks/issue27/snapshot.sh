@@ -20,4 +20,8 @@ for snapshot in sorted(out.glob("*.journal.gz")):
         restore_journal(snapshot, journal, grid)
         print(f"restored {journal}")
 PY
-if [ -f runs/issue27/code/COMMIT ]; then cp runs/issue27/code/COMMIT reports/issue27/grid/COMMIT; fi
+# reports/issue27/grid/COMMIT lists which commit ran which journals' cells: add the running code's
+# commit when it is not there yet (edit the line to name the stage's journals).
+if [ -f runs/issue27/code/COMMIT ] && ! grep -q "$(cat runs/issue27/code/COMMIT)" reports/issue27/grid/COMMIT 2>/dev/null; then
+  echo "(name the journals): $(cat runs/issue27/code/COMMIT)" >> reports/issue27/grid/COMMIT
+fi
