@@ -3,7 +3,7 @@
 #
 #   bash benchmarks/issue27/run.sh STAGE [COMMIT]     (OHGW_GRID_JOBS processes, default 2)
 #
-# STAGE: vit-ls (ViT ASHA: vanilla, line-search), vit-more (ohgw-normalized, random-sign),
+# STAGE: pilot (ViT ASHA vanilla, seeds 0-1: the targets), vit-ls (ViT ASHA: vanilla, line-search), vit-more (ohgw-normalized, random-sign),
 # cnn-ties (Fashion CNN ASHA, vanilla and line-search, 30 configurations, seeded ties),
 # dyhpo (Fashion CNN DyHPO: vanilla, ohgw-normalized, line-search). Seeds 0-19, seed by seed;
 # process i takes seeds i, i+JOBS, ... and its own journal runs/issue27/STAGE-jI.journal
@@ -16,11 +16,13 @@
 set -euo pipefail
 ROOT=$(git rev-parse --show-toplevel)
 cd "$ROOT"
-STAGE=${1:?give a stage: vit-ls, vit-more, cnn-ties or dyhpo}
+STAGE=${1:?give a stage: pilot, vit-ls, vit-more, cnn-ties or dyhpo}
 GRID=runs/issue27
 JOBS=${OHGW_GRID_JOBS:-2}
 PY=${OHGW_PYTHON:-$ROOT/.venv/bin/python}
+SEEDS=20
 case "$STAGE" in
+  pilot) JOURNAL=pilot; SEEDS=2; ARGS="--study studies/fashion-vit-asha.toml --variants vanilla" ;;
   vit-ls) JOURNAL=vit; ARGS="--study studies/fashion-vit-asha.toml --variants vanilla,line-search" ;;
   vit-more) JOURNAL=vit; ARGS="--study studies/fashion-vit-asha.toml --variants ohgw-normalized,random-sign" ;;
   cnn-ties) JOURNAL=cnn-ties; ARGS="--task fashion --schedulers asha --variants vanilla,line-search --budget n_trials=30" ;;
@@ -41,7 +43,7 @@ echo "$COMMIT" > "$GRID/code/COMMIT"
 for i in $(seq 0 $((JOBS - 1))); do
   (cd "$GRID/code"
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH="$PWD" setsid nohup nice -n 5 bash -c '
-      for ((s = '"$i"'; s < 20; s += '"$JOBS"')); do
+      for ((s = '"$i"'; s < '"$SEEDS"'; s += '"$JOBS"')); do
         "'"$PY"'" -m optuna_ohgw_cli.main bench '"$ARGS"' --seeds 1 --first-seed "$s" \
           --virtual-workers 8 --virtual-ties seeded \
           --storage "journal:../'"$JOURNAL"'-j'"$i"'.journal" --grid-dir ../cells || exit 1
