@@ -29,10 +29,7 @@ if [ -f "$GRID/grid.pid" ]; then
 fi
 PY=${OHGW_PYTHON:-$ROOT/.venv/bin/python}
 COMMIT=$(git rev-parse "${1:-$(cat "$GRID/code/COMMIT" 2>/dev/null || echo HEAD)}")
-rm -rf "$GRID/code" && mkdir -p "$GRID/code"
-git archive "$COMMIT" | tar -x -C "$GRID/code"
-ln -s cli "$GRID/code/optuna_ohgw_cli" && ln -s studies "$GRID/code/optuna_ohgw_studies"
-echo "$COMMIT" > "$GRID/code/COMMIT"
+bash benchmarks/freeze_code.sh "$GRID" "$COMMIT"
 : > "$GRID/grid.pid"
 for i in $(seq 0 $((JOBS - 1))); do
   (cd "$GRID/code"

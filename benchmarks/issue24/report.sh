@@ -7,21 +7,7 @@
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 PY=${OHGW_PYTHON:-.venv/bin/python}
-"$PY" - <<'PY'
-import pathlib
-from optuna_ohgw.evidence.snapshot import restore_journal, snapshot_journal
-grid, out = pathlib.Path("runs/issue24"), pathlib.Path("reports/issue24/grid")
-grid.mkdir(parents=True, exist_ok=True)
-out.mkdir(parents=True, exist_ok=True)
-for journal in sorted(grid.glob("*.journal")):
-    kept = snapshot_journal(journal, out / f"{journal.name}.gz", grid)
-    print(f"{journal.name}: {len(kept)} finished cells")
-for snapshot in sorted(out.glob("*.journal.gz")):
-    journal = grid / snapshot.name.removesuffix(".gz")
-    if not journal.exists():
-        restore_journal(snapshot, journal, grid)
-        print(f"restored {journal}")
-PY
+"$PY" benchmarks/grid_snapshot.py runs/issue24 reports/issue24/grid
 if [ -f runs/issue24/code/COMMIT ]; then cp runs/issue24/code/COMMIT reports/issue24/grid/COMMIT; fi
 STORAGES=()
 for j in runs/issue24/*.journal; do STORAGES+=(--storage "journal:$j"); done

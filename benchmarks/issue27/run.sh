@@ -36,10 +36,7 @@ for i in $(seq 0 $((JOBS - 1))); do
   fi
 done
 COMMIT=$(git rev-parse "${2:-HEAD}")
-rm -rf "$GRID/code" && mkdir -p "$GRID/code"
-git archive "$COMMIT" | tar -x -C "$GRID/code"
-ln -s cli "$GRID/code/optuna_ohgw_cli" && ln -s studies "$GRID/code/optuna_ohgw_studies"
-echo "$COMMIT" > "$GRID/code/COMMIT"
+bash benchmarks/freeze_code.sh "$GRID" "$COMMIT"
 for i in $(seq 0 $((JOBS - 1))); do
   (cd "$GRID/code"
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH="$PWD" setsid nohup nice -n 5 bash -c '

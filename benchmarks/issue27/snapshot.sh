@@ -5,21 +5,7 @@
 #   bash benchmarks/issue27/snapshot.sh        (from the repository root)
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
-"${OHGW_PYTHON:-.venv/bin/python}" - <<'PY'
-import pathlib
-from optuna_ohgw.evidence.snapshot import restore_journal, snapshot_journal
-grid, out = pathlib.Path("runs/issue27"), pathlib.Path("reports/issue27/grid")
-grid.mkdir(parents=True, exist_ok=True)
-out.mkdir(parents=True, exist_ok=True)
-for journal in sorted(grid.glob("*.journal")):
-    kept = snapshot_journal(journal, out / f"{journal.name}.gz", grid)
-    print(f"{journal.name}: {len(kept)} finished cells: {', '.join(kept)}")
-for snapshot in sorted(out.glob("*.journal.gz")):
-    journal = grid / snapshot.name.removesuffix(".gz")
-    if not journal.exists():
-        restore_journal(snapshot, journal, grid)
-        print(f"restored {journal}")
-PY
+"${OHGW_PYTHON:-.venv/bin/python}" benchmarks/grid_snapshot.py runs/issue27 reports/issue27/grid
 # reports/issue27/grid/COMMIT lists which commit ran which journals' cells: add the running code's
 # commit when it is not there yet (edit the line to name the stage's journals).
 if [ -f runs/issue27/code/COMMIT ] && ! grep -q "$(cat runs/issue27/code/COMMIT)" reports/issue27/grid/COMMIT 2>/dev/null; then
