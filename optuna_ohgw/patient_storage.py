@@ -8,8 +8,9 @@ line on stderr, and again when the server is back), and reconnects before each r
 that it gives up: the call, and every later one, raises
 :class:`~optuna_ohgw.storage_error.StorageError` with one line.
 
-A call is retried only when the server could not be reached (gRPC ``UNAVAILABLE``), i.e. when
-it did not happen; a write whose answer was lost is not repeated.
+A call is retried only when it did not happen: the server could not be reached (gRPC
+``UNAVAILABLE``; for a database, see :func:`is_db_down`, which also retries a transaction
+the server dropped before its commit). A write whose answer was lost is not repeated.
 """
 
 from __future__ import annotations
@@ -187,9 +188,17 @@ DB_DOWN = (
 
 
 def is_db_down(err: BaseException) -> bool:
-    """Whether ``err`` (or the error it was raised from) says a database server could not be
-    reached when the call connected (SQLAlchemy's ``OperationalError`` on a new connection;
-    ``pool_pre_ping`` replaces the connections a restart killed before a call uses them)."""
+    """Whether ``err`` (or the error it was raised from) says a call to a database server did
+    not happen, so that running it again is safe:
+
+    - the server could not be reached when the call connected (SQLAlchemy's
+      ``OperationalError`` on a new connection; ``pool_pre_ping`` replaces the connections a
+      restart killed before a call uses them), or
+    - the server dropped the connection while a statement of the call's transaction ran (a
+      restart in the middle of a call): the transaction never committed, the server rolled
+      it back. A connection lost at the ``COMMIT`` itself is not retried (SQLAlchemy reports
+      it without a statement): the write may have landed.
+    """
     import sqlalchemy.exc
 
     seen: BaseException | None = err
@@ -199,7 +208,10 @@ def is_db_down(err: BaseException) -> bool:
         if isinstance(seen, sqlalchemy.exc.OperationalError):
             text = str(seen).lower()
             connecting = "connection to server at" in text and " failed:" in text  # psycopg
-            return connecting or any(marker in text for marker in DB_DOWN)
+            if connecting or any(marker in text for marker in DB_DOWN):
+                return True
+            statement = (seen.statement or "").lstrip().upper()
+            return seen.connection_invalidated and bool(statement) and statement != "COMMIT"
         seen = seen.__cause__ or seen.__context__
     return False
 

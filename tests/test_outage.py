@@ -266,3 +266,91 @@ def test_a_worker_rides_out_a_database_restart(tmp_path: pathlib.Path) -> None:
         _assert_rode_out(name, worker, err, "OperationalError")
     finally:
         optuna.delete_study(study_name=name, storage=open_storage(PG_URL, heartbeat=False))
+
+
+def _terminate(application_name: str) -> int:
+    """Terminates the server's backends of ``application_name`` (as a restart does); how many."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(PG_URL, poolclass=sqlalchemy.pool.NullPool)
+    with engine.connect() as admin:
+        rows = admin.execute(
+            sqlalchemy.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": application_name},
+        ).all()
+    engine.dispose()
+    return len(rows)
+
+
+def _dropped_error(application_name: str, at_commit: bool) -> BaseException:
+    """The real error of a connection the server dropped in a transaction: at a statement, or
+    at the COMMIT."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(PG_URL, connect_args={"application_name": application_name})
+    conn = engine.connect()
+    conn.execute(sqlalchemy.text("SELECT 1"))  # a transaction is open
+    assert _terminate(application_name) == 1
+    time.sleep(0.2)
+    try:
+        if at_commit:
+            conn.commit()
+        else:
+            conn.execute(sqlalchemy.text("SELECT 2"))
+    except sqlalchemy.exc.DBAPIError as err:
+        return err
+    finally:
+        engine.dispose()
+    raise AssertionError("the dropped connection raised nothing")
+
+
+def test_a_transaction_the_server_dropped_is_retried_a_lost_commit_is_not() -> None:
+    # CI at d908979: a restart that cut a worker's write mid-transaction failed its trial
+    # (the connection was dropped, not refused, so the call was not taken for an outage).
+    import sqlalchemy
+
+    from optuna_ohgw.patient_storage import is_db_down
+
+    require_postgres()
+    tag = f"ohgw-dropped-{uuid.uuid4().hex[:8]}"
+    statement = _dropped_error(tag, at_commit=False)
+    assert isinstance(statement, sqlalchemy.exc.OperationalError)
+    assert is_db_down(statement)  # never committed: the server rolled it back
+    assert is_db_down(optuna.exceptions.StorageInternalError("commit")) is False
+    wrapped = optuna.exceptions.StorageInternalError("commit")
+    wrapped.__cause__ = statement
+    assert is_db_down(wrapped)  # as Optuna raises it
+    commit = _dropped_error(tag, at_commit=True)
+    assert commit.connection_invalidated and not is_db_down(commit)  # it may have landed
+    engine = sqlalchemy.create_engine(PG_URL)  # an error of the server that is not a drop
+    with engine.connect() as conn, pytest.raises(sqlalchemy.exc.OperationalError) as slow:
+        conn.execute(sqlalchemy.text("SET statement_timeout = 1; SELECT pg_sleep(1)"))
+    engine.dispose()
+    assert not is_db_down(slow.value)
+
+
+def test_a_patient_database_storage_reruns_a_write_the_server_dropped() -> None:
+    from optuna.storages import RDBStorage
+    from optuna.study import StudyDirection
+
+    from optuna_ohgw.patient_storage import patient_rdb
+
+    require_postgres()
+    tag = f"ohgw-dropped-{uuid.uuid4().hex[:8]}"
+    sep = "&" if "?" in PG_URL else "?"
+    plain = RDBStorage(f"{PG_URL}{sep}application_name={tag}")  # no pre-ping: the drop is hit
+    storage = patient_rdb(plain, where="postgresql", patience=30)
+    name = f"dropped-{uuid.uuid4().hex[:8]}"
+    study_id = storage.create_new_study([StudyDirection.MAXIMIZE], name)
+    try:
+        trial_id = storage.create_new_trial(study_id)
+        assert _terminate(tag) >= 1  # the pooled connection dies, as in a restart
+        time.sleep(0.2)
+        storage.set_trial_user_attr(trial_id, "ohgw.status", "ok")
+        assert storage.get_trial(trial_id).user_attrs == {"ohgw.status": "ok"}
+    finally:
+        storage.delete_study(study_id)
+        storage.engine.dispose()
