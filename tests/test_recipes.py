@@ -160,11 +160,7 @@ def test_the_builtin_vit_recipe_is_probed_exactly(monkeypatch, torch_one_thread)
     recipe = load_recipe(config.recipe)
     plan = plan_recipe(recipe, config.space)
     assert plan.held == ("warmup",)  # read by make_scheduler only: sampled, held by the probe
-    assert set(plan.roles.values()) == {
-        "lr", "weight_decay", "beta1", "beta2", "label_smoothing"
-    }
-    point = {
-        "lr": 1e-3, "weight_decay": 0.05, "beta1": 0.9, "beta2": 0.99, "label_smoothing": 0.1
-    }
+    assert set(plan.roles.values()) == {"lr", "weight_decay", "beta1", "beta2", "label_smoothing"}
+    point = {"lr": 1e-3, "weight_decay": 0.05, "beta1": 0.9, "beta2": 0.99, "label_smoothing": 0.1}
     check = RecipeProbe(recipe, plan, batch_size=8).check({**point, "warmup": 0.05}, seed=2)
     assert check.ok, check.message

@@ -259,7 +259,11 @@ def test_the_verdict_is_recorded_for_ok_and_mismatch() -> None:
 
 def test_probe_check_verdict_follows_ok_and_refuses_contradictions() -> None:
     fields = dict(
-        probe_loss=1.0, real_loss=1.0, directional=0.0, finite_difference=0.0, direction={},
+        probe_loss=1.0,
+        real_loss=1.0,
+        directional=0.0,
+        finite_difference=0.0,
+        direction={},
         seconds=0.0,
     )
     assert ProbeCheck(ok=True, **fields).verdict == "ok"

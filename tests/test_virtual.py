@@ -324,7 +324,10 @@ def test_resumed_virtual_grid_reruns_the_interrupted_cell_whole(
         study = optuna.load_study(study_name=cell.study_name, storage=open_storage(resumed))
         assert study.user_attrs[DONE_ATTR] is True
         assert study.user_attrs[WORKERS_ATTR] == {
-            "workers": 2, "virtual": True, "clock": "epochs", "ties": "index"
+            "workers": 2,
+            "virtual": True,
+            "clock": "epochs",
+            "ties": "index",
         }
     assert cells[1].study_name == "bench-digits-asha-w2-s0-toward-middle"
 

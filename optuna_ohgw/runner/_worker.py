@@ -68,6 +68,7 @@ def run_worker(
     # core, 9 s on a loaded one). Paid here, before any trial, it is charged to no arm: not to
     # the self-check (the first optimizer it builds) nor to a vanilla trial's first epoch.
     import torch._dynamo  # noqa: F401
+
     objective = trainer.make_objective(
         config.seed, config.max_epochs, batch_size=config.batch_size or None
     )
