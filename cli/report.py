@@ -58,9 +58,10 @@ from ._common import bench_url, fail
 )
 @click.option(
     "--notes",
-    default=None,
+    multiple=True,
     type=click.Path(dir_okay=False, exists=True),
-    help="Markdown file put first in summary.md as 'In plain words' (your reading of it).",
+    help="Markdown file put in summary.md as 'In plain words' (your reading of it); repeat it "
+    "to put several one after the other.",
 )
 @click.option(
     "--finished-only",
@@ -81,6 +82,22 @@ from ._common import bench_url, fail
     show_default=True,
     help="Seeds the grid is meant to have (the summary says when it has fewer).",
 )
+@click.option(
+    "--question",
+    type=click.Choice(["issue19", "issue27"]),
+    default="issue27",
+    show_default=True,
+    help="The primary question the summary answers and the default step rule it decides, as "
+    "declared before the data (optuna_ohgw.evidence.question).",
+)
+@click.option(
+    "--commits",
+    "commits_file",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="TOML file whose [commits] table says which commit ran each group "
+    '("TASK GROUP" = "COMMIT"), shown in the summary\'s lead table.',
+)
 def report(
     storage: tuple[str, ...],
     task: str | None,
@@ -90,10 +107,12 @@ def report(
     dashboard_notes: bool,
     summary: bool,
     targets: tuple[str, ...],
-    notes: str | None,
+    notes: tuple[str, ...],
     finished_only: bool,
     clock: str,
     planned_seeds: int,
+    question: str,
+    commits_file: str | None,
 ) -> None:
     """Write reports/NAME/: report.md, results.csv and PNG plots of the bench grid."""
     from optuna_ohgw.evidence.report import compare, load_cells, row_of, write_report
@@ -113,6 +132,7 @@ def report(
         if is_journal(url) and not journal_path(url).exists():
             fail(f"no journal file {journal_path(url)}; run the bench grid first")
     goals = _targets(targets)
+    commits = _commits(commits_file) if commits_file else None
     name = name or task or "bench"
     args = ["ohgw-optuna", "report"]
     for url in storage:
@@ -125,8 +145,11 @@ def report(
     if summary:
         args += ["--summary", *(f"--targets={t}" for t in targets)]
         args += ["--clock", clock, "--planned-seeds", str(planned_seeds)]
-        if notes:
-            args += ["--notes", os.path.relpath(notes)]
+        for note in notes:
+            args += ["--notes", os.path.relpath(note)]
+        args += ["--question", question]
+        if commits_file:
+            args += ["--commits", os.path.relpath(commits_file)]
     command = shlex.join(args)
     per_storage = []
     try:
@@ -144,7 +167,7 @@ def report(
     path = write_report(rows, cells, pathlib.Path(out) / name, command)
     click.echo(f"{len(cells)} cells; wrote {path} and {path.parent / 'results.csv'}")
     if summary:
-        from optuna_ohgw.evidence.summary import write_summary
+        from optuna_ohgw.evidence.summary import QUESTIONS, write_summary
 
         done = write_summary(
             cells,
@@ -154,7 +177,9 @@ def report(
             targets=goals,
             planned_seeds=planned_seeds,
             clock=clock,
-            notes=pathlib.Path(notes).read_text() if notes else None,
+            notes="\n\n".join(pathlib.Path(n).read_text().strip() for n in notes) or None,
+            question=QUESTIONS[question],
+            commits=commits,
         )
         click.echo(f"wrote {done}")
     if dashboard_notes:
@@ -189,3 +214,16 @@ def _targets(specs: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
         except ValueError:
             fail(f"--targets {spec!r}: write TASK=T1,T2,... (for example mnist1d=0.9,0.95,0.97)")
     return goals
+
+
+def _commits(path: str) -> dict[str, str]:
+    """The ``[commits]`` table of a TOML file; anything else is a one-line error."""
+    import tomllib
+
+    try:
+        table = tomllib.loads(pathlib.Path(path).read_text()).get("commits")
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        fail(f"--commits {path}: {err}")
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        fail(f'--commits {path}: write a [commits] table of "TASK GROUP" = "COMMIT" strings')
+    return dict(table)

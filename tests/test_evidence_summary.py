@@ -132,8 +132,15 @@ def test_summary_page_names_the_groups_short_of_seeds(tmp_path) -> None:  # type
         targets={"mnist1d": (0.90, 0.95, 0.97)},  # where the made-up curves step
         n_boot=200,
         planned_seeds=20,
+        question=sm.ISSUE19,
     )
     text = path.read_text()
+    assert text.index("## Where it pays") < text.index("## The grid")  # the lead
+    assert "| MNIST-1D CNN (SGD) | asha | 1 | ohgw-normalized | 0.97 | 0.52 [0.5, 0.538] |" in text
+    assert "- **Pays.** MNIST-1D CNN (SGD), asha (1 worker): `ohgw-normalized` reaches" in text
+    assert "## The primary question `issue19`" in text and "commit 866bb04" in text
+    assert "**Not decided yet; the default stays `normalized`.**" in text
+    assert "fashion asha@8: not run; mnist1d asha@8: not run" in text
     assert "mnist1d / asha: 12 paired seed(s)" in text
     assert "**Fewer than 20 seeds** in 1 of 1 groups, seeds per arm: mnist1d / asha (" in text
     assert "provisional" not in text and "The other 0 groups" not in text
@@ -193,6 +200,30 @@ def test_cli_summary_over_two_grids_with_samplers(tmp_path) -> None:  # type: ig
     assert (figures / "curves-mnist1d-asha-random-epochs.png").exists()
     bad = CliRunner().invoke(report, [*args, "--targets", "mnist1d"])
     assert bad.exit_code == 2 and "TASK=T1,T2" in bad.output
+    # The question and the lead's commits, named on the command line.
+    commits = tmp_path / "commits.toml"
+    commits.write_text('[commits]\n"mnist1d asha/random" = "abc1234"\n')
+    more = ["--targets", "mnist1d=0.95,0.97", "--question", "issue19", "--commits", str(commits)]
+    later = tmp_path / "later.md"
+    later.write_text("An older reading.\n")
+    two = ["--notes", str(notes), "--notes", str(later)]
+    result = CliRunner().invoke(report, [*args, *more, *two])
+    assert result.exit_code == 0, result.output
+    text = (out / "summary.md").read_text()
+    assert "## The primary question `issue19`" in text and "--question issue19" in text
+    assert "| abc1234 |" in text and f"--commits {os.path.relpath(commits)}" in text
+    assert "lifts weak configurations, not the best ones.\n\nAn older reading.\n" in text
+    assert "## The primary question `issue27`" in (
+        CliRunner().invoke(report, args) and (out / "summary.md").read_text()
+    )  # the default: the last question declared
+    commits.write_text("[commits]\nmnist1d = 1\n")
+    bad = CliRunner().invoke(report, [*args, "--commits", str(commits)])
+    assert bad.exit_code == 2 and 'write a [commits] table of "TASK GROUP"' in bad.output
+
+
+def test_the_cli_offers_every_declared_question() -> None:
+    (option,) = [p for p in report.params if p.name == "question"]
+    assert list(option.type.choices) == list(sm.QUESTIONS)
 
 
 def test_finished_only_and_tiny_moves() -> None:
@@ -432,10 +463,21 @@ def _at_eight_workers(rename: dict[str, str], seeds: int = 12):  # type: ignore[
     return vs, ctl
 
 
-def test_primary_family_is_the_hard_target_at_eight_workers_alone() -> None:
+MNIST1D_AT_8 = sm.Question(
+    name="test",
+    declared="in this test",
+    family=(("mnist1d", "asha@8"),),
+    rule_groups=(("mnist1d", "asha@8"),),
+    rule_wins=1,
+    rule_holm="family",
+)
+
+
+def test_primary_family_is_the_hard_target_of_its_groups_alone() -> None:
+    targets = {"mnist1d": (0.90, 0.95, 0.97)}
     vs, ctl = _at_eight_workers({"ohgw-normalized": "line-search"})
     ones = [dataclasses.replace(c, scheduler="asha") for c in vs]  # a one-worker group
-    primary = sm.primary_comparisons([*vs, *ones], ctl, {"mnist1d": (0.90, 0.95, 0.97)})
+    primary = sm.family_comparisons(MNIST1D_AT_8, [*vs, *ones], ctl, targets)
     assert [(c.variant, c.reference, c.target) for c in primary] == [
         ("line-search", "vanilla", 0.97),
         ("line-search", "random-sign", 0.97),
@@ -443,7 +485,9 @@ def test_primary_family_is_the_hard_target_at_eight_workers_alone() -> None:
     # Holm over these two only, not over the 9 comparisons passed in.
     assert [c.p_holm for c in primary] == pytest.approx(stats.holm([c.p for c in primary]))
     assert primary[0].pays_off and primary[0].n_paired == 12
-    alone = sm.primary_comparisons([*vs, *ones], ctl, {"mnist1d": (0.90, 0.95, 0.97)}, workers=1)
+    alone = sm.family_comparisons(
+        MNIST1D_AT_8, [*vs, *ones], ctl, targets, groups=(("mnist1d", "asha"),)
+    )
     assert [(c.scheduler, c.variant, c.reference) for c in alone] == [
         ("asha", "line-search", "vanilla")
     ]
@@ -452,20 +496,114 @@ def test_primary_family_is_the_hard_target_at_eight_workers_alone() -> None:
 def test_default_rule_follows_the_primary_family_at_the_planned_size() -> None:
     targets = {"mnist1d": (0.90, 0.95, 0.97)}
     vs, ctl = _at_eight_workers({"ohgw-normalized": "line-search"})
-    primary = sm.primary_comparisons(vs, ctl, targets)
-    text = sm.default_rule_statement(primary, 12, tasks=("mnist1d",))
-    assert text.startswith("**`line-search` becomes the default")
-    # Before the planned seeds, or with a task not run, nothing is decided.
-    assert "mnist1d: 12 of 20 paired seeds" in sm.default_rule_statement(
-        primary, 20, tasks=("mnist1d",)
+    primary = sm.family_comparisons(MNIST1D_AT_8, vs, ctl, targets)
+    decision = sm.decide_step_rule(MNIST1D_AT_8, vs, targets, 12, family=primary)
+    assert decision.line_search and decision.wins == (("mnist1d", "asha@8"),)
+    assert decision.comparisons[0].p_holm == primary[0].p_holm  # the family's Holm p decides
+    assert sm.step_rule_statement(decision).startswith("**`line-search` becomes the default")
+    # Before the planned seeds, or with a group not run, nothing is decided.
+    early = sm.decide_step_rule(MNIST1D_AT_8, vs, targets, 20, family=primary)
+    assert not early.decided and not early.line_search
+    assert "mnist1d asha@8: 12 of 20 paired seeds" in sm.step_rule_statement(early)
+    assert "fashion asha@8: not run" in sm.step_rule_statement(
+        sm.decide_step_rule(sm.ISSUE19, vs, targets, 12, family=primary)
     )
-    assert "fashion: not run" in sm.default_rule_statement(primary, 12)
     # An arm that is not sooner at the hard target keeps the default.
     vs, ctl = _at_eight_workers({"random-sign": "line-search", "ohgw-normalized": "random-sign"})
-    primary = sm.primary_comparisons(vs, ctl, targets)
-    text = sm.default_rule_statement(primary, 12, tasks=("mnist1d",))
-    assert text.startswith("**The default stays `normalized`**") and "on mnist1d" in text
+    primary = sm.family_comparisons(MNIST1D_AT_8, vs, ctl, targets)
+    decision = sm.decide_step_rule(MNIST1D_AT_8, vs, targets, 12, family=primary)
+    assert decision.decided and not decision.line_search and decision.wins == ()
+    assert sm.step_rule_statement(decision).startswith("**The default stays `normalized`**")
     assert "untestable" not in "\n".join(sm.primary_table(primary))
+
+
+def _rule_comparison(task, group, ratio, high, p, n=20):  # type: ignore[no-untyped-def]
+    c = _comparison(ratio, ratio / 2, high, p, n=n)
+    return dataclasses.replace(
+        c, task=task, scheduler=group, variant="line-search", target=0.9, p_holm=None
+    )
+
+
+def test_issue27_rule_needs_two_of_three_with_holm_over_its_own_and_none_slower() -> None:
+    """The rule fixed in reports/issue27/PLAN.md before the data."""
+    q, targets = sm.ISSUE27, {"mnist1d": (0.9,), "fashion": (0.9,), "fashion-vit-asha": (0.9,)}
+    mnist, cnn, vit = q.rule_groups
+
+    def decide(*rows):  # type: ignore[no-untyped-def]
+        comps = [_rule_comparison(t, g, r, h, p) for (t, g), r, h, p in rows]
+        return sm.decide_step_rule(q, comps, targets, 20)
+
+    two = decide((mnist, 1.02, 1.2, 0.9), (cnn, 0.6, 0.8, 0.001), (vit, 0.7, 0.9, 0.01))
+    assert two.line_search and two.wins == (cnn, vit)
+    # Holm over the rule's three: p 0.02 and 0.03 raw become 0.06 and 0.06.
+    held = decide((mnist, 1.02, 1.2, 0.9), (cnn, 0.6, 0.8, 0.02), (vit, 0.7, 0.9, 0.03))
+    assert [c.p_holm for c in held.comparisons] == pytest.approx([0.9, 0.06, 0.06])
+    assert not held.line_search and held.wins == ()
+    # Ratio above 0.85 does not pay even where significant.
+    assert decide(
+        (mnist, 0.9, 0.95, 0.001), (cnn, 0.6, 0.8, 0.001), (vit, 1.0, 1.2, 0.5)
+    ).wins == (cnn,)
+    # Two wins, but significantly slower on the third: the default stays.
+    slow = decide((mnist, 1.3, 1.6, 0.01), (cnn, 0.6, 0.8, 0.001), (vit, 0.7, 0.9, 0.001))
+    assert slow.wins == (cnn, vit) and slow.slower == (mnist,) and not slow.line_search
+    assert "significantly slower on mnist1d asha@8" in sm.step_rule_statement(slow)
+    # A group short of seeds leaves it undecided whatever the others say.
+    comps = [
+        _rule_comparison(*cnn, 0.6, 0.8, 0.001),
+        _rule_comparison(*vit, 0.7, 0.9, 0.001),
+        _rule_comparison(*mnist, 0.7, 0.9, 0.001, n=12),
+    ]
+    short = sm.decide_step_rule(q, comps, targets, 20)
+    assert not short.decided and not short.line_search
+    assert short.pending == ("mnist1d asha@8: 12 of 20 paired seeds",)
+    assert "in at least 2 of the 3 groups" in q.rule_text and "significantly slower" in q.rule_text
+
+
+def test_where_it_pays_leads_with_one_row_per_group_and_arm(cells) -> None:  # type: ignore[no-untyped-def]
+    targets = {"mnist1d": (0.90, 0.95, 0.97)}
+    vs, ctl = _at_eight_workers(
+        {"ohgw-normalized": "line-search", "random-sign": "ohgw-normalized"}
+    )
+    question = dataclasses.replace(MNIST1D_AT_8)
+    primary = sm.family_comparisons(question, vs, ctl, targets)
+    ones = [dataclasses.replace(c, scheduler="asha") for c in vs]
+    rows = sm.where_it_pays(
+        cells, [*vs, *ones], targets, family=primary, commits={"mnist1d asha@8": "abc1234"}
+    )
+    assert [(r.comparison.scheduler, r.comparison.variant, r.primary) for r in rows] == [
+        ("asha", "line-search", False),
+        ("asha", "ohgw-normalized", False),
+        ("asha@8", "line-search", True),
+        ("asha@8", "ohgw-normalized", True),
+    ]
+    (ls,) = [c for c in primary if (c.variant, c.reference) == ("line-search", "vanilla")]
+    assert rows[2].comparison.p_holm == ls.p_holm  # the primary family's Holm
+    assert (rows[2].workers, rows[2].ties, rows[0].workers, rows[0].ties) == (8, "index", 1, "")
+    rest = [rows[0].comparison.p, rows[1].comparison.p]
+    assert [rows[0].comparison.p_holm, rows[1].comparison.p_holm] == pytest.approx(
+        stats.holm(rest)
+    )
+    assert rows[2].commit == "abc1234" and rows[0].commit == "n/a"
+    assert rows[1].probe_share == 0.0  # the hand-made cells probe for 0 s
+    assert rows[0].probe_share is None  # no cell of that arm
+    table = sm.pays_table(rows)
+    assert table[0].startswith("| task | scheduler | workers | arm | target | ratio [95% CI]")
+    assert "| MNIST-1D CNN (SGD) | asha@8 |" in table[4] and "line-search (primary)" in table[4]
+    assert table[4].endswith("| abc1234 | pays |")
+    said = sm.pays_sentences(rows)
+    assert len(said) == 4 and said[2].startswith(
+        "- **Pays.** MNIST-1D CNN (SGD), asha@8 (8 workers, index ties): `line-search` reaches"
+    )
+    assert "`ohgw-normalized` reaches 0.97 in" in said[3] and "**No gain" in said[3]
+    # An arm whose median time is not defined (most seeds never reach the target).
+    c = dataclasses.replace(_comparison(None, None, None, 1.0), n_reached=3, n_reached_reference=2)
+    rare = sm.PaysRow(
+        comparison=c, workers=8, ties="seeded", primary=True, probe_share=0.1, commit="x"
+    )
+    assert sm.pays_table([rare])[2].endswith("| x | target rarely reached |")
+    (said,) = sm.pays_sentences([rare])
+    assert said.startswith("- **Target rarely reached.** Fashion-MNIST CNN (SGD), asha@8 (8")
+    assert "not defined (half the seeds or more" in said and "3 of 20 reached it" in said
 
 
 # ----- issue 27: per-seed ratios, the verdict rule, accuracy, the first wave, the banner -------

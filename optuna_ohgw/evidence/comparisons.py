@@ -235,51 +235,8 @@ def with_holm(*families: Sequence[TargetComparison]) -> list[list[TargetComparis
 
 
 PRIMARY_ARMS = ("line-search", "ohgw-normalized")
-
-
-PRIMARY_TASKS = ("fashion", "mnist1d")
-
-
-PRIMARY_WORKERS = 8
-
-
-PRIMARY_GROUP = "asha"
-"""The question that decides the default step rule (issue 19), fixed on 2026-12-02 in commit
-866bb04, whose regenerated summary already showed 4 paired eight-worker seeds on Fashion-MNIST
-(too few for any test, but with line-search's ratio visible: 0.604x vanilla, 0.647x
-random-sign at 0.86) and none on MNIST-1D; the notes said 3. The question: with ASHA (TPE)
-at eight workers and each task's hardest target, configuration 0 in,
-does each arm of :data:`PRIMARY_ARMS` reach the target sooner than vanilla, and than
-random-sign? These comparisons (at most 8) are one Holm family
-(:func:`primary_comparisons`). Every other comparison is exploratory and Holm-adjusted over all
-of them together: a family whose size grows with every table the report adds cannot decide a
-default, because adding a table would change the decision."""
-
-
-def primary_comparisons(
-    vs_vanilla: Sequence[TargetComparison],
-    vs_control: Sequence[TargetComparison],
-    targets: Mapping[str, Sequence[float]],
-    *,
-    workers: int = PRIMARY_WORKERS,
-    group: str = PRIMARY_GROUP,
-) -> list[TargetComparison]:
-    """The comparisons of :data:`PRIMARY_ARMS` (against vanilla, then against random-sign) at
-    each task's hardest target in the scheduler group ``group`` run with ``workers`` workers
-    (label ``group@workers``, or ``group`` for one worker), configuration 0 in, Holm-adjusted
-    over these alone."""
-    label = group if workers == 1 else f"{group}@{workers}"
-    picked = [
-        c
-        for c in (*vs_vanilla, *vs_control)
-        if c.scheduler == label
-        and c.variant in PRIMARY_ARMS
-        and not c.without_first
-        and targets.get(c.task)
-        and c.target == max(targets[c.task])
-    ]
-    (adjusted,) = with_holm(picked)
-    return adjusted
+"""The arms a step rule could make the default; a primary question compares them
+(:mod:`optuna_ohgw.evidence.question`)."""
 
 
 @dataclasses.dataclass(frozen=True)

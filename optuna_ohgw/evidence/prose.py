@@ -14,8 +14,6 @@ from optuna_ohgw.evidence.comparisons import (
     CONTROL,
     MIN_PAIRS,
     NEAR_ONE,
-    PRIMARY_TASKS,
-    PRIMARY_WORKERS,
     AccuracyDifference,
     TargetComparison,
     split_label,
@@ -28,6 +26,7 @@ from optuna_ohgw.evidence.configurations import (
     ParameterEffect,
     SameConfiguration,
 )
+from optuna_ohgw.evidence.question import StepRuleDecision
 from optuna_ohgw.evidence.report import (
     ALPHA,
     BASELINE,
@@ -83,41 +82,28 @@ def verdict(c: TargetComparison) -> str:
     return word
 
 
-def default_rule_statement(
-    primary: Sequence[TargetComparison],
-    planned_seeds: int,
-    *,
-    tasks: Sequence[str] = PRIMARY_TASKS,
-    current: str = "normalized",
-) -> str:
-    """The default step rule the primary comparisons give: ``line-search`` only where, at the
-    planned number of paired seeds on every task of ``tasks``, it pays off against vanilla at
-    the hard target (ratio ``<= MAX_RATIO``, Holm-adjusted p ``< ALPHA``); before that, or
-    otherwise, ``current`` stays. Decided once, at the planned size: an interim look decides
-    nothing (no optional stopping)."""
-    ls = {c.task: c for c in primary if c.variant == "line-search" and c.reference == BASELINE}
-    pending = [
-        f"{t}: {ls[t].n_paired} of {planned_seeds} paired seeds" if t in ls else f"{t}: not run"
-        for t in tasks
-        if t not in ls or ls[t].n_paired < planned_seeds
-    ]
-    if pending:
+def step_rule_statement(decision: StepRuleDecision) -> str:
+    """The default step rule the question's rule gives (:func:`~optuna_ohgw.evidence.question.
+    decide_step_rule`): not decided while a rule group is short of seeds; then ``line-search``
+    or ``normalized``, with the groups where it paid off and where it was slower."""
+    q = decision.question
+    if not decision.decided:
         return (
-            f"**Not decided yet; the default stays `{current}`.** The decision is taken once, "
-            f"at {planned_seeds} paired seeds on every task ({'; '.join(pending)})."
+            "**Not decided yet; the default stays `normalized`.** The decision is taken once, "
+            f"when every group of the rule has its planned paired seeds "
+            f"({'; '.join(decision.pending)})."
         )
-    lost = [t for t in tasks if not ls[t].pays_off]
-    if not lost:
+    wins = ", ".join(f"{t} {g}" for t, g in decision.wins) or "none"
+    slower = ", ".join(f"{t} {g}" for t, g in decision.slower)
+    tail = f"; significantly slower on {slower}" if slower else ""
+    if decision.line_search:
         return (
-            f"**`line-search` becomes the default step rule**: at {PRIMARY_WORKERS} workers it "
-            f"reaches the hard target at least {100 * (1 - MAX_RATIO):.0f}% sooner than vanilla "
-            f"with Holm-adjusted p < {ALPHA} on {', '.join(tasks)}."
+            f"**`line-search` becomes the default step rule**: it pays off on {wins} "
+            f"({len(decision.wins)} of {len(q.rule_groups)}, {q.rule_wins} needed){tail}."
         )
     return (
-        f"**The default stays `{current}`**: at {PRIMARY_WORKERS} workers and "
-        f"{planned_seeds} paired seeds, `line-search` does not reach the hard target "
-        f"significantly ({100 * (1 - MAX_RATIO):.0f}% or more, Holm-adjusted p < {ALPHA}) "
-        f"sooner than vanilla on {', '.join(lost)}."
+        f"**The default stays `normalized`**: `line-search` pays off on {wins} "
+        f"({len(decision.wins)} of {len(q.rule_groups)}, {q.rule_wins} needed){tail}."
     )
 
 

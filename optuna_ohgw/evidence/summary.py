@@ -5,6 +5,9 @@
 * :mod:`optuna_ohgw.evidence.comparisons`: time to target at several targets, each arm against
   vanilla and random-sign, paired by seed, and the primary (default-deciding) family; the rules
   (targets, pairing, what *pays off*, the fewest paired seeds) are stated there;
+* :mod:`optuna_ohgw.evidence.question`: the primary question, declared before the data, and the
+  default step rule it decides;
+* :mod:`optuna_ohgw.evidence.where_it_pays`: the lead table, one row per task, scheduler and arm;
 * :mod:`optuna_ohgw.evidence.configurations`: the step diagnostic and the same configuration
   nudged or not;
 * :mod:`optuna_ohgw.evidence.ratio_plot`: the plots;
@@ -24,9 +27,6 @@ from optuna_ohgw.evidence.comparisons import (
     MIN_PAIRS,
     NEAR_ONE,
     PRIMARY_ARMS,
-    PRIMARY_GROUP,
-    PRIMARY_TASKS,
-    PRIMARY_WORKERS,
     SWEEP,
     SWEEP_BOOT,
     TARGETS,
@@ -36,7 +36,6 @@ from optuna_ohgw.evidence.comparisons import (
     compare_at_targets,
     first_configuration_runs,
     paired_seed_counts,
-    primary_comparisons,
     seconds_per_epoch,
     short_arms,
     split_label,
@@ -60,7 +59,6 @@ from optuna_ohgw.evidence.prose import (  # noqa: F401 - _accuracy_text, _short_
     _accuracy_text,
     _short_text,
     _worker_lines,
-    default_rule_statement,
     first_configuration_table,
     first_wave_table,
     move_table,
@@ -69,10 +67,20 @@ from optuna_ohgw.evidence.prose import (  # noqa: F401 - _accuracy_text, _short_
     same_configuration_statements,
     same_configuration_table,
     statements,
+    step_rule_statement,
     sweep_statements,
     target_table,
     verdict,
     without_first_table,
+)
+from optuna_ohgw.evidence.question import (
+    ISSUE19,
+    ISSUE27,
+    QUESTIONS,
+    Question,
+    StepRuleDecision,
+    decide_step_rule,
+    family_comparisons,
 )
 from optuna_ohgw.evidence.ratio_plot import plot_ratio_vs_target
 from optuna_ohgw.evidence.report import (
@@ -84,6 +92,13 @@ from optuna_ohgw.evidence.report import (
     Cell,
     Comparison,
 )
+from optuna_ohgw.evidence.where_it_pays import (
+    TASK_TITLES,
+    PaysRow,
+    pays_sentences,
+    pays_table,
+    where_it_pays,
+)
 
 __all__ = [
     "ALPHA",
@@ -94,6 +109,8 @@ __all__ = [
     "Cell",
     "Comparison",
     "DEEP",
+    "ISSUE19",
+    "ISSUE27",
     "MAX_RATIO",
     "MIN_PAIRS",
     "MOVED",
@@ -103,19 +120,22 @@ __all__ = [
     "N_BOOT",
     "PRIMARY_ARMS",
     "PRIMARY_CLOCK",
-    "PRIMARY_GROUP",
-    "PRIMARY_TASKS",
-    "PRIMARY_WORKERS",
     "ParameterEffect",
+    "PaysRow",
+    "QUESTIONS",
+    "Question",
     "SWEEP",
     "SWEEP_BOOT",
     "SameConfiguration",
+    "StepRuleDecision",
     "TARGETS",
+    "TASK_TITLES",
     "TargetComparison",
     "UNIT",
     "accuracy_differences",
     "compare_at_targets",
-    "default_rule_statement",
+    "decide_step_rule",
+    "family_comparisons",
     "first_configuration_runs",
     "first_configuration_table",
     "first_wave_table",
@@ -124,8 +144,9 @@ __all__ = [
     "paired_seed_counts",
     "parameter_effect_table",
     "parameter_effects",
+    "pays_sentences",
+    "pays_table",
     "plot_ratio_vs_target",
-    "primary_comparisons",
     "primary_table",
     "same_configuration_statements",
     "same_configuration_table",
@@ -134,11 +155,13 @@ __all__ = [
     "short_arms",
     "split_label",
     "statements",
+    "step_rule_statement",
     "sweep_comparisons",
     "sweep_statements",
     "target_rows",
     "target_table",
     "verdict",
+    "where_it_pays",
     "with_holm",
     "without_first_table",
     "write_summary",
@@ -156,11 +179,16 @@ def write_summary(
     n_boot: int = N_BOOT,
     clock: str = PRIMARY_CLOCK,
     notes: str | None = None,
+    question: Question = ISSUE27,
+    commits: Mapping[str, str] | None = None,
 ) -> pathlib.Path:
     """Write the one-page verdict to ``path`` and its ratio-vs-target plots into ``figures``
     (linked relative to ``path``); return ``path``. ``clock`` decides what pays off (the seed's
     criterion is on ``compute``; ``epochs`` where other jobs made the machine's speed vary).
-    ``notes`` (Markdown, the authors' reading of the numbers) goes first, as "In plain words"."""
+    ``notes`` (Markdown, the authors' reading of the numbers) follows the lead table, as "In
+    plain words". ``question``: the primary question and its step rule
+    (:mod:`~optuna_ohgw.evidence.question`); ``commits``: ``"task group" -> commit`` for the
+    lead table."""
     from optuna_ohgw.evidence.report import compare, row_of
 
     path, figures = pathlib.Path(path), pathlib.Path(figures)
@@ -191,8 +219,12 @@ def write_summary(
     runs = first_configuration_runs(cells)
     accuracy = accuracy_differences(cells)
     n_family = sum(c.p is not None for f in families for c in f)
-    primary = primary_comparisons(families[0], families[1], targets)
-    alone = primary_comparisons(families[0], families[1], targets, workers=1)
+    primary = family_comparisons(question, families[0], families[1], targets)
+    one_worker = tuple((t, g.partition("@")[0]) for t, g in question.family)
+    alone = family_comparisons(question, families[0], families[1], targets, groups=one_worker)
+    decision = decide_step_rule(question, families[0], targets, planned_seeds, family=primary)
+    lead = where_it_pays(cells, families[0], targets, family=primary, commits=commits)
+    family_groups = ", ".join(f"{t} {g}" for t, g in question.family)
     sweep = {task: SWEEP.get(task, tuple(v)) for task, v in targets.items()}
     sweep_vanilla, sweep_control = sweep_comparisons(cells, sweep, clock=clock)
     files = [
@@ -211,6 +243,21 @@ def write_summary(
         "```",
         command,
         "```",
+        "",
+        "## Where it pays",
+        "",
+        "Each step-rule arm against vanilla at each task's hard target, configuration 0 in, "
+        f"on the {clock} clock, one row per task and scheduler group (ratio of median time to "
+        "target with its paired bootstrap 95% CI; faster / slower: seeds; p: paired two-sided "
+        "Wilcoxon). Holm p: the primary question's rows (marked) are Holm-adjusted within its "
+        "family, the other rows together as one exploratory family. *Pays*: ratio <= "
+        f"{MAX_RATIO} with Holm p < {ALPHA}. Probe share: the median share of a cell's compute "
+        "spent probing. `@8r`: eight virtual workers breaking ties in a seeded order; `@8`: "
+        "ties to the lower worker (configuration 0 is never stopped).",
+        "",
+        *pays_table(lead),
+        "",
+        *pays_sentences(lead),
         "",
         *(["## In plain words", "", notes.strip(), ""] if notes else []),
         "## The grid",
@@ -252,17 +299,13 @@ def write_summary(
         + "; ".join(f"{t}: {', '.join(f'{x:g}' for x in v)}" for t, v in sorted(targets.items()))
         + ".",
         "",
-        f"## The question: {PRIMARY_WORKERS} workers, the hard targets (decides the default "
-        "step rule)",
+        f"## The primary question `{question.name}` (decides the default step rule)",
         "",
-        f"Fixed before the {PRIMARY_WORKERS}-worker grid had data to decide on: with "
-        f"{PRIMARY_GROUP.upper()} (TPE) at {PRIMARY_WORKERS} workers and each task's hardest "
-        "target, configuration 0 in, on the "
-        f"{clock} clock, do {' and '.join(f'`{a}`' for a in PRIMARY_ARMS)} reach the target "
-        f"sooner than vanilla and than {CONTROL}? These {len(primary)} comparisons are one "
-        "Holm family; every other p value on this page is exploratory and adjusted over all of "
-        "them together. The default step rule follows from `line-search` against vanilla "
-        f"at {planned_seeds} paired seeds on {' and '.join(PRIMARY_TASKS)}.",
+        f"Fixed {question.declared}: at the hardest target of {family_groups}, configuration "
+        f"0 in, on the {clock} clock, do {' and '.join(f'`{a}`' for a in question.arms)} "
+        f"reach the target sooner than vanilla and than {CONTROL}? Its comparisons "
+        f"({len(primary)} so far) are one Holm family; every other p value on this page is "
+        "exploratory.",
         "",
         "Per-seed ratio: the median over paired seeds of the arm's time over the reference's "
         "(a seed where only one side reached the target counts as 0 or infinite, by rank); "
@@ -276,13 +319,24 @@ def write_summary(
         "",
         *primary_table(primary, accuracy),
         "",
-        default_rule_statement(primary, planned_seeds),
+        f"**The default step rule**, fixed with the question: {question.rule_text} "
+        "The rule's comparisons, with the p that decides:",
         "",
-        "Side by side, the same comparisons at one worker (context, not part of the decision; "
-        "Holm over these alone):",
+        *primary_table(decision.comparisons, accuracy),
         "",
-        *primary_table(alone, accuracy),
+        step_rule_statement(decision),
         "",
+        *(
+            [
+                "Side by side, the same comparisons at one worker (context, not part of the "
+                "decision; Holm over these alone):",
+                "",
+                *primary_table(alone, accuracy),
+                "",
+            ]
+            if alone
+            else []
+        ),
         f"## Time to target ({clock} clock decides), OHGW / vanilla and OHGW / random-sign",
         "",
         f"Ratio of median time to target on the {clock} clock (compute: seconds of training "
@@ -309,10 +363,11 @@ def write_summary(
             [
                 "## Time to target with the first wave left out (several workers)",
                 "",
-                "The virtual executor runs each worker's epochs at virtual times and, where "
-                "two workers' clocks tie, lets the lower worker report first (these cells ran "
-                "without a `tie_seed`). Configuration 0, worker 0's first draw, therefore "
-                "reports first whenever its clock ties with another worker's. It trained as "
+                "The virtual executor runs each worker's epochs at virtual times. Where two "
+                "workers' clocks tie, the cells of a group labelled `@N` let the lower worker "
+                "report first, so configuration 0, worker 0's first draw, reports first "
+                "whenever its clock ties with another worker's; those labelled `@Nr` break ties "
+                "in an order seeded by the cell's seed. Configuration 0 trained as "
                 "many epochs as any configuration of its cell in "
                 + "; ".join(f"{n} of {m} cells ({t} / {g})" for (t, g), (n, m) in runs.items())
                 + "; under ASHA that means it was never stopped at a rung. Here every cell "

@@ -1,0 +1,239 @@
+"""The primary question of a grid and the default step rule it decides, both declared before
+the data.
+
+A summary's p values are exploratory except for one family fixed in advance, the *primary
+question* (:class:`Question`): some arms against ``vanilla`` and ``random-sign`` at each named
+group's hardest target, configuration 0 in, Holm-adjusted over that family alone. The default
+step rule is decided once, by the rule the question declares (:func:`decide_step_rule`), when
+every group the rule names has the planned number of paired seeds; an interim look decides
+nothing (no optional stopping).
+
+Two questions were declared (:data:`QUESTIONS`):
+
+* :data:`ISSUE19`: ASHA (TPE) at eight virtual workers with index ties, Fashion-MNIST CNN and
+  MNIST-1D (fixed 2026-12-02 in commit 866bb04). ``line-search`` becomes the default only if it
+  pays off on both, with the family's Holm p.
+* :data:`ISSUE27`: the Fashion-MNIST ViT (AdamW recipe), ASHA (TPE) at eight virtual workers
+  with seeded ties (``reports/issue27/PLAN.md``, 2026-12-06). The rule looks at three ASHA
+  tasks at eight workers, Holm over its own three comparisons: ``line-search`` becomes the
+  default if it pays off on at least two and is significantly slower on none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+from optuna_ohgw.evidence.comparisons import (
+    CONTROL,
+    PRIMARY_ARMS,
+    TargetComparison,
+    with_holm,
+)
+from optuna_ohgw.evidence.report import ALPHA, BASELINE
+
+Group = tuple[str, str]
+"""``(task, scheduler label)``, e.g. ``("fashion", "asha@8r")``."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Question:
+    """A primary family and the default step rule it decides, fixed before the data.
+
+    Args:
+        name: How the CLI names it (``report --question NAME``).
+        declared: When and where it was fixed (date, commit, file).
+        family: The groups whose comparisons form the primary family.
+        arms: The arms compared, each against ``vanilla`` and ``random-sign``.
+        rule_groups: The groups the default step rule looks at (``line-search`` against
+            vanilla at each one's hardest target).
+        rule_wins: On how many of them ``line-search`` must pay off.
+        rule_holm: ``"family"``: the pay-off test uses the primary family's Holm p (each rule
+            group must be in the family); ``"rule"``: Holm over the rule's own comparisons.
+        rule_no_slower: Also require that ``line-search`` is significantly slower (ratio above
+            1, raw p below ``ALPHA``) on none of the rule's groups.
+    """
+
+    name: str
+    declared: str
+    family: tuple[Group, ...]
+    rule_groups: tuple[Group, ...]
+    rule_wins: int
+    rule_holm: str = "rule"
+    rule_no_slower: bool = False
+    arms: tuple[str, ...] = PRIMARY_ARMS
+
+    @property
+    def rule_text(self) -> str:
+        """The rule in one sentence."""
+        groups = ", ".join(f"{t} {g}" for t, g in self.rule_groups)
+        count = (
+            "in every one of the groups"
+            if self.rule_wins == len(self.rule_groups)
+            else f"in at least {self.rule_wins} of the {len(self.rule_groups)} groups"
+        )
+        holm = (
+            "the primary family's Holm p"
+            if self.rule_holm == "family"
+            else "Holm over these comparisons"
+        )
+        slower = (
+            f"; and on none of them is it significantly slower (ratio above 1, raw p < {ALPHA})"
+            if self.rule_no_slower
+            else ""
+        )
+        return (
+            f"`line-search` becomes the default step rule if, against vanilla at the hard "
+            f"target, its ratio of medians is at most 0.85 with p < {ALPHA} ({holm}) {count} "
+            f"{groups}{slower}; otherwise `normalized` stays."
+        )
+
+
+ISSUE19 = Question(
+    name="issue19",
+    declared="2026-12-02, commit 866bb04 (optuna_ohgw/evidence/comparisons.py)",
+    family=(("fashion", "asha@8"), ("mnist1d", "asha@8")),
+    rule_groups=(("fashion", "asha@8"), ("mnist1d", "asha@8")),
+    rule_wins=2,
+    rule_holm="family",
+)
+ISSUE27 = Question(
+    name="issue27",
+    declared=(
+        "2026-12-06, commit 0ac77ce (reports/issue27/PLAN.md), before any cell of issue 27 ran"
+    ),
+    family=(("fashion-vit-asha", "asha@8r"),),
+    rule_groups=(
+        ("mnist1d", "asha@8"),
+        ("fashion", "asha@8r"),
+        ("fashion-vit-asha", "asha@8r"),
+    ),
+    rule_wins=2,
+    rule_holm="rule",
+    rule_no_slower=True,
+)
+QUESTIONS: dict[str, Question] = {q.name: q for q in (ISSUE19, ISSUE27)}
+"""The declared questions by name; the last declared (:data:`ISSUE27`) is the default."""
+
+
+def _at_hard_target(
+    comps: Sequence[TargetComparison],
+    groups: Sequence[Group],
+    arms: Sequence[str],
+    targets: Mapping[str, Sequence[float]],
+) -> list[TargetComparison]:
+    return [
+        c
+        for c in comps
+        if (c.task, c.scheduler) in groups
+        and c.variant in arms
+        and not c.without_first
+        and targets.get(c.task)
+        and c.target == max(targets[c.task])
+    ]
+
+
+def family_comparisons(
+    question: Question,
+    vs_vanilla: Sequence[TargetComparison],
+    vs_control: Sequence[TargetComparison],
+    targets: Mapping[str, Sequence[float]],
+    *,
+    groups: Sequence[Group] | None = None,
+) -> list[TargetComparison]:
+    """The question's primary family: each of its arms against vanilla, then against
+    random-sign, at the hardest target of each group of ``groups`` (default: its
+    :attr:`~Question.family`), configuration 0 in, Holm-adjusted over these alone."""
+    groups = question.family if groups is None else groups
+    picked = _at_hard_target(vs_vanilla, groups, question.arms, targets)
+    picked += _at_hard_target(
+        [c for c in vs_control if c.reference == CONTROL], groups, question.arms, targets
+    )
+    (adjusted,) = with_holm(picked)
+    return adjusted
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StepRuleDecision:
+    """What :func:`decide_step_rule` found."""
+
+    question: Question
+    comparisons: tuple[TargetComparison, ...]
+    """``line-search`` against vanilla in each rule group that has it, with the deciding p."""
+    pending: tuple[str, ...]
+    """The rule groups short of the planned paired seeds (``"task group: n of N ..."``)."""
+    wins: tuple[Group, ...]
+    """Where it pays off (ratio <= 0.85, deciding p < ``ALPHA``)."""
+    slower: tuple[Group, ...]
+    """Where it is significantly slower (ratio above 1, raw p < ``ALPHA``)."""
+
+    @property
+    def decided(self) -> bool:
+        return not self.pending
+
+    @property
+    def line_search(self) -> bool:
+        """Whether ``line-search`` becomes the default (only once decided)."""
+        q = self.question
+        return (
+            self.decided
+            and len(self.wins) >= q.rule_wins
+            and not (q.rule_no_slower and self.slower)
+        )
+
+
+def decide_step_rule(
+    question: Question,
+    vs_vanilla: Sequence[TargetComparison],
+    targets: Mapping[str, Sequence[float]],
+    planned_seeds: int,
+    *,
+    family: Sequence[TargetComparison] = (),
+) -> StepRuleDecision:
+    """Apply the question's rule to ``line-search`` against vanilla at each rule group's hard
+    target (configuration 0 in, on each comparison's deciding clock).
+
+    Rule: nothing is decided while a rule group lacks the comparison or has fewer than
+    ``planned_seeds`` paired seeds. Then ``line-search`` *pays off* in a group when its ratio
+    of medians is at most ``MAX_RATIO`` (0.85) and its p is below ``ALPHA``: the Holm p of
+    ``family`` (:func:`family_comparisons`) where :attr:`~Question.rule_holm` is
+    ``"family"``, else Holm over the rule's comparisons alone. It becomes the default when it
+    pays off in at least :attr:`~Question.rule_wins` groups and, where
+    :attr:`~Question.rule_no_slower`, is significantly slower (ratio above 1, raw p below
+    ``ALPHA``) in none.
+    """
+    picked = [
+        c
+        for c in _at_hard_target(vs_vanilla, question.rule_groups, ("line-search",), targets)
+        if c.reference == BASELINE
+    ]
+    if question.rule_holm == "family":
+        held = {(c.task, c.scheduler, c.variant, c.reference): c.p_holm for c in family}
+        picked = [
+            dataclasses.replace(c, p_holm=held.get((c.task, c.scheduler, c.variant, c.reference)))
+            for c in picked
+        ]
+        picked = [c for c in picked if c.p_holm is not None or c.p is None]
+    else:
+        (picked,) = with_holm(picked)
+    by = {(c.task, c.scheduler): c for c in picked}
+    pending = tuple(
+        f"{t} {g}: {by[(t, g)].n_paired} of {planned_seeds} paired seeds"
+        if (t, g) in by
+        else f"{t} {g}: not run"
+        for t, g in question.rule_groups
+        if (t, g) not in by or by[(t, g)].n_paired < planned_seeds
+    )
+    wins = tuple(g for g in question.rule_groups if g in by and by[g].pays_off)
+    slower = tuple(
+        g
+        for g in question.rule_groups
+        if g in by
+        and (r := by[g].ratio[by[g].clock].ratio) is not None
+        and r > 1.0
+        and by[g].p is not None
+        and by[g].p < ALPHA
+    )
+    return StepRuleDecision(
+        question=question, comparisons=tuple(picked), pending=pending, wins=wins, slower=slower
+    )
