@@ -103,8 +103,17 @@ def main() -> None:
         )
         url = f"journal:{root / 'shared' / 'machines.journal'}"
         procs = [
-            _start(args.cli, _machine(root, f"machine{m}", text), "run", "--study", "draws",
-                   "--storage", url, "--n-workers", "1")  # fmt: skip
+            _start(
+                args.cli,
+                _machine(root, f"machine{m}", text),
+                "run",
+                "--study",
+                "draws",
+                "--storage",
+                url,
+                "--n-workers",
+                "1",
+            )  # fmt: skip
             for m in range(2)
         ]
         _wait(procs)

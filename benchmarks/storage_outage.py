@@ -104,8 +104,14 @@ def main() -> None:
             cmd = [args.cli, "worker", "--study", f"{name}.toml", "--index", str(m),
                    "--storage", url, "--artifacts", str(shared)]  # fmt: skip
             workers.append(
-                subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
+                subprocess.Popen(
+                    cmd,
+                    cwd=cwd,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )  # fmt: skip
             )
         start = time.monotonic()
         while True:
