@@ -10,19 +10,7 @@
 # cells a running grid has finished since the last snapshot.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
-PY=${OHGW_PYTHON:-.venv/bin/python}
-"$PY" - <<'PY'
-import pathlib
-from optuna_ohgw.evidence.snapshot import restore_journal
-folder = pathlib.Path("runs/issue13")
-folder.mkdir(parents=True, exist_ok=True)
-for name in ("mnist1d-promotion", "mnist1d-hyperband"):
-    journal = folder / f"{name}.journal"
-    if not journal.exists():
-        restore_journal(pathlib.Path("reports/issue13/grid", name + ".journal.gz"), journal, folder)
-        print(f"restored {journal}")
-PY
-"$PY" benchmarks/issue19/journals.py restore runs/issue19
+bash benchmarks/issue19/restore.sh
 # runs/issue19/mnist1d-w1 holds issue 13's one-worker MNIST-1D cells and stage (f)'s new seeds:
 # it stands in for runs/issue13/mnist1d.
 STORAGES=()
@@ -32,4 +20,5 @@ for j in runs/issue19/mnist1d-w1 runs/issue13/mnist1d-promotion runs/issue13/mni
   [ -f "$j.journal" ] && STORAGES+=(--storage "journal:$j.journal")
 done
 "${OHGW_CLI:-.venv/bin/ohgw-optuna}" report "${STORAGES[@]}" --name issue19 --out reports \
-  --finished-only --summary --clock epochs --planned-seeds 20 --notes reports/issue19/notes.md
+  --finished-only --summary --clock epochs --planned-seeds 20 --notes reports/issue19/notes.md \
+  --question issue19
