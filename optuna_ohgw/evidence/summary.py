@@ -3,8 +3,8 @@
 :func:`write_summary` puts together what the focused modules compute and say:
 
 * :mod:`optuna_ohgw.evidence.comparisons`: time to target at several targets, each arm against
-  vanilla and random-sign, paired by seed, and the primary (default-deciding) family; the rules
-  (targets, pairing, what *pays off*, the fewest paired seeds) are stated there;
+  vanilla and random-sign, paired by seed; the rules (targets, pairing, what *pays off*, the
+  fewest paired seeds) are stated there;
 * :mod:`optuna_ohgw.evidence.question`: the primary question, declared before the data, and the
   default step rule it decides;
 * :mod:`optuna_ohgw.evidence.where_it_pays`: the lead table, one row per task, scheduler and arm;
