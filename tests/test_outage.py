@@ -272,15 +272,17 @@ def _terminate(application_name: str) -> int:
     """Terminates the server's backends of ``application_name`` (as a restart does); how many."""
     import sqlalchemy
 
-    engine = sqlalchemy.create_engine(PG_URL, poolclass=sqlalchemy.pool.NullPool)
+    engine = sqlalchemy.create_engine(
+        PG_URL, poolclass=sqlalchemy.pool.NullPool, isolation_level="AUTOCOMMIT"
+    )
+    where = "FROM pg_stat_activity WHERE application_name = :name AND pid <> pg_backend_pid()"
     with engine.connect() as admin:
-        rows = admin.execute(
-            sqlalchemy.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = :name AND pid <> pg_backend_pid()"
-            ),
-            {"name": application_name},
-        ).all()
+        query = sqlalchemy.text(f"SELECT pg_terminate_backend(pid) {where}")
+        rows = admin.execute(query, {"name": application_name}).all()
+        deadline = time.time() + 30  # the backends exit asynchronously: wait until they have
+        count = sqlalchemy.text(f"SELECT count(*) {where}")
+        while admin.execute(count, {"name": application_name}).scalar() and time.time() < deadline:
+            time.sleep(0.05)
     engine.dispose()
     return len(rows)
 
@@ -294,7 +296,6 @@ def _dropped_error(application_name: str, at_commit: bool) -> BaseException:
     conn = engine.connect()
     conn.execute(sqlalchemy.text("SELECT 1"))  # a transaction is open
     assert _terminate(application_name) == 1
-    time.sleep(0.2)
     try:
         if at_commit:
             conn.commit()
@@ -348,7 +349,6 @@ def test_a_patient_database_storage_reruns_a_write_the_server_dropped() -> None:
     try:
         trial_id = storage.create_new_trial(study_id)
         assert _terminate(tag) >= 1  # the pooled connection dies, as in a restart
-        time.sleep(0.2)
         storage.set_trial_user_attr(trial_id, "ohgw.status", "ok")
         assert storage.get_trial(trial_id).user_attrs == {"ohgw.status": "ok"}
     finally:
