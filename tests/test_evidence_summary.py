@@ -584,6 +584,15 @@ def test_where_it_pays_leads_with_one_row_per_group_and_arm(cells) -> None:  # t
         stats.holm(rest)
     )
     assert rows[2].commit == "abc1234" and rows[0].commit == "n/a"
+    # Without an entry, the commits the group's cells recorded, in seed order.
+    sha = "4c85f4827f1d5750d51356df8b087bfbc71f6014"
+    recorded = [
+        dataclasses.replace(c, code={"commit": sha if c.seed < 3 else f"{'a' * 40}+dirty"})
+        for c in cells
+        if c.seed != 5
+    ] + [c for c in cells if c.seed == 5]
+    again = sm.where_it_pays(recorded, ones, targets)
+    assert again[0].commit == "4c85f48, aaaaaaa+dirty (3 cells unrecorded)"
     assert rows[1].probe_share == 0.0  # the hand-made cells probe for 0 s
     assert rows[0].probe_share is None  # no cell of that arm
     table = sm.pays_table(rows)

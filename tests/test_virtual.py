@@ -22,8 +22,16 @@ from typing import Any
 import optuna
 import pytest
 
-from optuna_ohgw.evidence.grid import DONE_ATTR, WORKERS_ATTR, Cell, cell_config, run_grid
+from optuna_ohgw.evidence.grid import (
+    CODE_ATTR,
+    DONE_ATTR,
+    WORKERS_ATTR,
+    Cell,
+    cell_config,
+    run_grid,
+)
 from optuna_ohgw.evidence.metrics import anytime_curve, budget_used
+from optuna_ohgw.evidence.provenance import code_version, machine
 from optuna_ohgw.runner import WORKER_ATTR, run_study, run_study_virtual, run_worker
 from optuna_ohgw.storage import open_storage
 from optuna_ohgw.studyfile import (
@@ -329,7 +337,14 @@ def test_resumed_virtual_grid_reruns_the_interrupted_cell_whole(
             "clock": "epochs",
             "ties": "index",
         }
+        code = study.user_attrs[CODE_ATTR]  # which code and machine ran it, and how long
+        assert code["commit"] == code_version() and code["machine"] == machine()
+        assert 0 < code["wall_seconds"] < 600
     assert cells[1].study_name == "bench-digits-asha-w2-s0-toward-middle"
+    from optuna_ohgw.evidence.report import load_cells
+
+    loaded = load_cells(open_storage(resumed))  # the report reads it back
+    assert [c.code["commit"] for c in loaded] == [code_version()] * 2
 
 
 def test_a_grid_with_seeded_ties_is_its_own_reproducible_arm(

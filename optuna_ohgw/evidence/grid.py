@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from optuna_ohgw.evidence.provenance import code_version, machine
 from optuna_ohgw.studyfile import (
     PROMOTION_SCHEDULERS,
     SAMPLERS,
@@ -54,6 +56,11 @@ WORKERS_ATTR = "ohgw.bench.workers"
 """Study user attr: ``{"workers": N, "virtual": bool, "clock": "epochs" | "compute" | None}``,
 with ``"ties": "index" | "seeded"`` for virtual cells of several workers since issue 27.
 Cells without it (issue 13's) ran with one real worker."""
+CODE_ATTR = "ohgw.bench.code"
+"""Study user attr set when a cell's run ends: ``{"commit", "machine", "wall_seconds"}``, the
+code that ran it, the machine in words and the run's wall time
+(:mod:`optuna_ohgw.evidence.provenance`). Cells before issue 27's second stage lack it: the
+grids' ``COMMIT`` files say which commit ran them."""
 
 
 def _off(c: OHGWConfig) -> OHGWConfig:
@@ -277,6 +284,7 @@ def run_grid(
         raise ValueError(f"n_workers={n_workers} but the cells name other worker counts")
     grid_dir = pathlib.Path(grid_dir)
     checkpoint_dir = checkpoint_dir or grid_dir / "checkpoints"
+    commit, where = code_version(), machine()
     # Every configuration first: a bad study file or budget fails before anything runs.
     configs = [cell_config(cell, budget, study_dirs, study_file) for cell in cells]
     storage = open_storage(storage_url)
@@ -290,6 +298,7 @@ def run_grid(
             continue
         if on_cell:
             on_cell(index, total, cell, "running")
+        start = time.monotonic()
         if virtual:
             _drop_partial(config.study_name, storage)
             summary = run_study_virtual(
@@ -322,6 +331,8 @@ def run_grid(
             how["ties"] = cell.ties
         if study.user_attrs.get(WORKERS_ATTR) != how:
             study.set_user_attr(WORKERS_ATTR, how)
+        code = {"commit": commit, "machine": where, "wall_seconds": time.monotonic() - start}
+        study.set_user_attr(CODE_ATTR, code)
         spent = budget_spent(config, study.get_trials(deepcopy=False))
         # A wall-clock budget is never "spent" by trial counts: the run ending is its end.
         status = "done" if spent or config.budget.wall_seconds else "incomplete"

@@ -133,6 +133,9 @@ class Cell:
     """Workers the cell ran with (``-wN`` in its name; none means one)."""
     virtual: bool = False
     """Whether they were simulated (:mod:`optuna_ohgw.virtual`) or worker processes."""
+    code: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The commit, machine and wall seconds of the cell's run
+    (:data:`~optuna_ohgw.evidence.grid.CODE_ATTR`; empty for cells from before it)."""
 
     @property
     def probe_failed(self) -> int:
@@ -186,7 +189,7 @@ def load_cells(
     """Every bench cell on ``storage`` (of ``task`` when given), sorted by name; with
     ``finished_only``, only the cells whose run ended with the budget spent (``bench`` marks
     them), so a grid still running shows no half-run cell."""
-    from optuna_ohgw.evidence.grid import DONE_ATTR, WORKERS_ATTR
+    from optuna_ohgw.evidence.grid import CODE_ATTR, DONE_ATTR, WORKERS_ATTR
 
     cells = []
     summaries = [
@@ -222,6 +225,7 @@ def load_cells(
                 first_epochs=first_epochs(trials),
                 first_config_best=dict(ranked_configurations(trials, m.direction)).get(0),
                 virtual=bool((summary.user_attrs.get(WORKERS_ATTR) or {}).get("virtual")),
+                code=dict(summary.user_attrs.get(CODE_ATTR) or {}),
                 **info,
             )
         )

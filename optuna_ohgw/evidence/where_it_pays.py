@@ -17,8 +17,10 @@ Rules
   reach the target).
 * Probe share: the median, over the arm's cells of the paired seeds, of the probe's share of
   the cell's compute (:func:`~optuna_ohgw.evidence.metrics.probe_share`).
-* Commit: which commit ran the group's cells, as the grids' ``COMMIT`` files say (given by the
-  caller; cells do not record it).
+* Commit: which commit ran the group's cells: the caller's entry for the group where it has
+  one (the grids' ``COMMIT`` files, for cells from before cells recorded it), else the commits
+  the group's cells recorded (:data:`~optuna_ohgw.evidence.grid.CODE_ATTR`), in seed order,
+  with the count of cells that recorded none.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from optuna_ohgw.evidence.comparisons import (
     with_holm,
 )
 from optuna_ohgw.evidence.prose import verdict
+from optuna_ohgw.evidence.provenance import short
 from optuna_ohgw.evidence.report import BASELINE, Cell, _f, _pct
 
 TASK_TITLES: dict[str, str] = {
@@ -116,7 +119,7 @@ def where_it_pays(
                 ties=ties,
                 primary=is_primary,
                 probe_share=statistics.median(shares) if shares else None,
-                commit=(commits or {}).get(f"{c.task} {c.scheduler}", "n/a"),
+                commit=(commits or {}).get(f"{c.task} {c.scheduler}") or _recorded(group),
             )
         )
     return rows
@@ -171,6 +174,16 @@ def pays_sentences(rows: Sequence[PaysRow]) -> list[str]:
         )
         out.append(f"- **{_word(c).capitalize()}.** {where}: {body}{share}.")
     return out
+
+
+def _recorded(group: Sequence[Cell]) -> str:
+    seen = dict.fromkeys(
+        short(x.code["commit"]) for x in sorted(group, key=lambda x: x.seed) if x.code
+    )
+    missing = sum(not x.code for x in group)
+    if missing and seen:
+        return f"{', '.join(seen)} ({missing} cells unrecorded)"
+    return ", ".join(seen) or "n/a"
 
 
 def _workers(row: PaysRow) -> str:
