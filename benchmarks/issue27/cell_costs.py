@@ -7,7 +7,8 @@ From the repository root, after ``bash benchmarks/issue27/snapshot.sh`` has rest
 Per (task, scheduler group, arm): the number of cells, the median of each cell's trained
 epochs, its compute seconds (training and probing, summed over the cell's configurations: the
 one core's work), the probe's share of that compute, and the median wall seconds of the cells
-that recorded it (its count in brackets; ``ohgw.bench.code``, cells from 7c3492a on), with the commits that ran them.
+that recorded it (their count in brackets; ``ohgw.bench.code``, cells from 7c3492a on), with
+the commits that ran them.
 """
 
 from __future__ import annotations
