@@ -583,7 +583,7 @@ def test_where_it_pays_leads_with_one_row_per_group_and_arm(cells) -> None:  # t
     assert [rows[0].comparison.p_holm, rows[1].comparison.p_holm] == pytest.approx(
         stats.holm(rest)
     )
-    assert rows[2].commit == "abc1234" and rows[0].commit == "n/a"
+    assert rows[2].commit == "abc1234" and rows[0].commit == "18 cells unrecorded"
     # Without an entry, the commits the group's cells recorded, in seed order.
     sha = "4c85f4827f1d5750d51356df8b087bfbc71f6014"
     recorded = [
@@ -592,7 +592,11 @@ def test_where_it_pays_leads_with_one_row_per_group_and_arm(cells) -> None:  # t
         if c.seed != 5
     ] + [c for c in cells if c.seed == 5]
     again = sm.where_it_pays(recorded, ones, targets)
-    assert again[0].commit == "4c85f48, aaaaaaa+dirty (3 cells unrecorded)"
+    assert again[0].commit == "4c85f48, aaaaaaa+dirty; 3 cells unrecorded"
+    entry = {"mnist1d asha": "ad4ca7c (COMMIT file)"}
+    again = sm.where_it_pays(recorded, ones, targets, commits=entry)
+    assert again[0].commit == "4c85f48, aaaaaaa+dirty; ad4ca7c (COMMIT file)"
+    assert sm.where_it_pays(cells, ones, targets, commits=entry)[0].commit == entry["mnist1d asha"]
     assert rows[1].probe_share == 0.0  # the hand-made cells probe for 0 s
     assert rows[0].probe_share is None  # no cell of that arm
     table = sm.pays_table(rows)

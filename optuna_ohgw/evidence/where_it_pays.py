@@ -17,10 +17,10 @@ Rules
   reach the target).
 * Probe share: the median, over the arm's cells of the paired seeds, of the probe's share of
   the cell's compute (:func:`~optuna_ohgw.evidence.metrics.probe_share`).
-* Commit: which commit ran the group's cells: the caller's entry for the group where it has
-  one (the grids' ``COMMIT`` files, for cells from before cells recorded it), else the commits
-  the group's cells recorded (:data:`~optuna_ohgw.evidence.grid.CODE_ATTR`), in seed order,
-  with the count of cells that recorded none.
+* Commit: which commit ran the group's cells: the commits they recorded
+  (:data:`~optuna_ohgw.evidence.grid.CODE_ATTR`), in seed order, then, for cells from before
+  cells recorded it, the caller's entry for the group (from the grids' ``COMMIT`` files) or
+  their count.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def where_it_pays(
                 ties=ties,
                 primary=is_primary,
                 probe_share=statistics.median(shares) if shares else None,
-                commit=(commits or {}).get(f"{c.task} {c.scheduler}") or _recorded(group),
+                commit=_commits(group, (commits or {}).get(f"{c.task} {c.scheduler}")),
             )
         )
     return rows
@@ -176,14 +176,13 @@ def pays_sentences(rows: Sequence[PaysRow]) -> list[str]:
     return out
 
 
-def _recorded(group: Sequence[Cell]) -> str:
+def _commits(group: Sequence[Cell], entry: str | None) -> str:
     seen = dict.fromkeys(
         short(x.code["commit"]) for x in sorted(group, key=lambda x: x.seed) if x.code
     )
     missing = sum(not x.code for x in group)
-    if missing and seen:
-        return f"{', '.join(seen)} ({missing} cells unrecorded)"
-    return ", ".join(seen) or "n/a"
+    rest = (entry or f"{missing} cells unrecorded") if missing or not seen else ""
+    return "; ".join(part for part in (", ".join(seen), rest) if part) or "n/a"
 
 
 def _workers(row: PaysRow) -> str:
