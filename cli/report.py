@@ -95,8 +95,8 @@ from ._common import bench_url, fail
     "commits_file",
     default=None,
     type=click.Path(dir_okay=False, exists=True),
-    help="TOML file whose [commits] table says which commit ran each group "
-    '("TASK GROUP" = "COMMIT"), shown in the summary\'s lead table.',
+    help="TOML file whose [commits] table says which commit ran each group's cells that did "
+    'not record it ("TASK GROUP" = "COMMIT"), shown in the summary\'s lead table.',
 )
 def report(
     storage: tuple[str, ...],
