@@ -166,8 +166,8 @@ def pays_sentences(rows: Sequence[PaysRow]) -> list[str]:
         else:
             body = (
                 f"`{c.variant}` reaches {c.target:g} in {r.ratio:.2f}x vanilla's "
-                f"{c.clock} (95% CI {_f(r.low)}-{_f(r.high)}, {c.n_paired} paired seeds, Holm p "
-                f"{_f(c.p_holm, 2)}): {verdict(c)}"
+                f"{c.clock} (95% CI [{_f(r.low)}, {_f(r.high)}], {c.n_paired} paired seeds, "
+                f"Holm p {_f(c.p_holm, 2)}): {verdict(c)}"
             )
         share = (
             "" if row.probe_share is None else f"; probing is {_pct(row.probe_share)} of compute"
