@@ -557,6 +557,34 @@ def test_issue27_rule_needs_two_of_three_with_holm_over_its_own_and_none_slower(
     assert not short.decided and not short.line_search
     assert short.pending == ("mnist1d asha@8: 12 of 20 paired seeds",)
     assert "in at least 2 of the 3 groups" in q.rule_text and "significantly slower" in q.rule_text
+    assert not short.foregone  # mnist1d may still pay off: two wins are possible
+
+
+def test_issue27_rule_says_when_its_outcome_is_already_fixed() -> None:
+    q, targets = sm.ISSUE27, {"mnist1d": (0.9,), "fashion": (0.9,), "fashion-vit-asha": (0.9,)}
+    mnist, cnn, vit = q.rule_groups
+
+    def decide(*rows):  # type: ignore[no-untyped-def]
+        comps = [_rule_comparison(t, g, r, h, p, n=n) for (t, g), r, h, p, n in rows]
+        return sm.decide_step_rule(q, comps, targets, 20)
+
+    # Issue 27 at this commit: MNIST-1D 1.02x and the ViT 0.947x at 20 seeds, the CNN rerun
+    # not run: at most one group can still pay off, so the default stays, whatever it shows.
+    fixed = decide((mnist, 1.02, 1.2, 0.41, 20), (vit, 0.947, 1.3, 0.62, 20))
+    assert fixed.foregone and not fixed.decided and not fixed.line_search
+    assert fixed.lost == (mnist, vit)
+    text = sm.step_rule_statement(fixed)
+    assert text.startswith("**Not applied yet, but the outcome is fixed: the default stays")
+    assert "at most 1 of 3 groups can still pay off (2 needed)" in text
+    assert "fashion asha@8r: not run" in text
+    # A group short of seeds counts as still able to pay off, whatever its interim ratio.
+    open_ = decide((mnist, 1.02, 1.2, 0.41, 20), (vit, 0.947, 1.3, 0.62, 12))
+    assert not open_.foregone and open_.lost == (mnist,)
+    # Significantly slower on a complete group: fixed too (the rule wants none slower).
+    slow = decide((mnist, 1.3, 1.6, 0.01, 20), (vit, 0.5, 0.7, 0.001, 12))
+    assert slow.foregone and "significantly slower on mnist1d asha@8" in sm.step_rule_statement(
+        slow
+    )
 
 
 def test_where_it_pays_leads_with_one_row_per_group_and_arm(cells) -> None:  # type: ignore[no-untyped-def]

@@ -87,6 +87,22 @@ def step_rule_statement(decision: StepRuleDecision) -> str:
     decide_step_rule`): not decided while a rule group is short of seeds; then ``line-search``
     or ``normalized``, with the groups where it paid off and where it was slower."""
     q = decision.question
+    if decision.foregone:
+        lost = ", ".join(f"{t} {g}" for t, g in decision.lost) or "none"
+        slower = ", ".join(f"{t} {g}" for t, g in decision.slower)
+        why = (
+            f"its ratio of medians is above {MAX_RATIO} (or undefined) on {lost} with their "
+            f"planned seeds, so at most {len(q.rule_groups) - len(decision.lost)} of "
+            f"{len(q.rule_groups)} groups can still pay off ({q.rule_wins} needed)"
+        )
+        if slower and q.rule_no_slower:
+            why = f"it is significantly slower on {slower} with its planned seeds"
+        return (
+            "**Not applied yet, but the outcome is fixed: the default stays `normalized`.** "
+            f"Whatever the groups still running show, `line-search` cannot meet the rule: {why}. "
+            f"The rule is applied once every group has its planned paired seeds "
+            f"({'; '.join(decision.pending)})."
+        )
     if not decision.decided:
         return (
             "**Not decided yet; the default stays `normalized`.** The decision is taken once, "

@@ -176,10 +176,23 @@ class StepRuleDecision:
     """Where it pays off (ratio <= 0.85, deciding p < ``ALPHA``)."""
     slower: tuple[Group, ...]
     """Where it is significantly slower (ratio above 1, raw p < ``ALPHA``)."""
+    lost: tuple[Group, ...] = ()
+    """Groups with their planned seeds where it cannot pay off, whatever the others show: its
+    ratio of medians is above ``MAX_RATIO`` or undefined (Holm can only raise a p)."""
 
     @property
     def decided(self) -> bool:
         return not self.pending
+
+    @property
+    def foregone(self) -> bool:
+        """Not decided yet, but the outcome is fixed: ``line-search`` cannot become the
+        default, since too few groups can still pay off, or (with
+        :attr:`~Question.rule_no_slower`) a group with its planned seeds is significantly
+        slower. The rule is still applied only once every group is complete."""
+        q = self.question
+        hopeless = len(q.rule_groups) - len(self.lost) < q.rule_wins
+        return not self.decided and (hopeless or bool(q.rule_no_slower and self.slower))
 
     @property
     def line_search(self) -> bool:
@@ -210,7 +223,8 @@ def decide_step_rule(
     ``"family"``, else Holm over the rule's comparisons alone. It becomes the default when it
     pays off in at least :attr:`~Question.rule_wins` groups and, where
     :attr:`~Question.rule_no_slower`, is significantly slower (ratio above 1, raw p below
-    ``ALPHA``) in none.
+    ``ALPHA``) in none. Before that, the decision says when its outcome is already fixed
+    (:attr:`StepRuleDecision.foregone`), from the groups that have their planned seeds only.
     """
     picked = [
         c
@@ -244,6 +258,16 @@ def decide_step_rule(
         and by[g].p is not None
         and by[g].p < ALPHA
     )
+    complete = [g for g in question.rule_groups if g in by and by[g].n_paired >= planned_seeds]
+    lost = tuple(
+        g for g in complete if (r := by[g].ratio[by[g].clock].ratio) is None or r > MAX_RATIO
+    )
+    slower = tuple(g for g in slower if g in complete)
     return StepRuleDecision(
-        question=question, comparisons=tuple(picked), pending=pending, wins=wins, slower=slower
+        question=question,
+        comparisons=tuple(picked),
+        pending=pending,
+        wins=wins,
+        slower=slower,
+        lost=lost,
     )
