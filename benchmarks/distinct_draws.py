@@ -113,7 +113,7 @@ def main() -> None:
                 url,
                 "--n-workers",
                 "1",
-            )  # fmt: skip
+            )
             for m in range(2)
         ]
         _wait(procs)

@@ -111,7 +111,7 @@ def main() -> None:
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE,
                     text=True,
-                )  # fmt: skip
+                )
             )
         start = time.monotonic()
         while True:

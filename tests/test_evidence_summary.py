@@ -740,3 +740,10 @@ def test_first_configuration_runs_and_short_arms(cells, tmp_path) -> None:  # ty
     assert "in 18 of 18 cells (mnist1d / asha@8); under ASHA" in text
     assert "(configuration 0; their epochs still count)" in text  # real workers: one config
     assert "### mnist1d, the first wave left out" in text
+
+
+def test_split_workers_reads_every_label_parse_name_writes() -> None:
+    assert sm.split_workers("asha@8r/random") == ("asha/random", 8, "seeded")
+    assert sm.split_workers("asha-promotion@8") == ("asha-promotion", 8, "index")
+    assert sm.split_workers("asha/random") == ("asha/random", 1, "")
+    assert sm.split_workers("pasha") == ("pasha", 1, "")

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -99,6 +99,38 @@ def split_label(scheduler: str) -> tuple[str, str]:
     """``"asha/random"`` -> ``("asha", "random")``; no sampler in the label means TPE."""
     name, _, sampler = scheduler.partition("/")
     return name, sampler or "tpe"
+
+
+def split_workers(scheduler: str) -> tuple[str, int, str]:
+    """``"asha@8r/random"`` -> ``("asha/random", 8, "seeded")``: the label of the same group at
+    one worker, the workers, and how the virtual executor broke ties (``"index"``,
+    ``"seeded"``; ``""`` at one worker), read back from
+    :func:`~optuna_ohgw.evidence.report.parse_name`'s labels."""
+    head, slash, sampler = scheduler.partition("/")
+    name, at, count = head.partition("@")
+    workers = int(count.rstrip("r")) if at else 1
+    ties = "" if workers == 1 else "seeded" if count.endswith("r") else "index"
+    return name + slash + sampler, workers, ties
+
+
+def at_hard_target(
+    comps: Iterable[TargetComparison],
+    targets: Mapping[str, Sequence[float]],
+    *,
+    arms: Collection[str],
+    groups: Collection[tuple[str, str]] | None = None,
+) -> list[TargetComparison]:
+    """The comparisons of ``arms`` at their task's hardest target, configuration 0 in (of the
+    ``(task, scheduler)`` ``groups`` when given), in their order."""
+    return [
+        c
+        for c in comps
+        if (groups is None or (c.task, c.scheduler) in groups)
+        and c.variant in arms
+        and not c.without_first
+        and targets.get(c.task)
+        and c.target == max(targets[c.task])
+    ]
 
 
 def target_rows(

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 from optuna_ohgw.evidence.comparisons import (
     CONTROL,
     PRIMARY_ARMS,
     TargetComparison,
+    at_hard_target,
     with_holm,
 )
 from optuna_ohgw.evidence.report import ALPHA, BASELINE, MAX_RATIO
@@ -59,7 +61,7 @@ class Question:
     family: tuple[Group, ...]
     rule_groups: tuple[Group, ...]
     rule_wins: int
-    rule_holm: str = "rule"
+    rule_holm: Literal["family", "rule"] = "rule"
     rule_no_slower: bool = False
     arms: tuple[str, ...] = PRIMARY_ARMS
 
@@ -126,23 +128,6 @@ QUESTIONS: dict[str, Question] = {q.name: q for q in (ISSUE19, ISSUE27)}
 """The declared questions by name; the last declared (:data:`ISSUE27`) is the default."""
 
 
-def _at_hard_target(
-    comps: Sequence[TargetComparison],
-    groups: Sequence[Group],
-    arms: Sequence[str],
-    targets: Mapping[str, Sequence[float]],
-) -> list[TargetComparison]:
-    return [
-        c
-        for c in comps
-        if (c.task, c.scheduler) in groups
-        and c.variant in arms
-        and not c.without_first
-        and targets.get(c.task)
-        and c.target == max(targets[c.task])
-    ]
-
-
 def family_comparisons(
     question: Question,
     vs_vanilla: Sequence[TargetComparison],
@@ -155,9 +140,12 @@ def family_comparisons(
     random-sign, at the hardest target of each group of ``groups`` (default: its
     :attr:`~Question.family`), configuration 0 in, Holm-adjusted over these alone."""
     groups = question.family if groups is None else groups
-    picked = _at_hard_target(vs_vanilla, groups, question.arms, targets)
-    picked += _at_hard_target(
-        [c for c in vs_control if c.reference == CONTROL], groups, question.arms, targets
+    picked = at_hard_target(vs_vanilla, targets, arms=question.arms, groups=groups)
+    picked += at_hard_target(
+        [c for c in vs_control if c.reference == CONTROL],
+        targets,
+        arms=question.arms,
+        groups=groups,
     )
     (adjusted,) = with_holm(picked)
     return adjusted
@@ -228,7 +216,9 @@ def decide_step_rule(
     """
     picked = [
         c
-        for c in _at_hard_target(vs_vanilla, question.rule_groups, ("line-search",), targets)
+        for c in at_hard_target(
+            vs_vanilla, targets, arms=("line-search",), groups=question.rule_groups
+        )
         if c.reference == BASELINE
     ]
     if question.rule_holm == "family":
@@ -241,28 +231,22 @@ def decide_step_rule(
     else:
         (picked,) = with_holm(picked)
     by = {(c.task, c.scheduler): c for c in picked}
+    complete = [g for g in question.rule_groups if g in by and by[g].n_paired >= planned_seeds]
     pending = tuple(
         f"{t} {g}: {by[(t, g)].n_paired} of {planned_seeds} paired seeds"
         if (t, g) in by
         else f"{t} {g}: not run"
         for t, g in question.rule_groups
-        if (t, g) not in by or by[(t, g)].n_paired < planned_seeds
+        if (t, g) not in complete
     )
+    ratio = {g: by[g].ratio[by[g].clock].ratio for g in by}
     wins = tuple(g for g in question.rule_groups if g in by and by[g].pays_off)
     slower = tuple(
         g
-        for g in question.rule_groups
-        if g in by
-        and (r := by[g].ratio[by[g].clock].ratio) is not None
-        and r > 1.0
-        and by[g].p is not None
-        and by[g].p < ALPHA
+        for g in complete
+        if (r := ratio[g]) is not None and r > 1.0 and by[g].p is not None and by[g].p < ALPHA
     )
-    complete = [g for g in question.rule_groups if g in by and by[g].n_paired >= planned_seeds]
-    lost = tuple(
-        g for g in complete if (r := by[g].ratio[by[g].clock].ratio) is None or r > MAX_RATIO
-    )
-    slower = tuple(g for g in slower if g in complete)
+    lost = tuple(g for g in complete if (r := ratio[g]) is None or r > MAX_RATIO)
     return StepRuleDecision(
         question=question,
         comparisons=tuple(picked),

@@ -39,6 +39,7 @@ from optuna_ohgw.evidence.comparisons import (
     seconds_per_epoch,
     short_arms,
     split_label,
+    split_workers,
     sweep_comparisons,
     target_rows,
     with_holm,
@@ -154,6 +155,7 @@ __all__ = [
     "seconds_per_epoch",
     "short_arms",
     "split_label",
+    "split_workers",
     "statements",
     "step_rule_statement",
     "sweep_comparisons",
@@ -220,7 +222,7 @@ def write_summary(
     accuracy = accuracy_differences(cells)
     n_family = sum(c.p is not None for f in families for c in f)
     primary = family_comparisons(question, families[0], families[1], targets)
-    one_worker = tuple((t, g.partition("@")[0]) for t, g in question.family)
+    one_worker = tuple((t, split_workers(g)[0]) for t, g in question.family)
     alone = family_comparisons(question, families[0], families[1], targets, groups=one_worker)
     decision = decide_step_rule(question, families[0], targets, planned_seeds, family=primary)
     lead = where_it_pays(cells, families[0], targets, family=primary, commits=commits)

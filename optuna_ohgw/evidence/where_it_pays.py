@@ -33,6 +33,8 @@ from optuna_ohgw.evidence.comparisons import (
     MIN_PAIRS,
     PRIMARY_ARMS,
     TargetComparison,
+    at_hard_target,
+    split_workers,
     with_holm,
 )
 from optuna_ohgw.evidence.prose import verdict
@@ -78,12 +80,8 @@ def where_it_pays(
     }
     picked = [
         c
-        for c in vs_vanilla
+        for c in at_hard_target(vs_vanilla, targets, arms=PRIMARY_ARMS)
         if c.reference == BASELINE
-        and c.variant in PRIMARY_ARMS
-        and not c.without_first
-        and targets.get(c.task)
-        and c.target == max(targets[c.task])
     ]
     rest = [c for c in picked if (c.task, c.scheduler, c.variant) not in primary]
     (rest,) = with_holm(rest)
@@ -109,9 +107,7 @@ def where_it_pays(
             for x in group
             if x.variant == c.variant and x.seed in base and x.metrics.probe_share is not None
         ]
-        count = c.scheduler.partition("@")[2].rstrip("r")  # "asha@8r": 8, seeded ties
-        workers = int(count) if count.isdigit() else 1
-        ties = "" if workers == 1 else "seeded" if c.scheduler.endswith("r") else "index"
+        _, workers, ties = split_workers(c.scheduler)
         rows.append(
             PaysRow(
                 comparison=comp,
