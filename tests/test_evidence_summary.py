@@ -747,3 +747,13 @@ def test_split_workers_reads_every_label_parse_name_writes() -> None:
     assert sm.split_workers("asha-promotion@8") == ("asha-promotion", 8, "index")
     assert sm.split_workers("asha/random") == ("asha/random", 1, "")
     assert sm.split_workers("pasha") == ("pasha", 1, "")
+
+
+def test_a_lead_sentence_says_when_only_vanilla_reaches_the_target() -> None:
+    c = dataclasses.replace(
+        _comparison(math.inf, 0.0, None, 0.12, n=7), n_reached=3, n_reached_reference=4
+    )
+    row = sm.PaysRow(comparison=c, workers=8, ties="seeded", primary=True, probe_share=0.04,
+                     commit="x")  # fmt: skip
+    (said,) = sm.pays_sentences([row])
+    assert "infx" not in said and "never reaches 0.86 in half its seeds or more (3 of 7)" in said

@@ -26,6 +26,7 @@ Rules
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 
@@ -158,6 +159,12 @@ def pays_sentences(rows: Sequence[PaysRow]) -> list[str]:
                 f"(half the seeds or more of an arm never reach it; {c.n_reached} of "
                 f"{c.n_paired} reached it with `{c.variant}`, {c.n_reached_reference} with "
                 "vanilla)"
+            )
+        elif math.isinf(r.ratio):
+            body = (
+                f"`{c.variant}` never reaches {c.target:g} in half its seeds or more "
+                f"({c.n_reached} of {c.n_paired}), vanilla does ({c.n_reached_reference}): "
+                f"{verdict(c)}"
             )
         else:
             body = (
