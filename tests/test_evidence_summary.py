@@ -36,10 +36,10 @@ def _curve(variant: str, seed: int) -> list[float]:
     return [0.97 if e >= c else 0.95 if e >= b else 0.9 if e >= a else 0.5 for e in range(1, 15)]
 
 
-def _make(storage, seeds: int = 6, *, sampler: str = "") -> None:  # type: ignore[no-untyped-def]
+def _make(storage, seeds: int = 6, *, sampler: str = "", task: str = "mnist1d") -> None:  # type: ignore[no-untyped-def]
     for variant in REACH:
         for seed in range(seeds):
-            name = f"bench-mnist1d-asha{sampler}-s{seed}-{variant}"
+            name = f"bench-{task}-asha{sampler}-s{seed}-{variant}"
             study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
             study.set_user_attr("ohgw.target", 0.9)
             values = _curve(variant, seed)
@@ -585,6 +585,50 @@ def test_issue27_rule_says_when_its_outcome_is_already_fixed() -> None:
     assert slow.foregone and "significantly slower on mnist1d asha@8" in sm.step_rule_statement(
         slow
     )
+
+
+def test_a_smoke_test_task_is_in_the_lead_only(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    storage = optuna.storages.InMemoryStorage()
+    _make(storage, seeds=12)
+    targets = {"mnist1d": (0.90, 0.95, 0.97)}
+    kwargs = {"n_boot": 200, "question": sm.ISSUE19}
+    alone = sm.write_summary(
+        rep.load_cells(storage),
+        tmp_path / "a" / "s.md",
+        tmp_path / "a" / "f",
+        "cmd",
+        targets=targets,
+        **kwargs,
+    ).read_text()
+    _make(storage, seeds=12, task="digits")
+    text = sm.write_summary(
+        rep.load_cells(storage),
+        tmp_path / "b" / "s.md",
+        tmp_path / "b" / "f",
+        "cmd",
+        targets={**targets, "digits": (0.90, 0.95, 0.97)},
+        **kwargs,
+    ).read_text()
+    smoke = [line for line in text.splitlines() if line.startswith("| digits (smoke test) |")]
+    assert len(smoke) == 1 and smoke[0].endswith("| smoke test |")
+    # Its raw p is shown; it has no Holm p and is never said to pay, whatever its ratio.
+    assert "| 0.52 [0.5, 0.538] | 12 / 0 of 12 | 0.00049 | n/a |" in smoke[0]
+    assert (
+        "- **Smoke test.** digits (smoke test), asha (1 worker): `ohgw-normalized` and vanilla "
+        "ran end to end with the defaults; 12 and 12 of 12 paired seeds reached 0.97" in text
+    )
+    # The evidence is untouched: the MNIST-1D lead rows (their Holm p) and every table after
+    # the lead are as without the smoke cells, which only the targets line names.
+    lead = [line for line in alone.splitlines() if line.startswith("| MNIST-1D")]
+    assert lead and all(line in text.splitlines() for line in lead)
+    rest = text[text.index("## The grid") :].splitlines()
+    assert [line for line in rest if "digits" in line] == [
+        "Targets, fixed before the grid ran: digits: 0.9, 0.95, 0.97; mnist1d: 0.9, 0.95, 0.97."
+    ]
+    before = alone[alone.index("## The grid") :].splitlines()
+    assert [line for line in rest if not line.startswith(("Targets, fixed", "60 cells"))] == [
+        line for line in before if not line.startswith(("Targets, fixed", "60 cells"))
+    ]
 
 
 def test_where_it_pays_leads_with_one_row_per_group_and_arm(cells) -> None:  # type: ignore[no-untyped-def]

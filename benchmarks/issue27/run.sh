@@ -6,7 +6,9 @@
 # STAGE: pilot (ViT ASHA vanilla, seeds 0-1: the targets), vit-ls (ViT ASHA: vanilla,
 # line-search), vit-more (ohgw-normalized, random-sign), cnn-ties (Fashion CNN ASHA, vanilla and
 # line-search, 30 configurations, seeded ties), dyhpo (Fashion CNN DyHPO: vanilla,
-# ohgw-normalized, line-search). Seeds 0-19, seed by seed; process i takes seeds i, i+JOBS, ...
+# ohgw-normalized, line-search), smoke-pilot (digits ASHA vanilla, seeds 0-1: the smoke test's
+# targets), smoke (digits ASHA: vanilla, line-search; the lead table's smoke-test row). Seeds
+# 0-19, seed by seed; process i takes seeds i, i+JOBS, ...
 # of each stage in turn (the next stage as soon as its share of the last is done), with its own
 # journal runs/issue27/JOURNAL-jI.journal (the ViT stages share vit-jI, which starts as the
 # pilot's journal, so its vanilla cells of seeds 0-1 are the pilot's: report from vit-j*, never
@@ -18,7 +20,8 @@
 set -euo pipefail
 ROOT=$(git rev-parse --show-toplevel)
 cd "$ROOT"
-[ $# -gt 0 ] || { echo "error: give stages: pilot, vit-ls, vit-more, cnn-ties, dyhpo" >&2; exit 2; }
+STAGES="pilot, vit-ls, vit-more, cnn-ties, dyhpo, smoke-pilot, smoke"
+[ $# -gt 0 ] || { echo "error: give stages: $STAGES" >&2; exit 2; }
 GRID=runs/issue27
 JOBS=${OHGW_GRID_JOBS:-2}
 PY=${OHGW_PYTHON:-$ROOT/.venv/bin/python}
@@ -45,7 +48,11 @@ for STAGE in "$@"; do
       ARGS[$STAGE]="--task fashion --schedulers asha --variants vanilla,line-search --budget n_trials=30" ;;
     dyhpo) JOURNAL[$STAGE]=dyhpo
       ARGS[$STAGE]="--task fashion --schedulers dyhpo --variants vanilla,ohgw-normalized,line-search" ;;
-    *) echo "error: unknown stage $STAGE (pilot, vit-ls, vit-more, cnn-ties, dyhpo)" >&2; exit 2 ;;
+    smoke-pilot) JOURNAL[$STAGE]=smoke; SEEDS[$STAGE]=2
+      ARGS[$STAGE]="--task digits --schedulers asha --variants vanilla" ;;
+    smoke) JOURNAL[$STAGE]=smoke
+      ARGS[$STAGE]="--task digits --schedulers asha --variants vanilla,line-search" ;;
+    *) echo "error: unknown stage $STAGE ($STAGES)" >&2; exit 2 ;;
   esac
 done
 bash benchmarks/issue27/snapshot.sh > /dev/null  # restores what this machine lacks

@@ -94,6 +94,7 @@ from optuna_ohgw.evidence.report import (
     Comparison,
 )
 from optuna_ohgw.evidence.where_it_pays import (
+    SMOKE_TASKS,
     TASK_TITLES,
     PaysRow,
     pays_sentences,
@@ -123,6 +124,7 @@ __all__ = [
     "PRIMARY_CLOCK",
     "ParameterEffect",
     "PaysRow",
+    "SMOKE_TASKS",
     "QUESTIONS",
     "Question",
     "SWEEP",
@@ -190,9 +192,15 @@ def write_summary(
     ``notes`` (Markdown, the authors' reading of the numbers) follows the lead table, as "In
     plain words". ``question``: the primary question and its step rule
     (:mod:`~optuna_ohgw.evidence.question`); ``commits``: ``"task group" -> commit`` for the
-    lead table."""
+    lead table. Cells of a smoke-test task (:data:`SMOKE_TASKS`) are in the lead table only,
+    in no Holm family and no other table."""
     from optuna_ohgw.evidence.report import compare, row_of
 
+    smoke = [c for c in cells if c.task in SMOKE_TASKS]
+    cells = [c for c in cells if c.task not in SMOKE_TASKS]
+    smoke_vs_vanilla = compare_at_targets(
+        target_rows(smoke, targets), BASELINE, n_boot=n_boot, clock=clock
+    )
     path, figures = pathlib.Path(path), pathlib.Path(figures)
     figures.mkdir(parents=True, exist_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -225,9 +233,17 @@ def write_summary(
     one_worker = tuple((t, split_workers(g)[0]) for t, g in question.family)
     alone = family_comparisons(question, families[0], families[1], targets, groups=one_worker)
     decision = decide_step_rule(question, families[0], targets, planned_seeds, family=primary)
-    lead = where_it_pays(cells, families[0], targets, family=primary, commits=commits)
+    lead = where_it_pays(
+        [*cells, *smoke],
+        [*families[0], *smoke_vs_vanilla],
+        targets,
+        family=primary,
+        commits=commits,
+    )
     family_groups = ", ".join(f"{t} {g}" for t, g in question.family)
-    sweep = {task: SWEEP.get(task, tuple(v)) for task, v in targets.items()}
+    sweep = {
+        task: SWEEP.get(task, tuple(v)) for task, v in targets.items() if task not in SMOKE_TASKS
+    }
     sweep_vanilla, sweep_control = sweep_comparisons(cells, sweep, clock=clock)
     files = [
         f
@@ -255,7 +271,13 @@ def write_summary(
         "family, the other rows together as one exploratory family. *Pays*: ratio <= "
         f"{MAX_RATIO} with Holm p < {ALPHA}. Probe share: the median share of a cell's compute "
         "spent probing. `@8r`: eight virtual workers breaking ties in a seeded order; `@8`: "
-        "ties to the lower worker (configuration 0 is never stopped).",
+        "ties to the lower worker (configuration 0 is never stopped)."
+        + (
+            f" {', '.join(sorted({TASK_TITLES.get(c.task, c.task) for c in smoke}))}: a smoke "
+            "test that the defaults run end to end, in no Holm family and no other table."
+            if smoke
+            else ""
+        ),
         "",
         *pays_table(lead),
         "",

@@ -5,12 +5,15 @@ Rules
 * Rows: every ``(task, scheduler group)`` of the cells that has a ``vanilla`` arm, and in it
   each step-rule arm (``line-search``, ``ohgw-normalized``) that ran, against vanilla at the
   task's hardest target, configuration 0 in, on each comparison's deciding clock. Tasks in the
-  order of :data:`TASK_TITLES`; ``digits`` is a smoke test, not evidence.
+  order of :data:`TASK_TITLES`.
 * p: the raw two-sided paired Wilcoxon p. Holm p: a row of the primary question
   (:mod:`~optuna_ohgw.evidence.question`) carries the primary family's Holm p; every other row
-  is exploratory, Holm-adjusted over the table's other rows alone.
-* The word that starts a row's sentence: *pays* where the ratio of medians is at most
-  ``MAX_RATIO`` (0.85) with Holm p below ``ALPHA``, as in
+  is exploratory, Holm-adjusted over the table's other rows alone, except a smoke test's.
+* A task of :data:`SMOKE_TASKS` (``digits``) is a smoke test, not evidence: its rows say that it
+  ran end to end with the defaults (its ratio and raw p are shown), are in no Holm family and
+  are never said to pay.
+* The word that starts a row's sentence: *smoke test* for a smoke test's row; *pays* where the
+  ratio of medians is at most ``MAX_RATIO`` (0.85) with Holm p below ``ALPHA``, as in
   :attr:`~optuna_ohgw.evidence.comparisons.TargetComparison.pays_off`; else *no gain shown*
   (ratio below 1) or *no gain*; *too few seeds* below ``MIN_PAIRS`` paired seeds; *target
   rarely reached* where an arm's median time is not defined (half its seeds or more never
@@ -50,6 +53,9 @@ TASK_TITLES: dict[str, str] = {
 }
 """How the lead names each task, in the lead's order (other tasks follow by name)."""
 
+SMOKE_TASKS: frozenset[str] = frozenset({"digits"})
+"""Tasks whose rows are a smoke test: shown, never evidence (in no Holm family)."""
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PaysRow:
@@ -84,7 +90,11 @@ def where_it_pays(
         for c in at_hard_target(vs_vanilla, targets, arms=PRIMARY_ARMS)
         if c.reference == BASELINE
     ]
-    rest = [c for c in picked if (c.task, c.scheduler, c.variant) not in primary]
+    rest = [
+        c
+        for c in picked
+        if (c.task, c.scheduler, c.variant) not in primary and c.task not in SMOKE_TASKS
+    ]
     (rest,) = with_holm(rest)
     adjusted = {(c.task, c.scheduler, c.variant): c for c in rest}
     order = list(TASK_TITLES)
@@ -100,7 +110,10 @@ def where_it_pays(
     ):
         key = (c.task, c.scheduler, c.variant)
         is_primary = key in primary
-        comp = dataclasses.replace(c, p_holm=primary[key]) if is_primary else adjusted[key]
+        if c.task in SMOKE_TASKS:
+            comp = dataclasses.replace(c, p_holm=None)
+        else:
+            comp = dataclasses.replace(c, p_holm=primary[key]) if is_primary else adjusted[key]
         group = [x for x in cells if (x.task, x.scheduler) == (c.task, c.scheduler)]
         base = {x.seed for x in group if x.variant == BASELINE}
         shares = [
@@ -160,6 +173,14 @@ def pays_sentences(rows: Sequence[PaysRow]) -> list[str]:
                 f"{c.n_paired} reached it with `{c.variant}`, {c.n_reached_reference} with "
                 "vanilla)"
             )
+        elif c.task in SMOKE_TASKS:
+            body = (
+                f"`{c.variant}` and vanilla ran end to end with the defaults; {c.n_reached} and "
+                f"{c.n_reached_reference} of {c.n_paired} paired seeds reached {c.target:g}, "
+                f"ratio of median {c.clock} "
+                f"{'infinite' if math.isinf(r.ratio) else _f(r.ratio)}, p {_f(c.p, 2)}, "
+                "in no Holm family: not evidence either way"
+            )
         elif math.isinf(r.ratio):
             body = (
                 f"`{c.variant}` never reaches {c.target:g} in half its seeds or more "
@@ -194,6 +215,8 @@ def _workers(row: PaysRow) -> str:
 
 def _word(c: TargetComparison) -> str:
     r = c.ratio[c.clock].ratio
+    if c.task in SMOKE_TASKS:
+        return "smoke test"
     if c.n_paired < MIN_PAIRS:
         return "too few seeds"
     if r is None:
