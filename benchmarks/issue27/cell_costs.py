@@ -21,7 +21,7 @@ from optuna_ohgw.evidence.provenance import short
 from optuna_ohgw.evidence.report import load_cells
 from optuna_ohgw.storage import open_storage
 
-STAGES = ("vit", "cnn-ties", "dyhpo")
+STAGES = ("vit", "cnn-ties", "dyhpo", "smoke")
 """The grid's journals (pilot-j* holds two of vit-j*'s cells again: never both)."""
 
 

@@ -16,7 +16,8 @@ STORAGES=()
 for j in runs/issue19/mnist1d-w1 runs/issue13/mnist1d-promotion runs/issue13/mnist1d-hyperband \
   runs/issue19/fashion-w1 runs/issue19/fashion-w8 runs/issue19/mnist1d-w8 \
   runs/issue19/mnist1d-promotion-w8 runs/issue27/vit-j0 runs/issue27/vit-j1 \
-  runs/issue27/cnn-ties-j0 runs/issue27/cnn-ties-j1 runs/issue27/dyhpo-j0 runs/issue27/dyhpo-j1; do
+  runs/issue27/cnn-ties-j0 runs/issue27/cnn-ties-j1 runs/issue27/dyhpo-j0 runs/issue27/dyhpo-j1 \
+  runs/issue27/smoke-j0 runs/issue27/smoke-j1; do
   [ -f "$j.journal" ] && STORAGES+=(--storage "journal:$j.journal")
 done
 "${OHGW_CLI:-.venv/bin/ohgw-optuna}" report "${STORAGES[@]}" --name issue27 --out reports \
