@@ -21,7 +21,7 @@ import pytest
 import torch
 from optuna.trial import TrialState, create_trial
 
-from optuna_ohgw import lineage
+from optuna_ohgw import attrs, lineage
 from optuna_ohgw.artifact_store import TOKEN_ATTR
 from optuna_ohgw.checkpoint import FILENAME_PREFIX, open_checkpoints
 from optuna_ohgw.placement import worker_device, worker_index
@@ -32,6 +32,7 @@ from optuna_ohgw.tasks import DigitsTask
 from tests.conftest import CLI, PG_URL, SMALL_STUDY, require_postgres, require_s3
 
 MACHINES = 2
+EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "own_recipe"
 LEAVE_AFTER = 10
 """Seconds machine 0 works before it leaves the study to machine 1 (its first trial also runs
 the probe's self-check, once per process)."""
@@ -209,6 +210,42 @@ def test_two_machines_share_an_s3_bucket(
     metas = optuna.artifacts.get_all_artifact_meta(paused[0], storage=study._storage)
     assert any(m.filename.startswith(FILENAME_PREFIX) for m in metas)
     optuna.delete_study(study_name=study.study_name, storage=open_storage(PG_URL, heartbeat=False))
+
+
+def test_a_user_recipe_on_two_machines_under_dyhpo(tmp_path: pathlib.Path) -> None:
+    """The example recipe (AdamW groups, a warm-up, clipping, an int width) under DyHPO, which
+    pauses and resumes every configuration: one worker per machine on PostgreSQL with a shared
+    checkpoint folder. Every new configuration is warm-started, nothing fails or is lost."""
+    require_postgres()
+    name = f"recipe-dyhpo-{uuid.uuid4().hex[:8]}"
+    text = (EXAMPLE / "study.toml").read_text()
+    for old, new in (
+        ('"train.py"', f'"{EXAMPLE / "train.py"}"'),
+        ('name = "pasha"', 'name = "dyhpo"'),
+        ('name = "own-recipe"', f'name = "{name}"'),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    procs = []
+    for m in range(MACHINES):
+        path = tmp_path / f"machine{m}" / "studies" / f"{name}.toml"
+        path.parent.mkdir(parents=True)
+        path.write_text(text)
+        args = ["--storage", PG_URL, "--artifacts", str(tmp_path / "shared"), "--index", str(m)]
+        procs.append(_start(path.parents[1], "worker", "--study", str(path), *args))
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err
+        assert "failed" not in err.lower(), err
+    study = optuna.load_study(study_name=name, storage=open_storage(PG_URL, heartbeat=False))
+    _check(study, {p.pid: m for m, p in enumerate(procs)}, require_handover=False)
+    new = [t for t in study.trials if attrs.raw("lr") in t.user_attrs]  # first segments
+    assert len(new) == 8
+    assert {t.user_attrs[attrs.STATUS] for t in new} == {"ok"}
+    assert all(t.params["lr"] == t.user_attrs[attrs.nudged("lr")] for t in new)
+    resumed = [t for t in study.trials if t.user_attrs.get(lineage.PARENT) is not None]
+    assert resumed and all(t.state == TrialState.COMPLETE for t in resumed)
+    optuna.delete_study(study_name=name, storage=open_storage(PG_URL, heartbeat=False))
 
 
 def test_a_worker_with_another_artifact_store_is_refused(tmp_path: pathlib.Path) -> None:

@@ -273,8 +273,8 @@ def write_summary(
         "spent probing. `@8r`: eight virtual workers breaking ties in a seeded order; `@8`: "
         "ties to the lower worker (configuration 0 is never stopped)."
         + (
-            f" {', '.join(sorted({TASK_TITLES.get(c.task, c.task) for c in smoke}))}: a smoke "
-            "test that the defaults run end to end, in no Holm family and no other table."
+            f" {', '.join(sorted({c.task for c in smoke}))}: a smoke test that the defaults "
+            "run end to end, in no Holm family and no other table."
             if smoke
             else ""
         ),
