@@ -45,7 +45,7 @@ def main(journals: list[str]) -> None:
             f"{statistics.median(c.metrics.total_compute for c in cs):.0f} | "
             f"{100 * statistics.median(shares) if shares else 0:.1f}% | "
             f"{f'{statistics.median(walls):.0f} ({len(walls)})' if walls else 'n/a'} | "
-            f"{', '.join(commits) or 'see reports/issue27/grid/COMMIT'}"
+            f"{', '.join(commits) or 'not recorded: see its grid/COMMIT file'}"
         )
 
 
