@@ -69,6 +69,8 @@ class PaysRow:
     primary: bool
     probe_share: float | None
     commit: str
+    smoke: bool = False
+    """A smoke test's row (:data:`SMOKE_TASKS`): no Holm p, never said to pay."""
 
 
 def where_it_pays(
@@ -109,8 +111,8 @@ def where_it_pays(
         ),
     ):
         key = (c.task, c.scheduler, c.variant)
-        is_primary = key in primary
-        if c.task in SMOKE_TASKS:
+        is_primary, smoke = key in primary, c.task in SMOKE_TASKS
+        if smoke:
             comp = dataclasses.replace(c, p_holm=None)
         else:
             comp = dataclasses.replace(c, p_holm=primary[key]) if is_primary else adjusted[key]
@@ -130,6 +132,7 @@ def where_it_pays(
                 primary=is_primary,
                 probe_share=statistics.median(shares) if shares else None,
                 commit=_commits(group, (commits or {}).get(f"{c.task} {c.scheduler}")),
+                smoke=smoke,
             )
         )
     return rows
@@ -150,7 +153,7 @@ def pays_table(rows: Sequence[PaysRow]) -> list[str]:
             f"| {TASK_TITLES.get(c.task, c.task)} | {c.scheduler} | {_workers(row)} | "
             f"{c.variant}{' (primary)' if row.primary else ''} | {c.target:g} | "
             f"{_f(r.ratio)} [{_f(r.low)}, {_f(r.high)}] | {counts} | {_f(c.p, 2)} | "
-            f"{_f(c.p_holm, 2)} | {_pct(row.probe_share)} | {row.commit} | {_word(c)} |"
+            f"{_f(c.p_holm, 2)} | {_pct(row.probe_share)} | {row.commit} | {_word(row)} |"
         )
     return lines
 
@@ -173,7 +176,7 @@ def pays_sentences(rows: Sequence[PaysRow]) -> list[str]:
                 f"{c.n_paired} reached it with `{c.variant}`, {c.n_reached_reference} with "
                 "vanilla)"
             )
-        elif c.task in SMOKE_TASKS:
+        elif row.smoke:
             body = (
                 f"`{c.variant}` and vanilla ran end to end with the defaults; {c.n_reached} and "
                 f"{c.n_reached_reference} of {c.n_paired} paired seeds reached {c.target:g}, "
@@ -196,7 +199,7 @@ def pays_sentences(rows: Sequence[PaysRow]) -> list[str]:
         share = (
             "" if row.probe_share is None else f"; probing is {_pct(row.probe_share)} of compute"
         )
-        out.append(f"- **{_word(c).capitalize()}.** {where}: {body}{share}.")
+        out.append(f"- **{_word(row).capitalize()}.** {where}: {body}{share}.")
     return out
 
 
@@ -213,9 +216,10 @@ def _workers(row: PaysRow) -> str:
     return f"{row.workers}" + (f", {row.ties} ties" if row.ties else "")
 
 
-def _word(c: TargetComparison) -> str:
+def _word(row: PaysRow) -> str:
+    c = row.comparison
     r = c.ratio[c.clock].ratio
-    if c.task in SMOKE_TASKS:
+    if row.smoke:
         return "smoke test"
     if c.n_paired < MIN_PAIRS:
         return "too few seeds"
