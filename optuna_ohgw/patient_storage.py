@@ -59,6 +59,29 @@ def is_unreachable(err: BaseException) -> bool:
     return isinstance(err, grpc.RpcError) and err.code() == grpc.StatusCode.UNAVAILABLE
 
 
+def _reason(err: BaseException) -> str:
+    """What made a storage unreachable, in a word: the gRPC status code, or the database's error
+    in the chain (Optuna's error from SQLAlchemy's ``OperationalError``; a
+    ``PendingRollbackError`` raised while handling a dropped connection names the drop), or
+    else the error the chain of causes started from."""
+    import sqlalchemy.exc
+
+    code = getattr(err, "code", None)
+    if callable(code):
+        return str(code())
+    seen: BaseException | None = err
+    for _ in range(8):
+        if seen is None:
+            break
+        if isinstance(seen, sqlalchemy.exc.DBAPIError):
+            return type(seen).__name__
+        seen = seen.__cause__ or seen.__context__
+    root = err
+    while root.__cause__ is not None:
+        root = root.__cause__
+    return type(root).__name__
+
+
 class _Outage:
     """The waiting of one storage through its outages: one line when it starts, one when it
     ends, backoff between tries, and giving up after ``patience`` seconds."""
@@ -76,14 +99,9 @@ class _Outage:
             now = time.monotonic()
             if self.down_since is None:
                 self.down_since = now
-                code = getattr(err, "code", None)
-                root: BaseException = err
-                while root.__cause__ is not None:  # Optuna's error from SQLAlchemy's from ...
-                    root = root.__cause__
-                reason = code() if callable(code) else type(root).__name__
                 print(
-                    f"warning: storage {self.where} unreachable ({reason}); retrying for up to "
-                    f"{self.patience:g} s (--storage-patience, {PATIENCE_ENV})",
+                    f"warning: storage {self.where} unreachable ({_reason(err)}); retrying for "
+                    f"up to {self.patience:g} s (--storage-patience, {PATIENCE_ENV})",
                     file=sys.stderr,
                     flush=True,
                 )

@@ -333,6 +333,38 @@ def test_a_transaction_the_server_dropped_is_retried_a_lost_commit_is_not() -> N
     assert not is_db_down(slow.value)
 
 
+def test_the_outage_line_names_the_drop_when_optuna_falls_back_in_a_dead_session() -> None:
+    # CI at 20b6989: Optuna's _get_trials catches the OperationalError of the drop and queries
+    # again in the same session, which raises PendingRollbackError; the worker rode it out but
+    # named the PendingRollbackError, not the drop.
+    import sqlalchemy
+    import sqlalchemy.orm
+
+    from optuna_ohgw.patient_storage import _reason, is_db_down
+
+    require_postgres()
+    tag = f"ohgw-fallback-{uuid.uuid4().hex[:8]}"
+    engine = sqlalchemy.create_engine(PG_URL, connect_args={"application_name": tag})
+    session = sqlalchemy.orm.Session(engine)
+    session.execute(sqlalchemy.text("SELECT 1"))  # a transaction is open
+    assert _terminate(tag) == 1
+    try:
+        try:
+            session.execute(sqlalchemy.text("SELECT 2"))
+        except sqlalchemy.exc.OperationalError:
+            session.execute(sqlalchemy.text("SELECT 3"))  # Optuna's slower alternative
+    except sqlalchemy.exc.PendingRollbackError as err:
+        fallback: BaseException = err
+    else:
+        raise AssertionError("the dead session ran the fallback")
+    finally:
+        session.close()
+        engine.dispose()
+    assert is_db_down(fallback)  # nothing of the call ran
+    assert _reason(fallback) == "OperationalError"
+    assert _reason(optuna.exceptions.StorageInternalError("x")) == "StorageInternalError"
+
+
 def test_a_patient_database_storage_reruns_a_write_the_server_dropped() -> None:
     from optuna.storages import RDBStorage
     from optuna.study import StudyDirection
