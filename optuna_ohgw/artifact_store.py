@@ -12,6 +12,7 @@ another store is refused at start instead of failing every hand-over later.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import pathlib
@@ -147,6 +148,22 @@ def open_artifact_store(url: str, study_name: str) -> ArtifactStore:
     return PrefixedArtifactStore(
         store=Boto3ArtifactStore(bucket, client=client), prefix=keys, client=client, bucket=bucket
     )
+
+
+def clear_study(url: str, study_name: str) -> int:
+    """Remove every object of ``study_name``'s part of the store at ``url``: its checkpoints and
+    its marker. For a study about to be deleted and created again (a virtual benchmark cell
+    that reruns whole), which :func:`bind_study` would otherwise refuse; call it before the
+    deletion, so a kill between the two leaves a study that is cleared again. Returns how many
+    objects were removed."""
+    store = open_artifact_store(url, study_name)
+    ids = store.list_ids() or []  # type: ignore[attr-defined]
+    for artifact_id in ids:
+        store.remove(artifact_id)
+    if isinstance(store, FolderArtifactStore):
+        with contextlib.suppress(OSError):  # something that is no artifact: left alone
+            store.folder.rmdir()
+    return len(ids)
 
 
 def record_token(study: optuna.Study) -> str:

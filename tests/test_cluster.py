@@ -287,6 +287,33 @@ def test_a_same_named_study_of_another_database_is_refused(tmp_path: pathlib.Pat
     assert len(tokens) == 2  # random, not derived from the name and the id (both 0 here)
 
 
+@pytest.mark.parametrize("kind", ["folder", "s3"])
+def test_a_cleared_store_takes_the_study_created_again(
+    kind: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``clear_study`` (a benchmark cell that reruns whole) removes the deleted study's
+    checkpoints and marker, so the same-named study created again is not refused."""
+    import io
+
+    from optuna_ohgw.artifact_store import ArtifactStoreError, clear_study, open_artifact_store
+
+    url = str(tmp_path / "shared") if kind == "folder" else require_s3(monkeypatch) + "/clear"
+    name = f"again-{uuid.uuid4().hex[:8]}"
+    config = load_study_file(_study_file(tmp_path, name, "pasha", n_trials=4))
+    storage = open_storage(f"journal:{tmp_path / 'db.journal'}")
+    first = create_study(config, storage)
+    open_checkpoints(first, url)
+    open_artifact_store(url, name).write("ckpt-0", io.BytesIO(b"weights"))
+    optuna.delete_study(study_name=name, storage=storage)
+    with pytest.raises(ArtifactStoreError, match="belong to another study"):
+        open_checkpoints(create_study(config, storage), url)
+    optuna.delete_study(study_name=name, storage=storage)
+    assert clear_study(url, name) == 2  # the checkpoint and the first study's marker
+    assert open_artifact_store(url, name).list_ids() == []  # type: ignore[attr-defined]
+    open_checkpoints(create_study(config, storage), url)  # taken
+    assert not (kind == "folder" and clear_study(url, "never-made"))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -22,6 +22,7 @@ from typing import Any
 import optuna
 import pytest
 
+from optuna_ohgw.artifact_store import is_marker
 from optuna_ohgw.evidence.grid import (
     CODE_ATTR,
     DONE_ATTR,
@@ -306,16 +307,21 @@ def test_optimize_virtual_runs_anyones_study() -> None:
     assert run() == first  # the same run, whatever the threads' timing
 
 
+@pytest.mark.parametrize("scheduler", ["asha", "dyhpo"])
 def test_resumed_virtual_grid_reruns_the_interrupted_cell_whole(
-    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, scheduler: str
 ) -> None:
+    # dyhpo: issue 27's grid, resumed, refused its interrupted DyHPO cells: the cell's study
+    # was deleted but not its checkpoints, whose marker named the deleted study.
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     studies = tmp_path / "studies"
     studies.mkdir()
-    (studies / "digits-asha.toml").write_text(
-        SMALL_STUDY.format(name="digits-asha", max_epochs=3, n_trials=5, scheduler="asha")
+    (studies / f"digits-{scheduler}.toml").write_text(
+        SMALL_STUDY.format(
+            name=f"digits-{scheduler}", max_epochs=3, n_trials=5, scheduler=scheduler
+        )
     )
-    cells = [Cell("digits", "asha", v, 0, workers=2) for v in ("vanilla", "toward-middle")]
+    cells = [Cell("digits", scheduler, v, 0, workers=2) for v in ("vanilla", "toward-middle")]
     kwargs: dict[str, Any] = dict(virtual=True, threads=1, study_dirs=[studies])
     fresh = f"journal:{tmp_path / 'fresh.journal'}"
     run_grid(cells, fresh, grid_dir=tmp_path / "g1", **kwargs)
@@ -324,7 +330,11 @@ def test_resumed_virtual_grid_reruns_the_interrupted_cell_whole(
     run_grid(cells[:1], resumed, grid_dir=tmp_path / "g2", **kwargs)
     # The second cell was interrupted after part of its budget: a study with 2 trials, unmarked.
     partial = apply_overrides(cell_config(cells[1], None, [studies]), {"budget": {"n_trials": 2}})
-    run_study_virtual(partial, resumed, 2, threads=1)
+    checkpoints = tmp_path / "g2" / "checkpoints"  # where the grid keeps them
+    run_study_virtual(partial, resumed, 2, threads=1, artifacts=str(checkpoints))
+    store = checkpoints / cells[1].study_name  # DyHPO's holds the study's marker
+    assert store.exists() == (scheduler == "dyhpo")
+    assert scheduler == "asha" or any(is_marker(p.name) for p in store.iterdir())
     results = run_grid(cells, resumed, grid_dir=tmp_path / "g2", **kwargs)
     assert [r.status for r in results] == ["skipped", "done"]
     for cell in cells:
@@ -340,7 +350,7 @@ def test_resumed_virtual_grid_reruns_the_interrupted_cell_whole(
         code = study.user_attrs[CODE_ATTR]  # which code and machine ran it, and how long
         assert code["commit"] == code_version() and code["machine"] == machine()
         assert 0 < code["wall_seconds"] < 600
-    assert cells[1].study_name == "bench-digits-asha-w2-s0-toward-middle"
+    assert cells[1].study_name == f"bench-digits-{scheduler}-w2-s0-toward-middle"
     from optuna_ohgw.evidence.report import load_cells
 
     loaded = load_cells(open_storage(resumed))  # the report reads it back

@@ -300,7 +300,7 @@ def run_grid(
             on_cell(index, total, cell, "running")
         start = time.monotonic()
         if virtual:
-            _drop_partial(config.study_name, storage)
+            _drop_partial(config.study_name, storage, str(checkpoint_dir))
             summary = run_study_virtual(
                 config,
                 storage_url,
@@ -344,11 +344,17 @@ def run_grid(
     return results
 
 
-def _drop_partial(study_name: str, storage: Any) -> None:
-    """Delete a study a virtual run left unfinished, so that the cell reruns whole."""
+def _drop_partial(study_name: str, storage: Any, artifacts: str) -> None:
+    """Delete a study a virtual run left unfinished, and its checkpoints in ``artifacts`` (the
+    checkpoints first: a kill between leaves the study, dropped again next time), so that the
+    cell reruns whole."""
     import optuna
 
+    from optuna_ohgw.artifact_store import clear_study
+
     try:
-        optuna.delete_study(study_name=study_name, storage=storage)
+        optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
-        pass
+        return
+    clear_study(artifacts, study_name)
+    optuna.delete_study(study_name=study_name, storage=storage)
