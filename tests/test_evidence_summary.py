@@ -801,3 +801,12 @@ def test_a_lead_sentence_says_when_only_vanilla_reaches_the_target() -> None:
                      commit="x")  # fmt: skip
     (said,) = sm.pays_sentences([row])
     assert "infx" not in said and "never reaches 0.86 in half its seeds or more (3 of 7)" in said
+
+
+def test_a_lead_sentence_short_of_seeds_names_its_arm() -> None:
+    c = _comparison(1.18, 1.09, 1.55, 0.12, n=4)
+    row = sm.PaysRow(comparison=c, workers=8, ties="seeded", primary=False, probe_share=0.06,
+                     commit="x")  # fmt: skip
+    (said,) = sm.pays_sentences([row])
+    assert said.startswith("- **Too few seeds.** Fashion-MNIST CNN (SGD)")
+    assert f"`{c.variant}` and vanilla: 4 paired seeds, too few to test" in said

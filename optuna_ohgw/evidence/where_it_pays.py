@@ -168,7 +168,7 @@ def pays_sentences(rows: Sequence[PaysRow]) -> list[str]:
         ties = f", {row.ties} ties" if row.ties else ""
         where = f"{TASK_TITLES.get(c.task, c.task)}, {c.scheduler} ({workers}{ties})"
         if c.n_paired < MIN_PAIRS:
-            body = f"{c.n_paired} paired seeds, too few to test"
+            body = f"`{c.variant}` and vanilla: {c.n_paired} paired seeds, too few to test"
         elif r.ratio is None:
             body = (
                 f"`{c.variant}` and vanilla: the median time to {c.target:g} is not defined "
