@@ -38,6 +38,23 @@ def test_clear_paired_shift_is_significant() -> None:
     assert w.median_difference < 0
 
 
+def test_median_difference_of_censored_seeds_is_none_where_undefined() -> None:
+    # The report printed numpy's "invalid value encountered in reduce": the two middle
+    # differences of an even count were -inf and +inf (one seed each side censored).
+    import warnings
+
+    inf = math.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        w = paired_wilcoxon([1.0, inf], [inf, 1.0], [False, True], [True, False])
+        assert w.median_difference is None and w.n_used == 2
+        w = paired_wilcoxon([1.0, 1.0, inf], [inf, inf, 1.0], [False] * 2 + [True],
+                            [True] * 2 + [False])  # fmt: skip
+        assert w.median_difference == -inf
+        w = paired_wilcoxon([1.0, 2.0, 5.0, inf], [3.0, 1.0, 4.0, 1.0], [False] * 3 + [True])
+        assert w.median_difference == 1.0  # (1 + 1) / 2: the middle of -2, 1, 1, +inf
+
+
 def test_identical_arms_give_no_significance() -> None:
     a = [3.0, 1.0, 2.0, 5.0]
     w = paired_wilcoxon(a, list(a))

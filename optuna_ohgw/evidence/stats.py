@@ -159,7 +159,8 @@ class WilcoxonResult:
 
     ``p`` is ``None`` when the test is undefined (fewer than 2 pairs, or no non-zero
     difference); ``note`` says why. ``median_difference`` is the median of the used differences
-    (censored-side ones at ``+-inf``)."""
+    (censored-side ones at ``+-inf``; ``None`` when its two middle ones are ``-inf`` and
+    ``+inf``)."""
 
     n_pairs: int
     n_used: int
@@ -169,6 +170,17 @@ class WilcoxonResult:
     p: float | None
     median_difference: float | None
     note: str = ""
+
+
+def _median_difference(shown: np.ndarray) -> float | None:
+    """The median of the differences, censored ones at ``+-inf``; ``None`` when there are none,
+    or when the two middle ones of an even count are ``-inf`` and ``+inf`` (undefined)."""
+    if not shown.size:
+        return None
+    middle = np.sort(shown)[(shown.size - 1) // 2 : shown.size // 2 + 1]
+    if np.isneginf(middle[0]) and np.isposinf(middle[-1]):
+        return None
+    return float(np.median(shown))
 
 
 def paired_wilcoxon(
@@ -193,13 +205,12 @@ def paired_wilcoxon(
     shown = np.asarray(finite + [s * np.inf for s in signs], dtype=float)
     n_zero = int(np.sum(diffs == 0.0))
     nonzero = diffs[diffs != 0.0]
-    median = float(np.median(shown)) if shown.size else None
     common = dict(
         n_pairs=len(pairs),
         n_used=int(diffs.size),
         n_unordered=unordered,
         n_zero=n_zero,
-        median_difference=median,
+        median_difference=_median_difference(shown),
     )
     if diffs.size < 2:
         return WilcoxonResult(statistic=None, p=None, note="fewer than 2 usable pairs", **common)
