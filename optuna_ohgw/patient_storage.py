@@ -22,7 +22,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from optuna.storages import BaseStorage, RDBStorage
@@ -59,6 +59,17 @@ def is_unreachable(err: BaseException) -> bool:
     return isinstance(err, grpc.RpcError) and err.code() == grpc.StatusCode.UNAVAILABLE
 
 
+def _chain(err: BaseException) -> Iterator[BaseException]:
+    """``err`` and the errors it was raised from or while handling (``__cause__``, else
+    ``__context__``), at most 8: Optuna raises its error from SQLAlchemy's."""
+    seen: BaseException | None = err
+    for _ in range(8):
+        if seen is None:
+            return
+        yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
 def _reason(err: BaseException) -> str:
     """What made a storage unreachable, in a word: the gRPC status code, or the database's error
     in the chain (Optuna's error from SQLAlchemy's ``OperationalError``; a
@@ -69,13 +80,9 @@ def _reason(err: BaseException) -> str:
     code = getattr(err, "code", None)
     if callable(code):
         return str(code())
-    seen: BaseException | None = err
-    for _ in range(8):
-        if seen is None:
-            break
+    for seen in _chain(err):
         if isinstance(seen, sqlalchemy.exc.DBAPIError):
             return type(seen).__name__
-        seen = seen.__cause__ or seen.__context__
     root = err
     while root.__cause__ is not None:
         root = root.__cause__
@@ -219,10 +226,7 @@ def is_db_down(err: BaseException) -> bool:
     """
     import sqlalchemy.exc
 
-    seen: BaseException | None = err
-    for _ in range(8):  # Optuna raises StorageInternalError from SQLAlchemy's error
-        if seen is None:
-            return False
+    for seen in _chain(err):
         if isinstance(seen, sqlalchemy.exc.OperationalError):
             text = str(seen).lower()
             connecting = "connection to server at" in text and " failed:" in text  # psycopg
@@ -230,7 +234,6 @@ def is_db_down(err: BaseException) -> bool:
                 return True
             statement = (seen.statement or "").lstrip().upper()
             return seen.connection_invalidated and bool(statement) and statement != "COMMIT"
-        seen = seen.__cause__ or seen.__context__
     return False
 
 

@@ -177,10 +177,9 @@ def _median_difference(shown: np.ndarray) -> float | None:
     or when the two middle ones of an even count are ``-inf`` and ``+inf`` (undefined)."""
     if not shown.size:
         return None
-    middle = np.sort(shown)[(shown.size - 1) // 2 : shown.size // 2 + 1]
-    if np.isneginf(middle[0]) and np.isposinf(middle[-1]):
-        return None
-    return float(np.median(shown))
+    with np.errstate(invalid="ignore"):  # -inf + inf: NaN, the undefined case
+        median = float(np.median(shown))
+    return None if math.isnan(median) else median
 
 
 def paired_wilcoxon(
